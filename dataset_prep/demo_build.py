@@ -1,0 +1,110 @@
+"""Build the paper's tasks from a raw folder, and the GENERATED demo dataset end to end.
+
+The demo goes through exactly the same path as real data: :func:`dataset_prep.demo.generate_demo_raw`
+writes Amazon-2023-layout files into ``<out>/raw/movie_music_demo`` and :func:`build_task` builds
+``movie_music_demo`` from them, with ``generated=True`` recorded in ``build.json`` and the stats.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from dataset_prep.builder import BuildResult, DomainSource, build_dataset
+from dataset_prep.filters import FilterSettings, default_filters
+from dataset_prep.presets import default_raw_dir, find_category_files, get_task
+
+logger = logging.getLogger(__name__)
+
+DEMO_TASK = "movie_music_demo"
+_DEMO_MARKER = ".demo_params.json"  # in the raw folder: the seed/scale it was generated with
+
+
+def build_task(
+    task_name: str,
+    *,
+    raw_dir: str | Path | None = None,
+    out_root: str | Path = "dataset",
+    name: str | None = None,
+    filters: FilterSettings | None = None,
+    max_bad_lines: int = 100,
+    keep_work: bool = False,
+    show_progress: bool = True,
+) -> BuildResult:
+    """Build a preset task (``movie_music``, ``book_movie``, ...) from the official raw files."""
+    task = get_task(task_name)
+    raw = Path(raw_dir) if raw_dir is not None else default_raw_dir(task, out_root)
+    aux_files = find_category_files(task.aux, raw)
+    target_files = find_category_files(task.target, raw)
+    aux = DomainSource(aux_files.reviews, aux_files.meta, aux_files.layout, label=task.aux)
+    target = DomainSource(
+        target_files.reviews, target_files.meta, target_files.layout, label=task.target
+    )
+    return build_dataset(
+        name or task.name,
+        aux,
+        target,
+        out_root=out_root,
+        filters=filters if filters is not None else default_filters(aux_files.layout),
+        max_bad_lines=max_bad_lines,
+        generated=task.generated,
+        keep_work=keep_work,
+        show_progress=show_progress,
+    )
+
+
+def generate_demo_raw_once(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> bool:
+    """Generate the demo's raw files unless ``raw_dir`` already holds them for this seed/scale.
+
+    Returns True when it generated them.
+    """
+    from dataset_prep.demo import generate_demo_raw
+
+    marker = raw_dir / _DEMO_MARKER
+    params = {"seed": seed, "scale": scale}
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")) == params:
+                logger.info(
+                    "demo raw files for seed=%s scale=%s already in %s", seed, scale, raw_dir
+                )
+                return False
+        except ValueError:
+            pass
+        marker.unlink()
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    generate_demo_raw(raw_dir, seed=seed, scale=scale)
+    marker.write_text(json.dumps(params), encoding="utf-8")
+    return True
+
+
+def build_demo(
+    out_root: str | Path = "dataset",
+    *,
+    seed: int = 0,
+    scale: float = 1.0,
+    keep_work: bool = False,
+    show_progress: bool = True,
+) -> BuildResult:
+    """Generate (if needed) and build the ``movie_music_demo`` dataset — GENERATED data."""
+    out_root = Path(out_root)
+    raw_dir = default_raw_dir(get_task(DEMO_TASK), out_root)
+    generate_demo_raw_once(raw_dir, seed=seed, scale=scale)
+    return build_task(
+        DEMO_TASK,
+        raw_dir=raw_dir,
+        out_root=out_root,
+        keep_work=keep_work,
+        show_progress=show_progress,
+    )
+
+
+def ensure_demo_dataset(out_root: str | Path = "dataset", seed: int = 0) -> Path:
+    """The demo dataset's folder, built first when ``<out_root>/movie_music_demo/build.json`` is
+    missing. For the training command when a user asks for the demo and has none."""
+    folder = Path(out_root) / DEMO_TASK
+    if not (folder / "build.json").is_file():
+        logger.warning("building the GENERATED demo dataset into %s", folder)
+        build_demo(out_root, seed=seed, show_progress=False)
+    return folder

@@ -1,0 +1,367 @@
+"""One domain's first pass: filter the raw files into a compact, cached spool.
+
+Steps 1-2 of a build, per domain, with memory bounded by distinct users and items (never by the
+number of review lines):
+
+1. stream the meta file once -> the set of item ids passing the item filters;
+2. stream the reviews -> drop reviews of items without meta or failing the filters, and reviews
+   with too few words; append the rest to ``spool.tsv`` (ids, rating, timestamp, line, and where
+   the cleaned review text sits in ``text.bin``), counting reviews per user;
+3. read back only the reviews of users with enough reviews to possibly pass the user filter (the
+   survivors, small), drop duplicate user-item pairs (first kept), drop users below the minimum;
+4. save the survivors (``survivors.pkl``) and a completion marker ``done.json`` keyed by the
+   input files (path, size, mtime), the reader options and the filter settings.
+
+A rerun with the same key reuses the spool ("reusing ..."); another key throws it away.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from dataset_prep import readers
+from dataset_prep.atomic_output import clean_text
+from dataset_prep.errors import DataError
+from dataset_prep.filters import FilterSettings, item_failures, review_long_enough
+from dataset_prep.stats import DomainCounts
+
+logger = logging.getLogger(__name__)
+
+SPOOL_VERSION = 1
+SPOOL_COLUMNS = ["user_id", "item_id", "rating", "timestamp", "line", "text_off", "text_len"]
+_SPOOL_DTYPES = {
+    "user_id": str,
+    "item_id": str,
+    "rating": "float64",
+    "timestamp": "float64",
+    "line": "int64",
+    "text_off": "int64",
+    "text_len": "int64",
+}
+
+
+@dataclass(frozen=True)
+class DomainSource:
+    """Where one domain's raw data is, and how to read it."""
+
+    reviews: Path
+    meta: Path
+    layout: str | None = None  # None: detected from the file
+    columns: dict[str, str] | None = None  # tabular sources: role -> column name
+    where: dict[str, str] | None = None  # tabular sources: keep rows with column == value
+    label: str = ""  # the domain's name in outputs (a category, or derived from the files)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reviews", Path(self.reviews))
+        object.__setattr__(self, "meta", Path(self.meta))
+        if not self.label:
+            if self.where:
+                label = "_".join(str(v) for v in self.where.values())
+            else:
+                label = self.reviews.name.split(".")[0]
+            object.__setattr__(self, "label", label)
+
+    def describe(self) -> str:
+        text = f"reviews {self.reviews}, meta {self.meta}"
+        if self.where:
+            text += " where " + ", ".join(f"{k}={v}" for k, v in self.where.items())
+        return text
+
+
+@dataclass
+class DomainSpool:
+    """The cached result of one domain's first pass."""
+
+    role: str  # "aux" | "target"
+    source: DomainSource
+    folder: Path
+    counts: DomainCounts
+    survivors: pd.DataFrame = field(repr=False)  # SPOOL_COLUMNS, one row per kept review
+    reused: bool = False
+
+    @property
+    def text_path(self) -> Path:
+        return self.folder / "text.bin"
+
+
+def _file_key(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def spool_key(role: str, source: DomainSource, filters: FilterSettings, max_bad_lines: int) -> dict:
+    """What the cached spool depends on; any change invalidates it."""
+    for p in (source.reviews, source.meta):
+        if not p.is_file():
+            raise DataError(p, None, None, f"{role} domain: file not found")
+    return {
+        "version": SPOOL_VERSION,
+        "role": role,
+        "reviews": _file_key(source.reviews),
+        "meta": _file_key(source.meta),
+        "layout": source.layout,
+        "columns": source.columns,
+        "where": source.where,
+        "filters": filters.as_dict(),
+        "max_bad_lines": max_bad_lines,
+    }
+
+
+def is_url(path: str) -> bool:
+    return path.startswith(("http://", "https://"))
+
+
+def resolve_local_image(image: str, meta_path: Path) -> Path | None:
+    """A local image path resolved relative to the meta file's folder; ``None`` for URLs/empty."""
+    if not image or is_url(image):
+        return None
+    p = Path(image)
+    return p if p.is_absolute() else meta_path.parent / p
+
+
+def has_image(image: str, meta_path: Path) -> bool:
+    """A URL counts as an image; a local path only when the file exists."""
+    if not image:
+        return False
+    if is_url(image):
+        return True
+    local = resolve_local_image(image, meta_path)
+    return local is not None and local.is_file()
+
+
+@dataclass
+class _Progress:
+    path: Path
+    desc: str
+    enabled: bool
+
+    def __enter__(self) -> Callable[[int], Any] | None:
+        self.bar = tqdm(
+            total=self.path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=self.desc,
+            disable=not self.enabled,
+            leave=False,
+        )
+        return self.bar.update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+def progress(path: Path, desc: str, enabled: bool) -> _Progress:
+    """A tqdm bar over the bytes of ``path``; ``with`` gives the ``on_bytes`` callback."""
+    return _Progress(path, desc, enabled)
+
+
+def iter_items(
+    source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
+) -> Iterator:
+    with progress(source.meta, desc, show_progress) as on_bytes:
+        yield from readers.read_items(
+            source.meta,
+            source.layout,
+            max_bad_lines=max_bad_lines,
+            columns=source.columns,
+            where=source.where,
+            on_bytes=on_bytes,
+        )
+
+
+def iter_reviews(
+    source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
+) -> Iterator:
+    with progress(source.reviews, desc, show_progress) as on_bytes:
+        yield from readers.read_reviews(
+            source.reviews,
+            source.layout,
+            max_bad_lines=max_bad_lines,
+            columns=source.columns,
+            where=source.where,
+            on_bytes=on_bytes,
+        )
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_or_build_spool(
+    role: str,
+    source: DomainSource,
+    filters: FilterSettings,
+    work_dir: Path,
+    *,
+    max_bad_lines: int = 100,
+    show_progress: bool = True,
+) -> DomainSpool:
+    """The domain's filtered survivors, from the cache in ``work_dir/<role>`` when it is valid."""
+    folder = Path(work_dir) / role
+    key = spool_key(role, source, filters, max_bad_lines)
+    marker = folder / "done.json"
+    if marker.is_file():
+        try:
+            done = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            done = {}
+        if done.get("key") == json.loads(json.dumps(key)) and (folder / "survivors.pkl").is_file():
+            logger.info("reusing the %s spool of %s (%s)", role, source.label, folder)
+            survivors = pd.read_pickle(folder / "survivors.pkl")
+            return DomainSpool(
+                role, source, folder, DomainCounts.from_dict(done["counts"]), survivors, reused=True
+            )
+        logger.info("inputs or settings changed since the cached %s spool; rebuilding it", role)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+    counts = DomainCounts()
+    passing = _passing_items(source, filters, counts, max_bad_lines, role, show_progress)
+    user_counts = _spool_reviews(
+        source, filters, counts, passing, folder, max_bad_lines, role, show_progress
+    )
+    del passing
+    survivors = _survivors(folder / "spool.tsv", user_counts, filters, counts, role, source)
+    del user_counts
+    survivors.to_pickle(folder / "survivors.pkl")
+    (folder / "spool.tsv").unlink()
+    _write_json(marker, {"key": key, "counts": counts.as_dict()})
+    return DomainSpool(role, source, folder, counts, survivors)
+
+
+def _passing_items(
+    source: DomainSource,
+    filters: FilterSettings,
+    counts: DomainCounts,
+    max_bad_lines: int,
+    role: str,
+    show_progress: bool,
+) -> dict[str, bool]:
+    """item id -> passes the item filters (first meta line of an id wins)."""
+    passing: dict[str, bool] = {}
+    for item in iter_items(source, max_bad_lines, f"{role} meta {source.meta.name}", show_progress):
+        if item.item_id in passing:
+            continue
+        counts.items_in_meta += 1
+        image_ok = has_image(item.image, source.meta) if filters.require_image else True
+        failed = item_failures(item, image_ok, filters)
+        counts.items_no_description += "no_description" in failed
+        counts.items_no_image += "no_image" in failed
+        passing[item.item_id] = not failed
+        counts.items_passing += not failed
+    return passing
+
+
+def _spool_reviews(
+    source: DomainSource,
+    filters: FilterSettings,
+    counts: DomainCounts,
+    passing: dict[str, bool],
+    folder: Path,
+    max_bad_lines: int,
+    role: str,
+    show_progress: bool,
+) -> Counter:
+    user_counts: Counter = Counter()
+    offset = 0
+    desc = f"{role} reviews {source.reviews.name}"
+    with (
+        open(folder / "spool.tsv", "w", encoding="utf-8", newline="\n") as spool,
+        open(folder / "text.bin", "wb") as text_file,
+    ):
+        spool.write("\t".join(SPOOL_COLUMNS) + "\n")
+        for r in iter_reviews(source, max_bad_lines, desc, show_progress):
+            counts.reviews_read += 1
+            ok = passing.get(r.item_id)
+            if ok is None:
+                counts.reviews_item_no_meta += 1
+                continue
+            if not ok:
+                counts.reviews_item_filtered += 1
+                continue
+            if not review_long_enough(r, filters):
+                counts.reviews_too_short += 1
+                continue
+            user, item = clean_text(r.user_id), clean_text(r.item_id)
+            text = clean_text(f"{r.summary} {r.text}").encode("utf-8")
+            text_file.write(text)
+            ts = r.timestamp if r.timestamp is not None else float(r.line)
+            spool.write(
+                f"{user}\t{item}\t{_fmt(r.rating)}\t{_fmt(ts)}\t{r.line}\t{offset}\t{len(text)}\n"
+            )
+            offset += len(text)
+            user_counts[user] += 1
+    return user_counts
+
+
+def _survivors(
+    spool_path: Path,
+    user_counts: Counter,
+    filters: FilterSettings,
+    counts: DomainCounts,
+    role: str,
+    source: DomainSource,
+) -> pd.DataFrame:
+    minimum = filters.min_user_reviews
+    candidates = None if minimum <= 1 else {u for u, c in user_counts.items() if c >= minimum}
+    chunks = []
+    reader = pd.read_csv(
+        spool_path,
+        sep="\t",
+        dtype=_SPOOL_DTYPES,
+        keep_default_na=False,
+        na_values={"rating": [""], "timestamp": [""]},
+        quoting=csv.QUOTE_NONE,
+        chunksize=1_000_000,
+    )
+    for chunk in reader:
+        if candidates is not None:
+            chunk = chunk[chunk["user_id"].isin(candidates)]
+        chunks.append(chunk)
+    df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=SPOOL_COLUMNS)
+    df = df.astype(_SPOOL_DTYPES)
+
+    dup = df.duplicated(["user_id", "item_id"], keep="first")
+    counts.duplicates = int(dup.sum())
+    if counts.duplicates:
+        examples = ", ".join(
+            f"{u}/{i} (line {ln})"
+            for u, i, ln in df.loc[dup, ["user_id", "item_id", "line"]]
+            .head(3)
+            .itertuples(index=False)
+        )
+        logger.warning(
+            "%s domain (%s): %d duplicate user-item review(s) dropped, the first kept; e.g. %s",
+            role,
+            source.label,
+            counts.duplicates,
+            examples,
+        )
+        df = df[~dup]
+
+    per_user = df["user_id"].map(df["user_id"].value_counts())
+    enough = per_user >= minimum
+    kept = df[enough].reset_index(drop=True)
+    counts.users_below_min = len(user_counts) - int(kept["user_id"].nunique())
+    counts.reviews_of_users_below_min = sum(user_counts.values()) - counts.duplicates - len(kept)
+    return kept

@@ -1,0 +1,15 @@
+"""recbole-music: cold-start cross-domain recommendation (MuSiC) as a RecBole plugin.
+
+Importing the package registers its models, trainers, dataset class and metrics with RecBole, so
+``recbole.quick_start.run_recbole(model="TargetMF", dataset=..., config_file_list=
+recbole_music.config_files("TargetMF", ...))`` works like for a built-in model.
+"""
+
+from recbole_music.config import config_files
+from recbole_music.registry import PLUGIN_MODELS, register_model
+from recbole_music.registry import register_all as _register_all
+
+_register_all()
+
+__all__ = ["PLUGIN_MODELS", "config_files", "register_model"]
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""RecBole dataset of two domains with user roles and the cold-start split.
+
+Reads the atomic files written by ``dataset_prep`` (docs/dataset_format.md): one ``.inter`` with a
+``domain`` column (``aux`` / ``target``). It tells models, for every user, their role (overlapping,
+side, auxiliary-only) and, after ``build()``, which overlapping users are held out for validation
+and test; it gives the auxiliary-domain history of every user (test users included) and the mask
+of target-domain items. ``build()`` replaces RecBole's random split by the cold-start split.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from recbole.data.dataset import Dataset
+from recbole.utils import set_color
+
+from recbole_music.data.cold_start_split import split_overlapping_users
+
+AUX, TARGET = "aux", "target"
+
+
+class UserRole(IntEnum):
+    NONE = 0  # the padding id 0
+    OVERLAP = 1  # interactions in both domains
+    SIDE = 2  # target domain only
+    AUX_ONLY = 3  # auxiliary domain only
+
+
+class SplitPart(IntEnum):
+    TRAIN = 0
+    VALID = 1
+    TEST = 2
+
+
+class CrossDomainDataset(Dataset):
+    def __init__(self, config):
+        self.domain_field = config["DOMAIN_FIELD"] or "domain"
+        self.rating_field = config["RATING_FIELD"]
+        super().__init__(config)
+        self._check_domains()
+        self._derive_roles()
+
+    # -- loading ---------------------------------------------------------------------------
+    def _check_domains(self):
+        if self.domain_field not in self.field2id_token:
+            raise ValueError(
+                f"dataset '{self.dataset_name}': the .inter file has no '{self.domain_field}' "
+                f"column (aux/target); build the dataset with `python -m dataset_prep build`"
+            )
+        tokens = set(self.field2id_token[self.domain_field][1:])
+        if tokens != {AUX, TARGET}:
+            raise ValueError(
+                f"dataset '{self.dataset_name}': column '{self.domain_field}' must hold exactly "
+                f"'{AUX}' and '{TARGET}', found {sorted(tokens)}"
+            )
+        self.target_domain_id = int(self.token2id(self.domain_field, TARGET))
+        self.aux_domain_id = int(self.token2id(self.domain_field, AUX))
+
+    @property
+    def is_explicit(self) -> bool:
+        """Explicit feedback (1-5 ratings) when the interactions carry a rating column."""
+        return self.rating_field is not None and self.rating_field in self.field2type
+
+    def _domain_rows(self):
+        """(user ids, item ids, is-target mask) of all interactions, whatever their format."""
+        feat = self.inter_feat
+        column = (
+            (lambda f: feat[f].numpy())
+            if not hasattr(feat, "iloc")
+            else (lambda f: feat[f].to_numpy())
+        )
+        users, items = column(self.uid_field), column(self.iid_field)
+        return users, items, column(self.domain_field) == self.target_domain_id
+
+    def _derive_roles(self):
+        users, items, is_target = self._domain_rows()
+        has_target = np.bincount(users[is_target], minlength=self.user_num) > 0
+        has_aux = np.bincount(users[~is_target], minlength=self.user_num) > 0
+        role = np.full(self.user_num, UserRole.NONE, dtype=np.int64)
+        role[has_aux & has_target] = UserRole.OVERLAP
+        role[has_target & ~has_aux] = UserRole.SIDE
+        role[has_aux & ~has_target] = UserRole.AUX_ONLY
+        self.user_role = torch.from_numpy(role)
+
+        in_target = np.bincount(items[is_target], minlength=self.item_num) > 0
+        in_aux = np.bincount(items[~is_target], minlength=self.item_num) > 0
+        both = np.flatnonzero(in_target & in_aux)
+        if len(both):
+            raise ValueError(
+                f"dataset '{self.dataset_name}': {len(both)} item(s) appear in both domains, "
+                f"e.g. '{self.id2token(self.iid_field, both[0])}'"
+            )
+        self.target_item_mask = torch.from_numpy(in_target)
+        if not (role == UserRole.OVERLAP).any():
+            raise ValueError(
+                f"dataset '{self.dataset_name}': no user has interactions in both domains, so "
+                f"there is nothing to learn a transfer from or to test on"
+            )
+
+    def users_with_role(self, role: UserRole) -> torch.Tensor:
+        return torch.nonzero(self.user_role == role).flatten()
+
+    # -- the cold-start split ------------------------------------------------------------
+    def build(self):
+        """Return [train, valid, test] datasets of the cold-start protocol (PROTOCOL.md)."""
+        self._change_feat_format()
+        users, items, is_target = self._domain_rows()
+        overlap = self.users_with_role(UserRole.OVERLAP).numpy()
+        tokens = self.id2token(self.uid_field, overlap)
+        seed = self.config["split_seed"]
+        split = split_overlapping_users(
+            tokens,
+            cold_ratio=float(self.config["cold_ratio"]),
+            valid_ratio=float(self.config["valid_ratio"] or 0.0),
+            seed=int(self.config["seed"] if seed is None else seed),
+        )
+        part = np.full(self.user_num, SplitPart.TRAIN, dtype=np.int64)
+        if split.test:
+            part[self.token2id(self.uid_field, list(split.test))] = SplitPart.TEST
+        if split.valid:
+            part[self.token2id(self.uid_field, list(split.valid))] = SplitPart.VALID
+        self.user_split = torch.from_numpy(part)
+
+        # Held-out users lose only their target interactions; their auxiliary history trains.
+        row_part = np.where(is_target, part[users], SplitPart.TRAIN)
+        train_rows = np.flatnonzero(row_part == SplitPart.TRAIN)
+        self.train_item_matrix = sp.csr_matrix(
+            (np.ones(len(train_rows), dtype=np.float32), (users[train_rows], items[train_rows])),
+            shape=(self.user_num, self.item_num),
+        )
+        aux_rows = np.flatnonzero(~is_target)
+        self._aux_history = self.copy(self.inter_feat[torch.from_numpy(aux_rows)])
+
+        self.logger.info(
+            set_color("cold-start split", "pink")
+            + f": {len(overlap)} overlapping users -> {len(split.test)} test "
+            f"(cold_ratio={self.config['cold_ratio']}), {len(split.valid)} valid, "
+            f"{len(split.train)} train; {len(self.users_with_role(UserRole.SIDE))} side users, "
+            f"{len(self.users_with_role(UserRole.AUX_ONLY))} auxiliary-only users"
+        )
+        return [
+            self.copy(self.inter_feat[torch.from_numpy(np.flatnonzero(row_part == p))])
+            for p in (SplitPart.TRAIN, SplitPart.VALID, SplitPart.TEST)
+        ]
+
+    def aux_history_item_matrix(self, value_field=None, max_history_len=None):
+        """Every user's auxiliary-domain items (test users included), padded like RecBole's
+        ``history_item_matrix``: (items [n_users, L], values [n_users, L], lengths [n_users])."""
+        if not hasattr(self, "_aux_history"):
+            raise RuntimeError("aux_history_item_matrix() is available after build()")
+        return self._aux_history.history_item_matrix(value_field, max_history_len)

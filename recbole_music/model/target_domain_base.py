@@ -1,0 +1,36 @@
+"""What every model of the plugin knows about the two domains of its dataset."""
+
+from __future__ import annotations
+
+import torch
+from recbole.model.abstract_recommender import GeneralRecommender
+
+
+class TargetDomainRecommender(GeneralRecommender):
+    """A RecBole general recommender that trains on and scores the target domain.
+
+    ``predicts_ratings`` tells the evaluator whether ``predict`` returns star ratings (then MAE
+    and RMSE are reported) or only ranking scores.
+    """
+
+    predicts_ratings = False
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.DOMAIN = dataset.domain_field
+        self.target_domain_id = dataset.target_domain_id
+        self.explicit = dataset.is_explicit
+        self.RATING = dataset.rating_field if self.explicit else None
+        self.register_buffer("target_item_mask", dataset.target_item_mask.clone())
+
+    def target_rows(self, interaction) -> torch.Tensor:
+        """Boolean mask of the batch rows that are target-domain interactions."""
+        return interaction[self.DOMAIN] == self.target_domain_id
+
+    @staticmethod
+    def target_training_stats(dataset):
+        """(user ids, item ids, ratings or None) of the target-domain training interactions."""
+        feat = dataset.inter_feat
+        rows = feat[dataset.domain_field] == dataset.target_domain_id
+        ratings = feat[dataset.rating_field][rows].double() if dataset.is_explicit else None
+        return feat[dataset.uid_field][rows], feat[dataset.iid_field][rows], ratings

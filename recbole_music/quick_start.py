@@ -1,0 +1,236 @@
+"""Train and evaluate one model on one cross-domain dataset by the cold-start protocol.
+
+The counterpart of ``recbole.quick_start.run_recbole``: same Config, logging, trainer and
+checkpoints, but the dataset is :class:`CrossDomainDataset` (cold-start split) and evaluation is
+the cold-start evaluator, for the plugin's models and RecBole's built-ins alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from recbole.config import Config
+from recbole.data.utils import create_samplers, get_dataloader
+from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
+
+from recbole_music.config import config_files
+from recbole_music.data.dataset import CrossDomainDataset
+from recbole_music.evaluation.cold_start_evaluator import convention_of, predicts_ratings
+from recbole_music.registry import PLUGIN_MODELS
+from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+
+DEMO_DATASET = "movie_music_demo"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    pass
+
+
+def resolve_model(name: str) -> type:
+    if name in PLUGIN_MODELS:
+        return PLUGIN_MODELS[name]
+    try:
+        return get_model(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown model '{name}': neither a recbole-music model "
+            f"({', '.join(sorted(PLUGIN_MODELS))}) nor a RecBole built-in model name"
+        ) from None
+
+
+def ensure_dataset(dataset: str, data_root: Path) -> Path:
+    """The dataset folder; the demo is generated and built on first use."""
+    folder = data_root / dataset
+    if (folder / f"{dataset}.inter").is_file():
+        return folder
+    if dataset == DEMO_DATASET:
+        from dataset_prep.demo_build import ensure_demo_dataset
+
+        return Path(ensure_demo_dataset(out_root=str(data_root)))
+    raise DatasetNotFoundError(
+        f"no data for dataset '{dataset}': {folder / (dataset + '.inter')} does not exist. "
+        f"Build it with `python -m dataset_prep build --name {dataset} ...` "
+        f"(or try --dataset={DEMO_DATASET}, generated on first use)"
+    )
+
+
+def read_build_info(folder: Path) -> dict:
+    path = folder / "build.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def prepare_data(config, dataset: CrossDomainDataset):
+    """(train dataloader, valid dataset or None, test dataset) of the cold-start split."""
+    built = dataset.build()
+    train_set, valid_set, test_set = built
+    train_sampler, _, _ = create_samplers(config, dataset, built)
+    train_data = get_dataloader(config, "train")(
+        config, train_set, train_sampler, shuffle=config["shuffle"]
+    )
+    return train_data, (valid_set if len(valid_set) else None), test_set
+
+
+def _data_root(config_file_list, config_dict) -> Path:
+    probe = Config(
+        model="Pop", dataset="_", config_file_list=config_file_list, config_dict=config_dict
+    )
+    return Path(probe["data_path"]).parent
+
+
+def _quiet_known_recbole_warnings() -> None:
+    """RecBole 1.2.1 on torch 2.13 / pandas 2.x warns on every epoch about its own deprecated
+    calls (torch.cuda.amp.GradScaler, chained in-place fillna); they are not the user's to fix."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")
+    warnings.filterwarnings("ignore", message=r".*GradScaler.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r".*inplace method.*", category=FutureWarning)
+
+
+def run_recbole_music(
+    model: str,
+    dataset: str,
+    config_file_list: list[str] | None = None,
+    config_dict: dict | None = None,
+    saved: bool = True,
+    result_json: str | Path | None = None,
+) -> dict:
+    """Train ``model`` on ``dataset`` and evaluate it on the cold-start test users."""
+    _quiet_known_recbole_warnings()
+    model_class = resolve_model(model)
+    data_root = _data_root(config_file_list, config_dict)
+    folder = ensure_dataset(dataset, data_root)
+    config = Config(
+        model=model_class,
+        dataset=dataset,
+        config_file_list=config_files(model, dataset, data_root, config_file_list),
+        config_dict=config_dict,
+    )
+    if config["torch_threads"]:
+        torch.set_num_threads(int(config["torch_threads"]))
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = logging.getLogger()
+    build_info = read_build_info(folder)
+    if build_info.get("generated"):
+        logger.warning(
+            set_color(
+                f"NOTE: dataset '{dataset}' is GENERATED (synthetic) demo data, not real "
+                f"reviews; its numbers show the pipeline works, not how models do on real data.",
+                "red",
+            )
+        )
+    logger.info(config)
+
+    data = CrossDomainDataset(config)
+    logger.info(data)
+    train_data, valid_set, test_set = prepare_data(config, data)
+
+    init_seed(config["seed"], config["reproducibility"])
+    model_obj = model_class(config, train_data._dataset).to(config["device"])
+    logger.info(model_obj)
+    if not predicts_ratings(model_obj) and config["valid_metric"].split("@")[0].lower() in (
+        "mae",
+        "rmse",
+    ):
+        # A ranking model has no MAE/RMSE to select on: select on full-ranking NDCG instead.
+        config["valid_metric"] = f"NDCG@{config['topk'][0]}"
+        config["valid_metric_bigger"] = True
+        logger.info(f"{model} ranks rather than rates: model selection on {config['valid_metric']}")
+    trainer_class = with_cold_start_evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
+    trainer = trainer_class(config, model_obj)
+
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_set, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(
+        test_set, load_best_model=saved, show_progress=config["show_progress"]
+    )
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    logger.info("\n" + format_result_table(best_valid_result, test_result))
+
+    result = {
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": dict(best_valid_result or {}),
+        "test_result": dict(test_result or {}),
+        "run": {
+            "model": model,
+            "dataset": dataset,
+            "generated_data": bool(build_info.get("generated", False)),
+            "cold_ratio": config["cold_ratio"],
+            "valid_ratio": config["valid_ratio"],
+            "seed": config["seed"],
+            "split_seed": config["split_seed"]
+            if config["split_seed"] is not None
+            else config["seed"],
+            "valid_metric": config["valid_metric"],
+            "model_selection": "best epoch on the validation users"
+            if valid_set is not None
+            else "last epoch (no validation users)",
+            "conventions": {key: convention_of(key) for key in dict(test_result or {})},
+        },
+    }
+    if result_json:
+        write_json_atomic(result_payload(result), result_json)
+    return result
+
+
+def format_result_table(valid: dict | None, test: dict | None) -> str:
+    valid, test = dict(valid or {}), dict(test or {})
+    keys = list(test) + [k for k in valid if k not in test]
+    rows = [("metric", "valid", "test", "convention")]
+    for key in keys:
+        rows.append((key, _fmt(valid.get(key)), _fmt(test.get(key)), convention_of(key)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def result_payload(result: dict) -> dict:
+    """The ``--result_json`` shape: ``{"valid": {...}, "test": {...}, "run": {...}}``."""
+    return {
+        "valid": result["best_valid_result"],
+        "test": result["test_result"],
+        "run": result["run"],
+    }
+
+
+def write_json_atomic(payload: dict, path: str | Path) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_comparison_table(results: dict[str, dict]) -> str:
+    """Test metrics of several models run on the same split, one row per model."""
+    keys: list[str] = []
+    for result in results.values():
+        keys += [k for k in result["test_result"] if k not in keys]
+    rows = [("model", *keys)]
+    for model, result in results.items():
+        rows.append((model, *(_fmt(result["test_result"].get(k)) or "n/a" for k in keys)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"  {k}: {convention_of(k)}" for k in keys]
+    return "test metrics (cold-start users)\n" + "\n".join(lines + ["", *notes])

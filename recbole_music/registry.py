@@ -1,0 +1,45 @@
+"""Make the plugin's models, trainers, dataset and metrics visible to RecBole by name.
+
+RecBole 1.2.1 looks a model up as ``recbole.model.<kind>_recommender.<name lower>``, a trainer as
+``recbole.trainer.<Model>Trainer`` and a dataset class as ``recbole.data.dataset.<Model>Dataset``.
+Registering a model puts an alias of its module in ``sys.modules`` and the two classes on those
+modules, so ``recbole.quick_start.run_recbole(model="TargetMF", ...)`` finds all three.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import recbole.data.dataset
+import recbole.trainer
+from recbole.trainer import TraditionalTrainer, Trainer
+from recbole.utils import ModelType
+
+from recbole_music.data.dataset import CrossDomainDataset
+from recbole_music.evaluation.metrics import register_metrics
+from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+
+PLUGIN_MODELS: dict[str, type] = {}
+
+
+def register_model(model_class: type, trainer_class: type | None = None) -> None:
+    """Register one model class (and optionally its own trainer) with RecBole."""
+    name = model_class.__name__
+    alias = f"recbole.model.general_recommender.{name.lower()}"
+    sys.modules[alias] = sys.modules[model_class.__module__]
+    if trainer_class is None:
+        base = TraditionalTrainer if model_class.type == ModelType.TRADITIONAL else Trainer
+        trainer_class = with_cold_start_evaluation(base)
+    setattr(recbole.trainer, f"{name}Trainer", trainer_class)
+    setattr(recbole.data.dataset, f"{name}Dataset", CrossDomainDataset)
+    PLUGIN_MODELS[name] = model_class
+
+
+def register_all() -> None:
+    from recbole_music.model.global_mean import GlobalMean
+    from recbole_music.model.item_mean import ItemMean
+    from recbole_music.model.target_mf import TargetMF
+
+    register_metrics()
+    for model_class in (GlobalMean, ItemMean, TargetMF):
+        register_model(model_class)
