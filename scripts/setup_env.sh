@@ -20,8 +20,14 @@ fi
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import recbole_music, dataset_prep' >/dev/null 2>&1; then
   echo "== creating $VENV with $("$PYTHON_BIN" --version) and installing recbole-music (about a minute)"
   "$PYTHON_BIN" -m venv "$VENV"
+  log="$VENV/pip-install.log"
   # torch first, pinned: a looser spec would pull a multi-GB CUDA build
-  "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  if ! { "$VENV/bin/python" -m pip install "torch==2.13.0" &&
+         "$VENV/bin/python" -m pip install -e "$ROOT[dev]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "error: installing recbole-music failed; full log: $log" >&2
+    exit 1
+  fi
+  echo "== installed ($(grep -c . "$log") lines of pip output in $log)"
 fi
 export PATH="$VENV/bin:$PATH"
