@@ -83,6 +83,25 @@ def _data_root(config_file_list, config_dict) -> Path:
     return Path(probe["data_path"]).parent
 
 
+_run_log_handlers: list[logging.Handler] = []
+
+
+def _init_run_logger(config) -> None:
+    """RecBole's ``init_logger`` (console + ``log/<model>/...log``), one log file per run.
+
+    It installs its handlers with ``logging.basicConfig``, a no-op once the root logger has
+    handlers, so a second run in the same process would log into the first run's file. Remove
+    the previous run's handlers first.
+    """
+    root = logging.getLogger()
+    for handler in _run_log_handlers:
+        root.removeHandler(handler)
+        handler.close()
+    before = set(root.handlers)
+    init_logger(config)
+    _run_log_handlers[:] = [h for h in root.handlers if h not in before]
+
+
 def _quiet_known_recbole_warnings() -> None:
     """RecBole 1.2.1 on torch 2.13 / pandas 2.x warns on every epoch about its own deprecated
     calls (torch.cuda.amp.GradScaler, chained in-place fillna); they are not the user's to fix."""
@@ -113,7 +132,7 @@ def run_recbole_music(
     if config["torch_threads"]:
         torch.set_num_threads(int(config["torch_threads"]))
     init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
+    _init_run_logger(config)
     logger = logging.getLogger()
     build_info = read_build_info(folder)
     if build_info.get("generated"):
