@@ -35,13 +35,24 @@ class DatasetNotFoundError(FileNotFoundError):
 def resolve_model(name: str) -> type:
     if name in PLUGIN_MODELS:
         return PLUGIN_MODELS[name]
+    unknown = (
+        f"unknown model '{name}': neither a recbole-music model "
+        f"({', '.join(sorted(PLUGIN_MODELS))}) nor a RecBole built-in model name"
+    )
     try:
         return get_model(name)
     except ValueError:
-        raise ValueError(
-            f"unknown model '{name}': neither a recbole-music model "
-            f"({', '.join(sorted(PLUGIN_MODELS))}) nor a RecBole built-in model name"
-        ) from None
+        raise ValueError(unknown) from None
+    except AttributeError:  # the module exists but the class is spelled otherwise ("bpr")
+        raise ValueError(f"{unknown} (model names are case-sensitive)") from None
+    except ImportError as error:
+        # RecBole's lookup ends in recbole.model.exlib_recommender, whose package imports xgboost
+        # and lightgbm: without them every unknown name fails there with an ImportError.
+        if name.lower() in ("xgboost", "lightgbm"):
+            raise ValueError(
+                f"model '{name}' needs a package that is not installed: {error}"
+            ) from None
+        raise ValueError(unknown) from None
 
 
 def ensure_dataset(dataset: str, data_root: Path) -> Path:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +81,53 @@ def write_tiny_cross_domain(
 
 @pytest.fixture
 def tiny_data_root(tmp_path, monkeypatch):
-    """A working dir holding ``dataset/tiny`` (explicit) and ``dataset/tiny_implicit``."""
+    """A working dir holding ``dataset/tiny`` (explicit) and ``dataset/tiny_implicit``.
+
+    RecBole's Config reads ``--key=value`` overrides from ``sys.argv``: pytest's own options
+    (``--durations=10``) must not leak into the runs, so ``sys.argv`` is emptied here too.
+    """
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
     write_tiny_cross_domain(tmp_path / "dataset", "tiny")
     write_tiny_cross_domain(tmp_path / "dataset", "tiny_implicit", explicit=False)
     return tmp_path / "dataset"
+
+
+@pytest.fixture
+def restore_root_logger():
+    """RecBole's ``init_logger`` may attach a stream and a file handler to the root logger (when
+    it has none); detach those after the test. pytest's own capture handlers are left alone."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers and type(handler) in (
+            logging.StreamHandler,
+            logging.FileHandler,
+        ):
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+
+
+def make_config(model: str = "TargetMF", dataset: str = "tiny", **overrides):
+    """A RecBole Config of the plugin for ``model`` on ``dataset`` (cwd holds ``dataset/``)."""
+    from recbole.config import Config
+
+    import recbole_music
+    from recbole_music.registry import PLUGIN_MODELS
+
+    return Config(
+        model=PLUGIN_MODELS.get(model, model),
+        dataset=dataset,
+        config_file_list=recbole_music.config_files(model, dataset),
+        config_dict=overrides,
+    )
+
+
+def build_split(model: str = "TargetMF", dataset: str = "tiny", **overrides):
+    """(dataset, [train, valid, test]) of the cold-start split of ``dataset``."""
+    from recbole_music.data.dataset import CrossDomainDataset
+
+    data = CrossDomainDataset(make_config(model, dataset, **overrides))
+    return data, data.build()

@@ -83,10 +83,11 @@ class ColdStartEvaluator:
         for start in range(0, len(dataset), batch_size):
             batch = dataset[torch.arange(start, min(start + batch_size, len(dataset)))]
             scores.append(model.predict(batch.to(self.device)).float().cpu().view(-1))
+        # [n, 1] columns, as RecBole's metrics squeeze(-1) them: a 1-D [1] would become 0-d
         struct = DataStruct()
-        struct.set("rec.score", torch.cat(scores))
-        struct.set("data.label", dataset.inter_feat[dataset.rating_field].float())
-        struct.set("data.user_id", dataset.inter_feat[dataset.uid_field])
+        struct.set("rec.score", torch.cat(scores).view(-1, 1))
+        struct.set("data.label", dataset.inter_feat[dataset.rating_field].float().view(-1, 1))
+        struct.set("data.user_id", dataset.inter_feat[dataset.uid_field].view(-1, 1))
         metrics = self.rating_metrics
         if not predicts_ratings(model):
             # A click score is not a star rating: MAE/RMSE of it would be meaningless numbers.

@@ -53,9 +53,10 @@ class RatedNDCG(AbstractMetric):
         self.topk = config["topk"]
 
     def calculate_metric(self, dataobject):
-        scores = dataobject.get("rec.score").squeeze(-1).numpy().astype(np.float64)
-        ratings = dataobject.get("data.label").squeeze(-1).numpy().astype(np.float64)
-        users = dataobject.get("data.user_id").squeeze(-1).numpy()
+        # reshape, not squeeze: a single pair must stay a 1-element vector, not a 0-d scalar
+        scores = dataobject.get("rec.score").reshape(-1).numpy().astype(np.float64)
+        ratings = dataobject.get("data.label").reshape(-1).numpy().astype(np.float64)
+        users = dataobject.get("data.user_id").reshape(-1).numpy()
         return {
             f"ratedndcg@{k}": round(
                 float(rated_ndcg_per_user(users, scores, ratings, k).mean()), self.decimal_place
