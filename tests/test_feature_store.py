@@ -59,3 +59,20 @@ def test_align_to_dataset_follows_remapped_ids(tiny_data_root):
         internal = dataset.token2id("item_id", token)
         assert mask[internal]
         assert aligned[internal, 0].item() == hash(token) % 97
+
+
+def test_dataset_load_features_reads_its_features_folder(tiny_data_root):
+    config = Config(
+        model="TargetMF",
+        dataset="tiny",
+        config_file_list=recbole_music.config_files("TargetMF", "tiny"),
+        config_dict={"state": "ERROR"},
+    )
+    dataset = CrossDomainDataset(config)
+    users = list(dataset.field2id_token["user_id"][1:])
+    vectors = np.arange(len(users) * 3, dtype=np.float32).reshape(len(users), 3)
+    save_vectors(tiny_data_root / "tiny" / "features", "users_aux", users, vectors)
+    aligned, mask = dataset.load_features("users_aux", "user_id")
+    assert mask[1:].all() and not mask[0]
+    internal = dataset.token2id("user_id", users[5])
+    assert aligned[internal].tolist() == vectors[5].tolist()

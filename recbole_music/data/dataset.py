@@ -10,6 +10,7 @@ of target-domain items. ``build()`` replaces RecBole's random split by the cold-
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +19,7 @@ from recbole.data.dataset import Dataset
 from recbole.utils import set_color
 
 from recbole_music.data.cold_start_split import split_overlapping_users
+from recbole_music.data.feature_store import align_to_dataset, load_vectors
 
 AUX, TARGET = "aux", "target"
 
@@ -145,6 +147,15 @@ class CrossDomainDataset(Dataset):
             self.copy(self.inter_feat[torch.from_numpy(np.flatnonzero(row_part == p))])
             for p in (SplitPart.TRAIN, SplitPart.VALID, SplitPart.TEST)
         ]
+
+    def feature_path(self):
+        """``<data_path>/features``: where feature extraction writes its vector tables."""
+        return Path(self.dataset_path) / "features"
+
+    def load_features(self, table: str, field: str):
+        """(vectors [num(field), dim], has_vector mask) of ``features/<table>``, aligned to the
+        remapped ids of ``field`` (user_id or item_id); see :mod:`feature_store`."""
+        return align_to_dataset(load_vectors(self.feature_path(), table), self, field)
 
     def aux_history_item_matrix(self, value_field=None, max_history_len=None):
         """Every user's auxiliary-domain items (test users included), padded like RecBole's
