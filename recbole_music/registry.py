@@ -38,8 +38,11 @@ def register_model(model_class: type, trainer_class: type | None = None) -> None
 def register_all() -> None:
     from recbole_music.model.global_mean import GlobalMean
     from recbole_music.model.item_mean import ItemMean
+    from recbole_music.model.music import MuSiC
     from recbole_music.model.target_mf import TargetMF
+    from recbole_music.trainer.music_trainer import MuSiCTrainer
 
     register_metrics()
     for model_class in (GlobalMean, ItemMean, TargetMF):
         register_model(model_class)
+    register_model(MuSiC, MuSiCTrainer)

@@ -1,0 +1,256 @@
+"""MuSiC: multimodal features + side users + conditional diffusion (METHOD.md, the paper §3).
+
+A user's target-domain feature ``u_T`` and an item's feature ``v_i`` are d-dim; a rating is
+``<u_T, v_i>`` (plus the target mean and an item bias when ``rating_bias``). Users whose target
+interactions are in training have their own ``u_T``; a held-out (cold-start) user's ``u_T`` is
+*generated*: pure noise denoised by the vectorised U-Net over T steps, conditioned on the user's
+auxiliary-domain feature ``u_A``.
+
+Training (``MuSiCTrainer``) has two stages, each with its own loss method here:
+1. :meth:`side_user_loss` — side users: unconditional diffusion loss on their ``u_T`` (and, if
+   ``stage1_rating_loss``, their target ratings, which train the features);
+2. :meth:`joint_loss` — training overlap users: their target ratings + ``diffusion_weight`` ×
+   conditional diffusion loss (``c = u_A``), plus the auxiliary ratings that train ``u_A``.
+
+Ablations (paper Table 3) are settings: ``feature_source: collaborative`` (w/o MLLM),
+``use_diffusion: False`` (w/o diffusion: ``u_A`` is used as ``u_T`` for overlapping users),
+``use_side_users: False`` (w/o side: stage 1 skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from recbole.utils import InputType, ModelType
+from torch import nn
+
+from recbole_music.data.dataset import SplitPart, UserRole
+from recbole_music.diffusion import GaussianDiffusion, VectorUNet
+from recbole_music.model.music_features import FeatureSource, resolve_feature_source
+from recbole_music.model.target_domain_base import TargetDomainRecommender
+
+logger = logging.getLogger()
+
+
+class MuSiC(TargetDomainRecommender):
+    input_type = InputType.POINTWISE
+    type = ModelType.GENERAL
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.predicts_ratings = self.explicit
+        dim = int(config["embedding_size"])
+        self.use_diffusion = bool(config["use_diffusion"])
+        self.use_side_users = bool(config["use_side_users"])
+        self.stage1_rating_loss = bool(config["stage1_rating_loss"])
+        self.diffusion_weight = float(config["diffusion_weight"])
+        self.aux_rating_weight = float(config["aux_rating_weight"])
+        self.num_negatives = int(config["num_negatives"] or 1)
+        self.detach_diffusion_target = bool(config["detach_diffusion_target"])
+        self.sample_batch_size = int(config["sample_batch_size"] or 4096)
+
+        self.feature_source = resolve_feature_source(config["feature_source"], dataset)
+        self.features = FeatureSource(config, dataset, self.feature_source, dim)
+        self.diffusion = GaussianDiffusion(
+            int(config["diffusion_steps"]),
+            beta_start=config["beta_start"],
+            beta_end=config["beta_end"],
+            prediction=config["diffusion_prediction"] or "x0",
+        )
+        self.denoiser = VectorUNet(
+            dim,
+            hidden_dims=tuple(config["unet_hidden_dims"]),
+            time_dim=int(config["unet_time_dim"]),
+            cond_dim=dim,
+            dropout=float(config["unet_dropout"] or 0.0),
+        )
+        self.rating_bias = bool(config["rating_bias"])
+        self.item_bias = nn.Embedding(self.n_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
+
+        self._register_user_groups(dataset)
+        self._register_domain_stats(dataset)
+        generator = torch.Generator().manual_seed(int(config["seed"]))
+        # Fixed starting noise per user: a cold user's generated feature does not depend on
+        # which batch it is scored in, and checkpoints reproduce evaluations exactly.
+        self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
+        self._generated = None
+        logger.info(
+            f"MuSiC: feature_source={self.feature_source}, T={self.diffusion.steps}, "
+            f"use_diffusion={self.use_diffusion}, use_side_users={self.use_side_users}; "
+            f"{int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} training "
+            f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
+        )
+
+    # -- who is who ------------------------------------------------------------------------
+    def _register_user_groups(self, dataset):
+        role, split = dataset.user_role, dataset.user_split
+        self.register_buffer("is_side", role == UserRole.SIDE)
+        self.register_buffer("is_overlap", role == UserRole.OVERLAP)
+        self.register_buffer("is_train_overlap", self.is_overlap & (split == SplitPart.TRAIN))
+        self.register_buffer("is_held_out", self.is_overlap & (split != SplitPart.TRAIN))
+        if not self.is_train_overlap.any():
+            raise ValueError(
+                "MuSiC needs overlapping users whose target interactions are in training, to "
+                "learn the transfer; this split has none (lower cold_ratio / valid_ratio)"
+            )
+
+    def _register_domain_stats(self, dataset):
+        feat = dataset.inter_feat
+        is_target = feat[dataset.domain_field] == dataset.target_domain_id
+        items = feat[dataset.iid_field]
+        self.register_buffer("target_items", torch.unique(items[is_target]))
+        self.register_buffer("aux_items", torch.unique(items[~is_target]))
+        self.register_buffer("target_items_all", torch.nonzero(dataset.target_item_mask).flatten())
+        means = torch.zeros(2)
+        if self.explicit:
+            ratings = feat[dataset.rating_field].float()
+            means = torch.stack([ratings[~is_target].mean(), ratings[is_target].mean()])
+        self.register_buffer("domain_mean", torch.nan_to_num(means))  # [aux, target]
+
+    def train(self, mode: bool = True):
+        self._generated = None  # weights may change: generated features must be recomputed
+        return super().train(mode)
+
+    # -- features --------------------------------------------------------------------------
+    @torch.no_grad()
+    def generated_target_features(self) -> torch.Tensor:
+        """[n_users, d]: generated target features of the held-out users (zeros elsewhere)."""
+        if self._generated is None:
+            held = torch.nonzero(self.is_held_out).flatten()
+            out = torch.zeros_like(self.sampling_noise)
+            if len(held):
+                cond = self.features.users_aux(held)
+                out[held] = self.diffusion.sample(
+                    self.denoiser,
+                    cond=cond,
+                    x_T=self.sampling_noise[held],
+                    batch_size=self.sample_batch_size,
+                )
+            self._generated = out
+        return self._generated
+
+    def user_target_features(self, users: torch.Tensor) -> torch.Tensor:
+        """``u_T`` as used for scoring: own feature when known, else generated (or ``u_A``)."""
+        if not self.use_diffusion:
+            # w/o diffusion: overlapping users are represented by their auxiliary feature.
+            own = self.features.users_target(users)
+            return torch.where(self.is_overlap[users, None], self.features.users_aux(users), own)
+        out = self.features.users_target(users)
+        held = self.is_held_out[users]
+        if held.any():
+            out = torch.where(held[:, None], self.generated_target_features()[users], out)
+        return out
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _score(self, user_feat, items, domain: int):
+        score = (user_feat * self.features.items(items)).sum(-1)
+        if self.rating_bias:
+            score = score + self.item_bias(items).squeeze(-1)
+            if self.explicit:
+                score = score + self.domain_mean[domain]
+        return score
+
+    def _rating_loss(self, user_feat, users, items, ratings, domain: int, pool):
+        """MSE on ratings; on implicit data BCE against ``num_negatives`` items of ``pool``."""
+        if self.explicit:
+            return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
+        n = self.num_negatives
+        neg = pool[torch.randint(len(pool), (len(items) * n,), device=items.device)]
+        logits = torch.cat(
+            [
+                self._score(user_feat, items, domain),
+                self._score(user_feat.repeat_interleave(n, 0), neg, domain),
+            ]
+        )
+        labels = torch.cat([torch.ones(len(items)), torch.zeros(len(neg))]).to(logits)
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def _diffusion_loss(self, users, conditional: bool):
+        users = torch.unique(users)
+        x0 = self.features.users_target(users)
+        if self.detach_diffusion_target:
+            x0 = x0.detach()  # the diffusion follows the features; it must not shape them
+        cond = self.features.users_aux(users) if conditional else None
+        return self.diffusion.training_loss(self.denoiser, x0, cond=cond)
+
+    def _ratings(self, interaction, rows):
+        return interaction[self.RATING][rows] if self.explicit else None
+
+    # -- stage 1: side users -----------------------------------------------------------------
+    def side_user_loss(self, interaction):
+        users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
+        if not (self.is_side[users].all() and self.target_rows(interaction).all()):
+            raise RuntimeError("stage 1 got interactions that are not side users' target ones")
+        loss = self._diffusion_loss(users, conditional=False)
+        if self.stage1_rating_loss:
+            user_feat = self.features.users_target(users)
+            loss = loss + self._rating_loss(
+                user_feat,
+                users,
+                items,
+                self._ratings(interaction, slice(None)),
+                1,
+                self.target_items,
+            )
+        return loss
+
+    # -- stage 2: overlapping users (joint) ------------------------------------------------
+    def joint_loss(self, interaction):
+        users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
+        target = self.target_rows(interaction)
+        if not self.is_train_overlap[users[target]].all():
+            raise RuntimeError(
+                "stage 2 got target interactions of users who are not "
+                "training overlap users (held-out or side users)"
+            )
+        loss = items.new_zeros((), dtype=torch.float)
+        if target.any():
+            t_users, t_items = users[target], items[target]
+            user_feat = (
+                self.features.users_target(t_users)
+                if self.use_diffusion
+                else self.features.users_aux(t_users)
+            )
+            loss = loss + self._rating_loss(
+                user_feat,
+                t_users,
+                t_items,
+                self._ratings(interaction, target),
+                1,
+                self.target_items,
+            )
+            if self.use_diffusion:
+                loss = loss + self.diffusion_weight * self._diffusion_loss(t_users, True)
+        aux = ~target
+        if aux.any() and self.aux_rating_weight > 0:
+            a_users, a_items = users[aux], items[aux]
+            loss = loss + self.aux_rating_weight * self._rating_loss(
+                self.features.users_aux(a_users),
+                a_users,
+                a_items,
+                self._ratings(interaction, aux),
+                0,
+                self.aux_items,
+            )
+        return loss
+
+    def calculate_loss(self, interaction):
+        return self.joint_loss(interaction)
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict(self, interaction):
+        users = interaction[self.USER_ID]
+        return self._score(self.user_target_features(users), interaction[self.ITEM_ID], 1)
+
+    def full_sort_predict(self, interaction):
+        users = interaction[self.USER_ID]
+        all_items = torch.arange(self.n_items, device=users.device)
+        scores = self.user_target_features(users) @ self.features.items(all_items).T
+        if self.rating_bias:
+            scores = scores + self.item_bias.weight.view(1, -1)
+            if self.explicit:
+                scores = scores + self.domain_mean[1]
+        return scores.view(-1)

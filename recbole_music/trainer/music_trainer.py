@@ -1,0 +1,103 @@
+"""The staged trainer of MuSiC: side users first, then overlapping users (paper §3.5).
+
+Stage 1 trains :meth:`MuSiC.side_user_loss` on the side users' target interactions for
+``stage1_epochs`` epochs at ``stage1_learning_rate`` (no validation: cold-start users cannot be
+scored before the conditional stage). Stage 2 is RecBole's own ``fit`` — validation every
+``eval_step`` epochs, early stopping, best-epoch checkpoints — over the training overlap users'
+target interactions and the auxiliary interactions, with :meth:`MuSiC.joint_loss`.
+Every batch's loss is checked: a NaN or inf stops training with the stage, epoch and batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from recbole.data.utils import get_dataloader
+from recbole.utils import set_color
+
+from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
+
+
+class MuSiCTrainer(CrossDomainTrainer):
+    def _stage_loader(self, dataset, rows: np.ndarray):
+        subset = dataset.copy(dataset.inter_feat[torch.from_numpy(rows)])
+        return get_dataloader(self.config, "train")(self.config, subset, None, shuffle=True)
+
+    def stage_rows(self, dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the training interactions each stage sees: (side, joint)."""
+        feat = dataset.inter_feat
+        users = feat[dataset.uid_field]
+        target = (feat[dataset.domain_field] == dataset.target_domain_id).numpy()
+        side = self.model.is_side.cpu()[users].numpy()
+        train_overlap = self.model.is_train_overlap.cpu()[users].numpy()
+        return np.flatnonzero(target & side), np.flatnonzero((target & train_overlap) | ~target)
+
+    def _guard(self, stage: str, loss_func, epoch_idx: int):
+        state = {"batch": 0}
+
+        def guarded(interaction):
+            loss = loss_func(interaction)
+            if not torch.isfinite(loss).all():
+                raise FloatingPointError(
+                    f"MuSiC {stage}: loss is {loss.item()} at epoch {epoch_idx}, batch "
+                    f"{state['batch']}: lower the learning rate or check the feature vectors"
+                )
+            state["batch"] += 1
+            return loss
+
+        return guarded
+
+    def fit(
+        self,
+        train_data,
+        valid_data=None,
+        verbose=True,
+        saved=True,
+        show_progress=False,
+        callback_fn=None,
+    ):
+        dataset = train_data._dataset
+        side_rows, joint_rows = self.stage_rows(dataset)
+        self._train_side_users(dataset, side_rows, show_progress)
+        if verbose:
+            self.logger.info(
+                set_color("MuSiC stage 2", "green") + ": overlapping users, "
+                f"joint loss, {len(joint_rows)} interactions"
+            )
+        joint_data = self._stage_loader(dataset, joint_rows)
+        return super().fit(joint_data, valid_data, verbose, saved, show_progress, callback_fn)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        # RecBole's fit calls this without a loss function: that is stage 2.
+        loss_func = loss_func or self._guard("stage 2", self.model.joint_loss, epoch_idx)
+        return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+
+    def _train_side_users(self, dataset, side_rows, show_progress):
+        epochs = int(self.config["stage1_epochs"] or 0)
+        if not self.model.use_side_users or epochs == 0:
+            self.logger.info(
+                set_color("MuSiC stage 1", "green") + ": skipped (use_side_users="
+                f"{self.model.use_side_users}, stage1_epochs={epochs})"
+            )
+            return
+        if len(side_rows) == 0:
+            self.logger.warning("MuSiC stage 1 skipped: this dataset has no side users")
+            return
+        self.logger.info(
+            set_color("MuSiC stage 1", "green") + f": side users, unconditional "
+            f"diffusion, {len(side_rows)} interactions, {epochs} epochs"
+        )
+        side_data = self._stage_loader(dataset, side_rows)
+        stage2_optimizer = self.optimizer
+        self.optimizer = self._build_optimizer(
+            learning_rate=float(self.config["stage1_learning_rate"] or self.learning_rate)
+        )
+        for epoch in range(epochs):
+            loss = self._train_epoch(
+                side_data,
+                epoch,
+                self._guard("stage 1", self.model.side_user_loss, epoch),
+                show_progress,
+            )
+            self.logger.info(f"stage 1 epoch {epoch} train loss: {loss:.4f}")
+        self.optimizer = stage2_optimizer

@@ -1,0 +1,173 @@
+"""MuSiC model and staged trainer on tiny data: stages, ablations, determinism, errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from conftest import make_config, write_tiny_cross_domain
+from recbole.data.interaction import Interaction
+
+import recbole_music  # noqa: F401
+from recbole_music.data.dataset import SplitPart, UserRole
+from recbole_music.model.music import MuSiC
+from recbole_music.quick_start import prepare_data, run_recbole_music
+from recbole_music.trainer.music_trainer import MuSiCTrainer
+
+FAST = {"epochs": 3, "stage1_epochs": 2, "state": "ERROR", "show_progress": False}
+
+
+def make_model(dataset="tiny", **overrides):
+    config = make_config("MuSiC", dataset, **{**FAST, **overrides})
+    from recbole_music.data.dataset import CrossDomainDataset
+
+    data = CrossDomainDataset(config)
+    train_data, valid, test = prepare_data(config, data)
+    torch.manual_seed(0)
+    model = MuSiC(config, train_data._dataset)
+    return config, model, train_data, valid, test
+
+
+def test_each_stage_sees_only_its_users(tiny_data_root):
+    config, model, train_data, valid, test = make_model()
+    seen = {"stage 1": [], "stage 2": []}
+    side_loss, joint_loss = model.side_user_loss, model.joint_loss
+
+    def spy_side(inter):
+        seen["stage 1"].append(inter)
+        return side_loss(inter)
+
+    def spy_joint(inter):
+        seen["stage 2"].append(inter)
+        return joint_loss(inter)
+
+    model.side_user_loss, model.joint_loss = spy_side, spy_joint
+    MuSiCTrainer(config, model).fit(train_data, valid, saved=False, verbose=False)
+    dataset = train_data._dataset
+    target_id = dataset.target_domain_id
+    for inter in seen["stage 1"]:
+        users = inter["user_id"]
+        assert (dataset.user_role[users] == UserRole.SIDE).all()
+        assert (inter["domain"] == target_id).all()
+    target_users = torch.cat([i["user_id"][i["domain"] == target_id] for i in seen["stage 2"]])
+    assert (dataset.user_role[target_users] == UserRole.OVERLAP).all()
+    assert (dataset.user_split[target_users] == SplitPart.TRAIN).all()
+    assert seen["stage 1"] and seen["stage 2"]
+
+
+def test_stage_losses_refuse_the_wrong_users(tiny_data_root):
+    _, model, train_data, _, test = make_model()
+    test_inter = test.inter_feat  # held-out users' target interactions
+    with pytest.raises(RuntimeError, match="stage 2"):
+        model.joint_loss(test_inter)
+    with pytest.raises(RuntimeError, match="stage 1"):
+        model.side_user_loss(test_inter)
+
+
+def test_held_out_users_get_generated_features_not_their_own(tiny_data_root):
+    _, model, _, _, test = make_model()
+    model.eval()
+    users = torch.unique(test.inter_feat["user_id"])
+    generated = model.user_target_features(users)
+    own = model.features.users_target(users)
+    assert not torch.allclose(generated, own)
+    assert torch.equal(generated, model.generated_target_features()[users])
+    # the same users scored alone or with others get the same features (fixed noise per user)
+    assert torch.equal(model.user_target_features(users[:1])[0], generated[0])
+
+
+def test_ablation_switches_change_what_runs(tiny_data_root):
+    _, full, train_data, _, test = make_model()
+    _, no_diffusion, *_ = make_model(use_diffusion=False)
+    users = torch.unique(test.inter_feat["user_id"])
+    no_diffusion.eval()
+    assert torch.equal(
+        no_diffusion.user_target_features(users), no_diffusion.features.users_aux(users)
+    )
+    # w/o diffusion: the joint loss has no diffusion term, so the U-Net gets no gradient
+    batch = next(
+        iter(
+            MuSiCTrainer(make_config("MuSiC", "tiny", **FAST), no_diffusion)._stage_loader(
+                train_data._dataset,
+                MuSiCTrainer(make_config("MuSiC", "tiny", **FAST), no_diffusion).stage_rows(
+                    train_data._dataset
+                )[1],
+            )
+        )
+    )
+    no_diffusion.train()
+    no_diffusion.joint_loss(batch).backward()
+    assert all(p.grad is None for p in no_diffusion.denoiser.parameters())
+
+
+def test_without_side_users_stage_1_is_skipped(tiny_data_root, caplog):
+    config, model, train_data, valid, _ = make_model(use_side_users=False)
+    calls = []
+    model.side_user_loss = lambda inter: calls.append(inter)
+    with caplog.at_level(logging.INFO):
+        MuSiCTrainer(config, model).fit(train_data, valid, saved=False)
+    assert calls == []
+    assert "stage 1" in caplog.text and "skipped" in caplog.text
+
+
+def test_dataset_without_side_users_warns_and_runs(tiny_data_root, caplog):
+    write_tiny_cross_domain(tiny_data_root, "noside", n_side=0)
+    with caplog.at_level(logging.WARNING):
+        result = run_recbole_music("MuSiC", "noside", config_dict=dict(FAST), saved=False)
+    assert "no side users" in caplog.text
+    assert "rmse" in result["test_result"]
+
+
+def test_no_training_overlap_users_is_a_clear_error(tiny_data_root):
+    # one overlapping user cannot be both a cold-start test user and a training user
+    write_tiny_cross_domain(tiny_data_root, "fewoverlap", n_overlap=1)
+    with pytest.raises(ValueError, match="overlapping users"):
+        make_model("fewoverlap", valid_ratio=0.0)
+
+
+def test_zero_diffusion_steps_is_refused(tiny_data_root):
+    with pytest.raises(ValueError):
+        make_model(diffusion_steps=0)
+
+
+def test_nan_loss_names_stage_epoch_and_batch(tiny_data_root):
+    config, model, train_data, valid, _ = make_model()
+    with torch.no_grad():
+        model.features.user_target_embedding.weight[:] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"stage 1: loss is nan at epoch 0, batch 0"):
+        MuSiCTrainer(config, model).fit(train_data, valid, saved=False)
+
+
+def test_same_seed_same_numbers_and_checkpoint_round_trip(tiny_data_root):
+    first = run_recbole_music("MuSiC", "tiny", config_dict=dict(FAST), saved=True)
+    second = run_recbole_music("MuSiC", "tiny", config_dict=dict(FAST), saved=True)
+    assert first["test_result"] == second["test_result"]
+    other = run_recbole_music("MuSiC", "tiny", config_dict={**FAST, "seed": 7}, saved=False)
+    assert other["test_result"] != first["test_result"]
+
+
+def test_overfits_a_tiny_data_set(tiny_data_root):
+    """Training RMSE on the training overlap users falls well below its starting value."""
+    config, model, train_data, valid, _ = make_model(
+        epochs=60, stage1_epochs=5, learning_rate=0.01, dropout_prob=0.0
+    )
+    dataset = train_data._dataset
+    feat = dataset.inter_feat
+    rows = (feat["domain"] == dataset.target_domain_id) & model.is_train_overlap[feat["user_id"]]
+    inter = Interaction({k: feat[k][rows] for k in ("user_id", "item_id", "rating", "domain")})
+
+    def train_rmse():
+        model.eval()
+        with torch.no_grad():
+            return torch.sqrt(((model.predict(inter) - inter["rating"]) ** 2).mean()).item()
+
+    before = train_rmse()
+    MuSiCTrainer(config, model).fit(train_data, None, saved=False, verbose=False)
+    after = train_rmse()
+    assert after < 0.6 * before, (before, after)
+
+
+def test_implicit_data_trains_with_ranking_loss(tiny_data_root):
+    result = run_recbole_music("MuSiC", "tiny_implicit", config_dict=dict(FAST), saved=False)
+    assert set(result["test_result"]) == {"ndcg@20", "recall@20", "hit@20"}
