@@ -72,9 +72,11 @@ class MuSiC(TargetDomainRecommender):
 
         self._register_user_groups(dataset)
         self._register_domain_stats(dataset)
-        generator = torch.Generator().manual_seed(int(config["seed"]))
-        # Fixed starting noise per user: a cold user's generated feature does not depend on
-        # which batch it is scored in, and checkpoints reproduce evaluations exactly.
+        self.sampling_seed = int(config["seed"])
+        generator = torch.Generator().manual_seed(self.sampling_seed)
+        # Fixed starting noise per user (and a fixed generator for the reverse steps): a cold
+        # user's generated feature does not depend on which batch it is scored in, and
+        # checkpoints reproduce evaluations exactly.
         self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
         self._generated = None
         logger.info(
@@ -127,6 +129,7 @@ class MuSiC(TargetDomainRecommender):
                     self.denoiser,
                     cond=cond,
                     x_T=self.sampling_noise[held],
+                    generator=torch.Generator().manual_seed(self.sampling_seed),
                     batch_size=self.sample_batch_size,
                 )
             self._generated = out
