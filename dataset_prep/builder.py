@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import mmap
+import os
 import shutil
 import time
 from contextlib import ExitStack
@@ -264,9 +264,10 @@ def _user_roles(inter: pd.DataFrame, aux: DomainSource, target: DomainSource) ->
 
 
 def _write_inter(path: Path, inter: pd.DataFrame, explicit: bool) -> None:
-    ts = [format_number(x) for x in inter["timestamp"]]
+    # rows formatted as they are written: no list of formatted numbers as long as the file
+    ts = map(format_number, inter["timestamp"])
     if explicit:
-        ratings = [format_number(x) for x in inter["rating"]]
+        ratings = map(format_number, inter["rating"])
         rows = zip(inter["user_id"], inter["item_id"], ratings, ts, inter["domain"])
         write_atomic_file(path, INTER_HEADER_EXPLICIT, rows)
     else:
@@ -346,15 +347,13 @@ def _output_image(
 def _write_reviews(path: Path, inter: pd.DataFrame, spools: dict[str, DomainSpool]) -> None:
     has_text = inter[inter["text_len"] > 0]
     with ExitStack() as stack:
-        maps = {}
-        for role in ROLES:
-            f = stack.enter_context(open(spools[role].text_path, "rb"))
-            size = spools[role].text_path.stat().st_size
-            maps[role] = (
-                stack.enter_context(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-                if size
-                else b""
-            )
+        # os.pread, not mmap: the rows jump around the text files (they are sorted by user), and
+        # every mapped page they touch (with its neighbours) would stay resident, so the process
+        # would grow by the size of the files.
+        fds = {
+            role: stack.enter_context(open(spools[role].text_path, "rb")).fileno() for role in ROLES
+        }
+        pread = os.pread
 
         def rows():
             for u, i, d, off, n in zip(
@@ -364,7 +363,7 @@ def _write_reviews(path: Path, inter: pd.DataFrame, spools: dict[str, DomainSpoo
                 has_text["text_off"],
                 has_text["text_len"],
             ):
-                yield u, i, d, maps[d][off : off + n].decode("utf-8")
+                yield u, i, d, pread(fds[d], n, off).decode("utf-8")
 
         write_atomic_file(path, REVIEW_HEADER, rows())
 

@@ -5,8 +5,9 @@ number of review lines):
 
 1. stream the meta file once -> the set of item ids passing the item filters;
 2. stream the reviews -> drop reviews of items without meta or failing the filters, and reviews
-   with too few words; append the rest to ``spool.tsv`` (ids, rating, timestamp, line, and where
-   the cleaned review text sits in ``text.bin``), counting reviews per user;
+   with too few words; append the rest to ``spool.bin`` (fixed-size binary records: user and item
+   as positions in the distinct ids, rating, timestamp, line, and where the cleaned review text
+   sits in ``text.bin``), counting reviews per user;
 3. read back only the reviews of users with enough reviews to possibly pass the user filter (the
    survivors, small), drop duplicate user-item pairs (first kept), drop users below the minimum;
 4. save the survivors (``survivors.pkl``) and a completion marker ``done.json`` keyed by the
@@ -17,29 +18,45 @@ A rerun with the same key reuses the spool ("reusing ..."); another key throws i
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 import shutil
-from collections import Counter
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from dataset_prep import readers
 from dataset_prep.atomic_output import clean_text
 from dataset_prep.errors import DataError
-from dataset_prep.filters import FilterSettings, item_failures, review_long_enough
+from dataset_prep.filters import FilterSettings, item_failures
 from dataset_prep.stats import DomainCounts
 
 logger = logging.getLogger(__name__)
 
 SPOOL_VERSION = 1
+WRITE_EVERY = 4096  # spooled reviews buffered between writes
+SURVIVOR_CHUNK = 1_000_000  # spool records read back at a time
+# spool.bin: one fixed-size record per review that passed the review filters; user and item are
+# positions in the spool's id lists, a missing rating is NaN, a missing timestamp the line number.
+SPOOL_RECORD = struct.Struct("<iiddqqq")
+SPOOL_DTYPE = np.dtype(
+    [
+        ("user", "<i4"),
+        ("item", "<i4"),
+        ("rating", "<f8"),
+        ("timestamp", "<f8"),
+        ("line", "<i8"),
+        ("text_off", "<i8"),
+        ("text_len", "<i8"),
+    ]
+)
 SPOOL_COLUMNS = ["user_id", "item_id", "rating", "timestamp", "line", "text_off", "text_len"]
 _SPOOL_DTYPES = {
     "user_id": str,
@@ -184,7 +201,8 @@ def iter_items(
 
 def iter_reviews(
     source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
-) -> Iterator:
+) -> Iterator[tuple]:
+    """The domain's reviews as tuples in ``Review``'s field order (``as_tuples``)."""
     with progress(source.reviews, desc, show_progress) as on_bytes:
         yield from readers.read_reviews(
             source.reviews,
@@ -193,11 +211,8 @@ def iter_reviews(
             columns=source.columns,
             where=source.where,
             on_bytes=on_bytes,
+            as_tuples=True,
         )
-
-
-def _fmt(x: float | None) -> str:
-    return "" if x is None else repr(float(x))
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -237,14 +252,14 @@ def load_or_build_spool(
 
     counts = DomainCounts()
     passing = _passing_items(source, filters, counts, max_bad_lines, role, show_progress)
-    user_counts = _spool_reviews(
+    ids = _spool_reviews(
         source, filters, counts, passing, folder, max_bad_lines, role, show_progress
     )
     del passing
-    survivors = _survivors(folder / "spool.tsv", user_counts, filters, counts, role, source)
-    del user_counts
+    survivors = _survivors(folder / "spool.bin", ids, filters, counts, role, source)
+    del ids
     survivors.to_pickle(folder / "survivors.pkl")
-    (folder / "spool.tsv").unlink()
+    (folder / "spool.bin").unlink()
     _write_json(marker, {"key": key, "counts": counts.as_dict()})
     return DomainSpool(role, source, folder, counts, survivors)
 
@@ -272,6 +287,15 @@ def _passing_items(
     return passing
 
 
+@dataclass
+class _SpoolIds:
+    """The distinct (cleaned) user and item ids of a spool; the spool stores their positions."""
+
+    users: list[str]
+    items: list[str]
+    reviews_per_user: list[int]  # spooled reviews per user position
+
+
 def _spool_reviews(
     source: DomainSource,
     filters: FilterSettings,
@@ -281,64 +305,139 @@ def _spool_reviews(
     max_bad_lines: int,
     role: str,
     show_progress: bool,
-) -> Counter:
-    user_counts: Counter = Counter()
-    offset = 0
+) -> _SpoolIds:
+    """Filter the reviews into ``spool.bin`` (fixed-size ``SPOOL_RECORD`` rows, ids as positions
+    in the returned id lists) and ``text.bin`` (the cleaned review texts, back to back)."""
+    # The hot loop of a build, once per review line, so everything is inlined:
+    # * review_long_enough + clean_text with one look at the text: the words of "summary text" are
+    #   the summary's plus the text's, and clean_text's whitespace collapsing is
+    #   " ".join(text.split()) (re's \s is str.isspace). Usual text — printable (every whitespace
+    #   but " " is not), single spaces, none at either end — is already collapsed, and its words
+    #   are its spaces + 1, so it is neither split nor joined.
+    # * ids: each raw id is cleaned once and numbered; memory stays bounded by users + items.
+    # * rows are packed binary records, written a few thousand at a time.
     desc = f"{role} reviews {source.reviews.name}"
+    min_words = filters.min_review_words
+    user_pos: dict[str, int] = {}  # raw id -> position of its cleaned id
+    item_pos: dict[str, int] = {}
+    clean_users: dict[str, int] = {}  # cleaned id -> position
+    clean_items: dict[str, int] = {}
+    per_user: list[int] = []
+    pack = SPOOL_RECORD.pack
+    rows: list[bytes] = []
+    texts: list[bytes] = []
+    offset = 0
+    read = no_meta = filtered = too_short = 0
+    nan = float("nan")
     with (
-        open(folder / "spool.tsv", "w", encoding="utf-8", newline="\n") as spool,
+        open(folder / "spool.bin", "wb") as spool,
         open(folder / "text.bin", "wb") as text_file,
     ):
-        spool.write("\t".join(SPOOL_COLUMNS) + "\n")
-        for r in iter_reviews(source, max_bad_lines, desc, show_progress):
-            counts.reviews_read += 1
-            ok = passing.get(r.item_id)
-            if ok is None:
-                counts.reviews_item_no_meta += 1
-                continue
+        for user_id, item_id, rating, timestamp, text, summary, line in iter_reviews(
+            source, max_bad_lines, desc, show_progress
+        ):
+            read += 1
+            ok = passing.get(item_id)
             if not ok:
-                counts.reviews_item_filtered += 1
+                if ok is None:
+                    no_meta += 1
+                else:
+                    filtered += 1
                 continue
-            if not review_long_enough(r, filters):
-                counts.reviews_too_short += 1
-                continue
-            user, item = clean_text(r.user_id), clean_text(r.item_id)
-            text = clean_text(f"{r.summary} {r.text}").encode("utf-8")
-            text_file.write(text)
-            ts = r.timestamp if r.timestamp is not None else float(r.line)
-            spool.write(
-                f"{user}\t{item}\t{_fmt(r.rating)}\t{_fmt(ts)}\t{r.line}\t{offset}\t{len(text)}\n"
+            joined = f"{summary} {text}"
+            if (
+                joined.isprintable()
+                and "  " not in joined
+                and joined[0] != " "
+                and joined[-1] != " "
+            ):
+                if joined.count(" ") + 1 < min_words:
+                    too_short += 1
+                    continue
+            else:
+                words = joined.split()
+                if len(words) < min_words:
+                    too_short += 1
+                    continue
+                joined = " ".join(words)
+            if '"' in joined:
+                joined = joined.replace('"', "'")
+            data = joined.encode("utf-8")
+            n = len(data)
+            texts.append(data)
+            u = user_pos.get(user_id)
+            if u is None:
+                u = user_pos[user_id] = clean_users.setdefault(
+                    clean_text(user_id), len(clean_users)
+                )
+                if u == len(per_user):
+                    per_user.append(0)
+            per_user[u] += 1
+            i = item_pos.get(item_id)
+            if i is None:
+                i = item_pos[item_id] = clean_items.setdefault(
+                    clean_text(item_id), len(clean_items)
+                )
+            rows.append(
+                pack(
+                    u,
+                    i,
+                    nan if rating is None else rating,
+                    timestamp if timestamp is not None else line,
+                    line,
+                    offset,
+                    n,
+                )
             )
-            offset += len(text)
-            user_counts[user] += 1
-    return user_counts
+            offset += n
+            if len(rows) >= WRITE_EVERY:  # big writes: one per few thousand reviews
+                spool.write(b"".join(rows))
+                text_file.write(b"".join(texts))
+                rows.clear()
+                texts.clear()
+        spool.write(b"".join(rows))
+        text_file.write(b"".join(texts))
+    counts.reviews_read += read
+    counts.reviews_item_no_meta += no_meta
+    counts.reviews_item_filtered += filtered
+    counts.reviews_too_short += too_short
+    return _SpoolIds(list(clean_users), list(clean_items), per_user)
 
 
 def _survivors(
     spool_path: Path,
-    user_counts: Counter,
+    ids: _SpoolIds,
     filters: FilterSettings,
     counts: DomainCounts,
     role: str,
     source: DomainSource,
 ) -> pd.DataFrame:
     minimum = filters.min_user_reviews
-    candidates = None if minimum <= 1 else {u for u, c in user_counts.items() if c >= minimum}
+    # users with enough spooled reviews to possibly pass (duplicates are dropped below)
+    candidate = np.asarray(ids.reviews_per_user, dtype=np.int64) >= minimum
     chunks = []
-    reader = pd.read_csv(
-        spool_path,
-        sep="\t",
-        dtype=_SPOOL_DTYPES,
-        keep_default_na=False,
-        na_values={"rating": [""], "timestamp": [""]},
-        quoting=csv.QUOTE_NONE,
-        chunksize=1_000_000,
+    with open(spool_path, "rb") as f:
+        while True:  # a million records at a time: memory follows the survivors, not the lines
+            chunk = np.fromfile(f, dtype=SPOOL_DTYPE, count=SURVIVOR_CHUNK)
+            if not len(chunk):
+                break
+            chunks.append(chunk[candidate[chunk["user"]]])
+    kept = np.concatenate(chunks) if chunks else np.empty(0, SPOOL_DTYPE)
+    users = np.array(ids.users, dtype=object)
+    items = np.array(ids.items, dtype=object)
+    df = pd.DataFrame(
+        {
+            "user_id": users[kept["user"]] if len(users) else np.empty(0, object),
+            "item_id": items[kept["item"]] if len(items) else np.empty(0, object),
+            "rating": kept["rating"].astype("float64"),
+            "timestamp": kept["timestamp"].astype("float64"),
+            "line": kept["line"].astype("int64"),
+            "text_off": kept["text_off"].astype("int64"),
+            "text_len": kept["text_len"].astype("int64"),
+        },
+        columns=SPOOL_COLUMNS,
     )
-    for chunk in reader:
-        if candidates is not None:
-            chunk = chunk[chunk["user_id"].isin(candidates)]
-        chunks.append(chunk)
-    df = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=SPOOL_COLUMNS)
+    del kept
     df = df.astype(_SPOOL_DTYPES)
 
     dup = df.duplicated(["user_id", "item_id"], keep="first")
@@ -362,6 +461,6 @@ def _survivors(
     per_user = df["user_id"].map(df["user_id"].value_counts())
     enough = per_user >= minimum
     kept = df[enough].reset_index(drop=True)
-    counts.users_below_min = len(user_counts) - int(kept["user_id"].nunique())
-    counts.reviews_of_users_below_min = sum(user_counts.values()) - counts.duplicates - len(kept)
+    counts.users_below_min = len(ids.users) - int(kept["user_id"].nunique())
+    counts.reviews_of_users_below_min = sum(ids.reviews_per_user) - counts.duplicates - len(kept)
     return kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import io
 import json
 import os
 import zlib
@@ -25,9 +26,31 @@ OnBytes = Callable[[int], object] | None  # progress callback: on-disk bytes rea
 GZIP_MAGIC = b"\x1f\x8b"
 # Lines between on_bytes calls: often enough for a progress bar, too rare to cost anything.
 PROGRESS_EVERY = 8192
+READ_BUFFER = 1 << 20  # decompressed bytes buffered per gzip read
 # What a cut or damaged gzip stream raises while it is being read.
 GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 LITERAL_ERRORS = (ValueError, SyntaxError, TypeError, MemoryError, RecursionError)
+JSON_WHITESPACE = " \t\n\r"  # what json.loads allows around a value
+_SCAN_ONCE = json.JSONDecoder().scan_once  # json.loads' own C scanner, without the wrappers
+_NOT_PARSED = object()
+
+
+class _Chunks(io.RawIOBase):
+    """A gzip stream as a raw stream of ``read1`` chunks: each read decompresses one block, so a
+    damaged stream fails only after every line before the damage was read (``GzipFile.read``
+    would fail first and lose them)."""
+
+    def __init__(self, gz: gzip.GzipFile):
+        self._gz = gz
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        data = self._gz.read1(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
 
 
 @contextmanager
@@ -35,8 +58,10 @@ def _open(path: str | Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
     """(raw file, byte stream): the raw file's position is the on-disk bytes consumed so far."""
     with open(path, "rb") as raw:
         if raw.peek(2)[:2] == GZIP_MAGIC:
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                yield raw, stream
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                # GzipFile.readline is Python code over an 8 KiB buffer; a big C-level buffer in
+                # front of it makes line iteration run in C, decompressing READ_BUFFER at a time.
+                yield raw, io.BufferedReader(_Chunks(gz), READ_BUFFER)
         else:
             yield raw, raw
 
@@ -141,10 +166,24 @@ def read_json_lines(
     JSON be read with ``ast.literal_eval`` (Amazon 2014 metadata is written that way).
     """
     budget = BadLineBudget(path, max_bad_lines)
-    loads = json.loads  # a local name: this loop runs tens of millions of times
+    loads = json.loads  # local names: this loop runs tens of millions of times
+    scan = _SCAN_ONCE
     for lineno, text in iter_lines(path, budget, on_bytes):
+        # Fast path for the usual line, `{...}\n`: what json.loads does minus its Python-level
+        # wrappers. Anything else (leading whitespace, a BOM, an error) goes to json.loads itself,
+        # so results and error messages are json.loads'.
+        obj = _NOT_PARSED
+        if text[0] == "{":
+            try:
+                obj, end = scan(text, 0)
+            except (StopIteration, ValueError):
+                obj = _NOT_PARSED
+            else:
+                if end != len(text) and text[end:].strip(JSON_WHITESPACE):
+                    obj = _NOT_PARSED
         try:
-            obj = loads(text)
+            if obj is _NOT_PARSED:
+                obj = loads(text)
         except ValueError as json_error:
             try:
                 obj = _not_json(text, json_error, python_literals)
