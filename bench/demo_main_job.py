@@ -22,7 +22,7 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = "GlobalMean,ItemMean,TargetMF,BPR,LightGCN"  # scripts/demo.sh's default
+MODELS = "GlobalMean,ItemMean,TargetMF,BPR,LightGCN,MuSiC"  # scripts/demo.sh default
 
 
 def run_once(workdir: Path) -> tuple[float, str]:
