@@ -82,12 +82,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             assert match, range_header
             start = int(match.group(1))
             if start >= len(data):
+                with srv.lock:  # record before answering: the client may finish first
+                    srv.sent.append(0)
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                with srv.lock:
-                    srv.sent.append(0)
                 return
             body = data[start:]
             self.send_response(206)
@@ -101,9 +101,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.path in srv.cut_once:  # announce everything, send half, hang up
             srv.cut_once.discard(self.path)
             body = body[: len(body) // 2]
-        self.wfile.write(body)
-        with srv.lock:
+        with srv.lock:  # record before sending: the client may finish before this thread
             srv.sent.append(len(body))
+        self.wfile.write(body)
 
 
 @pytest.fixture
