@@ -42,7 +42,7 @@ def test_unknown_model_names_raise_value_error(name):
     # lightgbm are not installed; the plugin must still say "unknown model"
     from recbole_music.quick_start import resolve_model
 
-    with pytest.raises(ValueError, match=f"unknown model '{name}'.*GlobalMean, ItemMean, TargetMF"):
+    with pytest.raises(ValueError, match=f"unknown model '{name}'.*GlobalMean, ItemMean, MuSiC, TargetMF"):
         resolve_model(name)
 
 
