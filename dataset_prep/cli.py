@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--base-url", help="mirror of the Amazon Reviews 2023 files")
     dl.add_argument("--no-progress", action="store_true", help="no progress bars")
     dl.set_defaults(func=cmd_download)
+
+    from dataset_prep.features.command import add_features_parser
+
+    add_features_parser(sub)
     return parser
 
 
