@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-work", action="store_true", help="keep the work folder <out>/.work/<name>"
     )
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d.add_argument("--no-features", action="store_true",
+                   help="skip embedding items and users with the default encoder")
     d.set_defaults(func=cmd_demo)
 
     dl = sub.add_parser(
@@ -342,6 +344,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scale=args.scale,
         keep_work=args.keep_work,
         show_progress=not args.no_progress,
+        features=not args.no_features,
     )
     _report(result, time.monotonic() - started)
     return 0

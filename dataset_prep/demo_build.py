@@ -79,6 +79,12 @@ def generate_demo_raw_once(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> 
     return True
 
 
+# The demo's user texts are kept short (the newest reviews up to this many words per user and
+# domain; the default for real data is 384) so that the README's main job, which embeds them on
+# first use, stays within a few minutes on 2 CPU cores.
+DEMO_USER_BUDGET_WORDS = 64
+
+
 def build_demo(
     out_root: str | Path = "dataset",
     *,
@@ -86,25 +92,52 @@ def build_demo(
     scale: float = 1.0,
     keep_work: bool = False,
     show_progress: bool = True,
+    features: bool = True,
 ) -> BuildResult:
-    """Generate (if needed) and build the ``movie_music_demo`` dataset — GENERATED data."""
+    """Generate (if needed) and build the ``movie_music_demo`` dataset — GENERATED data — and
+    (``features``) embed it with the default encoder, as ``dataset_prep features`` would."""
     out_root = Path(out_root)
     raw_dir = default_raw_dir(get_task(DEMO_TASK), out_root)
     generate_demo_raw_once(raw_dir, seed=seed, scale=scale)
-    return build_task(
+    result = build_task(
         DEMO_TASK,
         raw_dir=raw_dir,
         out_root=out_root,
         keep_work=keep_work,
         show_progress=show_progress,
     )
+    if features:
+        compute_demo_features(out_root, show_progress=show_progress)
+    return result
+
+
+def compute_demo_features(out_root: str | Path = "dataset", show_progress: bool = True) -> dict:
+    """Embed the demo's items and users with the default encoder (packaged all-MiniLM-L6-v2),
+    the tables that are missing only; an interrupted run resumes from its cached shards."""
+    from dataset_prep.features.encoders import EncoderSpec
+    from dataset_prep.features.pipeline import TABLES, RunSettings, extract_features
+    from dataset_prep.features.sources import UserTextRule
+
+    folder = Path(out_root) / DEMO_TASK / "features"
+    missing = tuple(t for t in TABLES if not (folder / f"{t}.json").is_file())
+    if not missing:
+        return {}
+    logger.warning("embedding the demo's %s with the default encoder (all-MiniLM-L6-v2, CPU; "
+                   "about a minute or two)", ", ".join(missing))
+    return extract_features(
+        Path(out_root), DEMO_TASK, EncoderSpec(), tables=missing,
+        settings=RunSettings(progress=show_progress),
+        user_rule=UserTextRule(budget_words=DEMO_USER_BUDGET_WORDS),
+    )
 
 
 def ensure_demo_dataset(out_root: str | Path = "dataset", seed: int = 0) -> Path:
-    """The demo dataset's folder, built first when ``<out_root>/movie_music_demo/build.json`` is
-    missing. For the training command when a user asks for the demo and has none."""
+    """The demo dataset's folder, built (and embedded) first when missing. For the training
+    command when a user asks for the demo and has none."""
     folder = Path(out_root) / DEMO_TASK
     if not (folder / "build.json").is_file():
         logger.warning("building the GENERATED demo dataset into %s", folder)
         build_demo(out_root, seed=seed, show_progress=False)
+    else:
+        compute_demo_features(out_root, show_progress=False)
     return folder

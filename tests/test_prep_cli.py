@@ -191,6 +191,11 @@ def test_demo_end_to_end(tmp_path):
     assert stats["generated"] is True and stats["users"]["overlap"] > 0
     assert stats["filters"]["min_user_reviews"] == 20  # the same path and filters as real data
     assert (tmp_path / "data" / "raw" / "movie_music_demo" / "GENERATED.md").is_file()
+    # the demo pipeline embeds items and users with the default (packaged, real) encoder
+    for table in ("items", "users_aux", "users_target"):
+        manifest = json.loads((folder / "features" / f"{table}.json").read_text())
+        assert manifest["dim"] == 384 and manifest["rows"] > 0 and manifest["generated"] is True
+        assert "minilm" in manifest["model_path"].lower()
 
     from dataset_prep.demo_build import ensure_demo_dataset
 

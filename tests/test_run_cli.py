@@ -4,6 +4,7 @@ every model, determinism, errors, the GENERATED demo, and the checkpoint round t
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -190,6 +191,16 @@ def test_demo_run_says_generated_and_reports_metrics(tiny_data_root, demo_root, 
     assert payload["run"]["generated_data"] is True
     assert set(payload["test"]) == {"mae", "rmse"}
     assert 0.0 < payload["test"]["mae"] < payload["test"]["rmse"] < 3.0
+
+
+def test_music_runs_on_the_demo_with_multimodal_features(tiny_data_root, demo_root, caplog):
+    argv = ["--model=MuSiC", "--dataset=movie_music_demo", f"--data_path={demo_root}",
+            "--epochs=2", "--stage1_epochs=1", "--result_json=music.json"]
+    with caplog.at_level(logging.INFO):
+        assert _main(*argv) == 0
+    assert "feature_source=multimodal" in caplog.text
+    payload = json.loads(Path("music.json").read_text())
+    assert {"mae", "rmse", "ratedndcg@20", "ndcg@20"} <= set(payload["test"])
 
 
 def test_demo_is_built_on_first_use(tmp_path, monkeypatch):
