@@ -69,12 +69,15 @@ def summarise(values: list[float]) -> tuple[float, float]:
 def table(results, variants, betas, metrics) -> str:
     lines = []
     for beta in betas:
+        if not any((label, beta) in results for label, *_ in variants):
+            continue
         lines += [
             f"\n### β = {int(round(beta * 100))}%\n",
             "| variant | " + " | ".join(metrics) + " | s/run |",
             "|---|" + "---:|" * (len(metrics) + 1),
         ]
         stats = {}
+        variants = [v for v in variants if (v[0], beta) in results]
         for label, *_ in variants:
             runs = results[(label, beta)]
             stats[label] = {
@@ -99,7 +102,8 @@ def table(results, variants, betas, metrics) -> str:
                 text = f"{mean:.4f} ± {std:.4f}"
                 cells.append(f"**{text}**" if best.get(m) == label else text)
             cells.append(f"{stats[label]['_s'][0]:.0f}")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            seeds = len(results[(label, beta)])
+            lines.append(f"| {label} ({seeds} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -123,6 +127,11 @@ def main() -> None:
     )
     parser.add_argument("--out", required=True, help="Markdown report")
     parser.add_argument("--title", default=None)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="tabulate the finished cells only (a partial grid), run nothing",
+    )
     args = parser.parse_args()
     args.work = args.work or str(ROOT / "bench" / "_work" / "grid" / args.dataset)
     Path(args.work).mkdir(parents=True, exist_ok=True)
@@ -134,6 +143,8 @@ def main() -> None:
             for label, model, overrides in variants:
                 n += 1
                 cached = cell_path(Path(args.work), label, beta, seed).is_file()
+                if args.report_only and not cached:
+                    continue
                 result = run_cell(args, label, model, overrides, beta, seed)
                 results.setdefault((label, beta), []).append(result)
                 print(
