@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-from recbole.config import Config
+from conftest import make_config
 
-import recbole_music
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.feature_store import align_to_dataset, load_vectors, save_vectors
 
@@ -38,13 +37,7 @@ def test_mismatched_files_and_bad_vectors_are_refused(tmp_path):
 
 
 def test_align_to_dataset_follows_remapped_ids(tiny_data_root):
-    config = Config(
-        model="TargetMF",
-        dataset="tiny",
-        config_file_list=recbole_music.config_files("TargetMF", "tiny"),
-        config_dict={"state": "ERROR"},
-    )
-    dataset = CrossDomainDataset(config)
+    dataset = CrossDomainDataset(make_config("TargetMF", "tiny", state="ERROR"))
     tokens = list(dataset.field2id_token["item_id"][1:])
     # a table in another order, one unknown id, one dataset item without a vector
     table_ids = ["unknown-item"] + tokens[::-1][:-1]
@@ -62,13 +55,7 @@ def test_align_to_dataset_follows_remapped_ids(tiny_data_root):
 
 
 def test_dataset_load_features_reads_its_features_folder(tiny_data_root):
-    config = Config(
-        model="TargetMF",
-        dataset="tiny",
-        config_file_list=recbole_music.config_files("TargetMF", "tiny"),
-        config_dict={"state": "ERROR"},
-    )
-    dataset = CrossDomainDataset(config)
+    dataset = CrossDomainDataset(make_config("TargetMF", "tiny", state="ERROR"))
     users = list(dataset.field2id_token["user_id"][1:])
     vectors = np.arange(len(users) * 3, dtype=np.float32).reshape(len(users), 3)
     save_vectors(tiny_data_root / "tiny" / "features", "users_aux", users, vectors)

@@ -156,7 +156,7 @@ class MuSiC(TargetDomainRecommender):
                 score = score + self.domain_mean[domain]
         return score
 
-    def _rating_loss(self, user_feat, users, items, ratings, domain: int, pool):
+    def _rating_loss(self, user_feat, items, ratings, domain: int, pool):
         """MSE on ratings; on implicit data BCE against ``num_negatives`` items of ``pool``."""
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
@@ -192,7 +192,6 @@ class MuSiC(TargetDomainRecommender):
             user_feat = self.features.users_target(users)
             loss = loss + self._rating_loss(
                 user_feat,
-                users,
                 items,
                 self._ratings(interaction, slice(None)),
                 1,
@@ -219,7 +218,6 @@ class MuSiC(TargetDomainRecommender):
             )
             loss = loss + self._rating_loss(
                 user_feat,
-                t_users,
                 t_items,
                 self._ratings(interaction, target),
                 1,
@@ -232,7 +230,6 @@ class MuSiC(TargetDomainRecommender):
             a_users, a_items = users[aux], items[aux]
             loss = loss + self.aux_rating_weight * self._rating_loss(
                 self.features.users_aux(a_users),
-                a_users,
                 a_items,
                 self._ratings(interaction, aux),
                 0,
