@@ -72,7 +72,7 @@ def main() -> None:
     report = f"""# The demo main job: time from nothing to the results table
 
 Command (what `bash scripts/demo.sh` runs once the venv exists), in an empty working folder, so
-each run also generates and builds the GENERATED demo data set:
+each run also generates, builds and embeds (default encoder) the GENERATED demo data set:
 
     python run_recbole_music.py --model={MODELS} --dataset=movie_music_demo
 
