@@ -82,34 +82,27 @@ class FeatureSource(nn.Module):
             for emb in (self.item_embedding, self.user_aux_embedding, self.user_target_embedding):
                 nn.init.normal_(emb.weight, std=std)
 
-    def _combine(self, vectors, mlp, embedding, ids):
+    # (frozen vectors, projection MLP, ID embedding): the attribute names of each feature
+    _PARTS = {
+        "items": ("item_vectors", "item_mlp", "item_embedding"),
+        "users_aux": ("user_aux_vectors", "user_mlp", "user_aux_embedding"),
+        "users_target": ("user_target_vectors", "user_mlp", "user_target_embedding"),
+    }
+
+    def _features(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        vectors, mlp, embedding = self._PARTS[table]
         parts = []
         if self.source in ("multimodal", "fused"):
-            parts.append(mlp(vectors[ids]))
+            parts.append(getattr(self, mlp)(getattr(self, vectors)[ids]))
         if self.source in ("collaborative", "fused"):
-            parts.append(embedding(ids))
+            parts.append(getattr(self, embedding)(ids))
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
     def items(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._combine(
-            getattr(self, "item_vectors", None),
-            getattr(self, "item_mlp", None),
-            getattr(self, "item_embedding", None),
-            ids,
-        )
+        return self._features("items", ids)
 
     def users_aux(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._combine(
-            getattr(self, "user_aux_vectors", None),
-            getattr(self, "user_mlp", None),
-            getattr(self, "user_aux_embedding", None),
-            ids,
-        )
+        return self._features("users_aux", ids)
 
     def users_target(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._combine(
-            getattr(self, "user_target_vectors", None),
-            getattr(self, "user_mlp", None),
-            getattr(self, "user_target_embedding", None),
-            ids,
-        )
+        return self._features("users_target", ids)
