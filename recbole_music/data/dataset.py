@@ -68,12 +68,11 @@ class CrossDomainDataset(Dataset):
 
     def _domain_rows(self):
         """(user ids, item ids, is-target mask) of all interactions, whatever their format."""
-        feat = self.inter_feat
-        column = (
-            (lambda f: feat[f].numpy())
-            if not hasattr(feat, "iloc")
-            else (lambda f: feat[f].to_numpy())
-        )
+        feat = self.inter_feat  # a DataFrame before build(), an Interaction after
+
+        def column(field):
+            return np.asarray(feat[field])
+
         users, items = column(self.uid_field), column(self.iid_field)
         return users, items, column(self.domain_field) == self.target_domain_id
 

@@ -105,7 +105,6 @@ class MuSiC(TargetDomainRecommender):
         items = feat[dataset.iid_field]
         self.register_buffer("target_items", torch.unique(items[is_target]))
         self.register_buffer("aux_items", torch.unique(items[~is_target]))
-        self.register_buffer("target_items_all", torch.nonzero(dataset.target_item_mask).flatten())
         means = torch.zeros(2)
         if self.explicit:
             ratings = feat[dataset.rating_field].float()
