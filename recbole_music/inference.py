@@ -1,10 +1,10 @@
 """Recommend for a new cold-start user from a trained MuSiC checkpoint, without retraining.
 
 Given the user's auxiliary-domain history (items, and ratings on explicit data), the user's
-auxiliary feature ``u_A`` is *folded in*: with the item features frozen, it is the ridge
-solution that best explains the history under the model's own rating function. (With multimodal
-features, pass the vector that ``dataset_prep features`` computes from the user's reviews
-instead, or in addition for ``fused``.) The diffusion model then generates ``u_T`` from noise,
+auxiliary feature ``u_A`` is *folded in*. With ``user_vectors: history`` and multimodal features
+it is exact: the user's history vector through the model's user MLP, as in training. Otherwise it
+is the ridge solution that best explains the history under the model's own rating function, with
+the item features frozen (review-text vectors of a new user are not used by this path). The diffusion model then generates ``u_T`` from noise,
 conditioned on ``u_A``, and the top-N target items follow from the dot products.
 
     python -m recbole_music.recommend --checkpoint saved/MuSiC-....pth --history history.tsv
@@ -58,7 +58,9 @@ class ColdStartRecommender:
     def fold_in_aux_feature(
         self, items: list[str], ratings: list[float] | None = None, reg: float = 1.0
     ) -> torch.Tensor:
-        """Ridge fit of ``u_A`` to the history with item features frozen."""
+        """``u_A`` of a new user: computed from the history when the model builds user vectors
+        from history (``user_vectors: history``), else the ridge fit of ``u_A`` to the history
+        with item features frozen."""
         known = [i for i in items if i in self.dataset.field2token_id[self.dataset.iid_field]]
         if not known:
             raise ValueError("none of the history's items is known to the trained model")
@@ -77,6 +79,12 @@ class ColdStartRecommender:
                 y = torch.tensor([float(rating_of[i]) for i in known], dtype=torch.double)
             else:
                 y = torch.ones(len(known), dtype=torch.double)  # implicit: every item is liked
+            if model.feature_source == "multimodal" and model.user_vectors == "history":
+                # u_A is a function of the history itself: no fit needed
+                ratings_used = y.float() if model.explicit else None
+                return model.features.aux_feature_from_history(
+                    ids, ratings_used, model.domain_mean[0]
+                )
             if model.rating_bias:
                 y = y - model.item_bias(ids).squeeze(-1).double()
                 if model.explicit:

@@ -314,6 +314,16 @@ class GaussianDiffusion(nn.Module):
         nonzero = (t != 0).to(xt.dtype).reshape(-1, *([1] * (xt.dim() - 1)))
         return mean + nonzero * var.sqrt() * noise
 
+    def sample_with_grad(self, denoiser: Denoiser, x_T: torch.Tensor, cond=None) -> torch.Tensor:
+        """All reverse steps from ``x_T`` *with* gradients, for a loss on generated samples
+        (MuSiC's rating loss on the generated u_T); the step noise comes from torch's global RNG."""
+        x = x_T
+        for step in reversed(range(self.steps)):
+            t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
+            noise = torch.randn_like(x) if step > 0 else torch.zeros_like(x)
+            x = self.p_sample(denoiser, x, t, cond, noise=noise)
+        return x
+
     @torch.no_grad()
     def sample(
         self,

@@ -10,7 +10,14 @@ Training (``MuSiCTrainer``) has two stages, each with its own loss method here:
 1. :meth:`side_user_loss` — side users: unconditional diffusion loss on their ``u_T`` (and, if
    ``stage1_rating_loss``, their target ratings, which train the features);
 2. :meth:`joint_loss` — training overlap users: their target ratings + ``diffusion_weight`` ×
-   conditional diffusion loss (``c = u_A``), plus the auxiliary ratings that train ``u_A``.
+   conditional diffusion loss (``c = u_A``), plus the auxiliary ratings that train ``u_A``, plus
+   (ours, ``generated_rating_weight``) the target ratings scored with a ``u_T`` *generated* from
+   ``u_A`` by the full reverse process, so the denoiser learns what held-out users need.
+
+User vectors (``user_vectors``): the paper's LLM vectors of a user's reviews, vectors built from
+the user's training items and ratings (``history``; data without reviews), or both side by side.
+With ``user_bias_coordinate`` the items' last feature coordinate is 1, so ``u_T`` carries the
+user's rating bias and the diffusion generates it too.
 
 Ablations (paper Table 3) are settings: ``feature_source: collaborative`` (w/o MLLM),
 ``use_diffusion: False`` (w/o diffusion: ``u_A`` is used as ``u_T`` for overlapping users),
@@ -28,7 +35,11 @@ from torch import nn
 
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.diffusion import GaussianDiffusion, VectorUNet
-from recbole_music.model.music_features import FeatureSource, resolve_feature_source
+from recbole_music.model.music_features import (
+    FeatureSource,
+    resolve_feature_source,
+    resolve_user_vectors,
+)
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 logger = logging.getLogger()
@@ -46,13 +57,17 @@ class MuSiC(TargetDomainRecommender):
         self.use_side_users = bool(config["use_side_users"])
         self.stage1_rating_loss = bool(config["stage1_rating_loss"])
         self.diffusion_weight = float(config["diffusion_weight"])
+        self.generated_rating_weight = float(config["generated_rating_weight"] or 0.0)
         self.aux_rating_weight = float(config["aux_rating_weight"])
         self.num_negatives = int(config["num_negatives"] or 1)
         self.detach_diffusion_target = bool(config["detach_diffusion_target"])
         self.sample_batch_size = int(config["sample_batch_size"] or 4096)
 
-        self.feature_source = resolve_feature_source(config["feature_source"], dataset)
-        self.features = FeatureSource(config, dataset, self.feature_source, dim)
+        self.user_vectors = resolve_user_vectors(config["user_vectors"], dataset)
+        self.feature_source = resolve_feature_source(
+            config["feature_source"], self.user_vectors, dataset
+        )
+        self.features = FeatureSource(config, dataset, self.feature_source, dim, self.user_vectors)
         self.diffusion = GaussianDiffusion(
             int(config["diffusion_steps"]),
             beta_start=config["beta_start"],
@@ -80,7 +95,7 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
         self._generated = None
         logger.info(
-            f"MuSiC: feature_source={self.feature_source}, T={self.diffusion.steps}, "
+            f"MuSiC: feature_source={self.feature_source}, user_vectors={self.user_vectors}, T={self.diffusion.steps}, "
             f"use_diffusion={self.use_diffusion}, use_side_users={self.use_side_users}; "
             f"{int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} training "
             f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
@@ -178,6 +193,16 @@ class MuSiC(TargetDomainRecommender):
         cond = self.features.users_aux(users) if conditional else None
         return self.diffusion.training_loss(self.denoiser, x0, cond=cond)
 
+    def _generated_rating_loss(self, users, items, ratings):
+        """The rating loss with ``u_T`` generated from ``u_A`` by the full reverse process, as
+        held-out users get it: trains the denoiser (and ``u_A``) for what the ratings need."""
+        unique, inverse = torch.unique(users, return_inverse=True)
+        x_T = torch.randn(len(unique), self.sampling_noise.shape[1], device=users.device)
+        generated = self.diffusion.sample_with_grad(
+            self.denoiser, x_T, cond=self.features.users_aux(unique)
+        )
+        return self._rating_loss(generated[inverse], items, ratings, 1, self.target_items)
+
     def _ratings(self, interaction, rows):
         return interaction[self.RATING][rows] if self.explicit else None
 
@@ -224,6 +249,10 @@ class MuSiC(TargetDomainRecommender):
             )
             if self.use_diffusion:
                 loss = loss + self.diffusion_weight * self._diffusion_loss(t_users, True)
+                if self.generated_rating_weight > 0:
+                    loss = loss + self.generated_rating_weight * self._generated_rating_loss(
+                        t_users, t_items, self._ratings(interaction, target)
+                    )
         aux = ~target
         if aux.any() and self.aux_rating_weight > 0:
             a_users, a_items = users[aux], items[aux]

@@ -21,22 +21,51 @@ import torch
 from torch import nn
 
 from recbole_music.model.projection import ProjectionMLP
+from recbole_music.model.user_history_vectors import history_vector, user_history_vectors
 
 FEATURE_SOURCES = ("multimodal", "collaborative", "fused")
-FEATURE_TABLES = {"items": "item_id", "users_aux": "user_id", "users_target": "user_id"}
+USER_VECTOR_RULES = ("reviews", "history", "both")
+USER_TABLES = ("users_aux", "users_target")
 
 
-def resolve_feature_source(requested: str, dataset) -> str:
+def _has_table(dataset, table: str) -> bool:
+    return (dataset.feature_path() / f"{table}.json").is_file()
+
+
+def resolve_user_vectors(requested: str | None, dataset) -> str:
+    """``auto`` -> ``both`` when the review tables exist, else ``history`` (said in the log)."""
     requested = (requested or "auto").lower()
-    folder = dataset.feature_path()
-    present = all((folder / f"{table}.json").is_file() for table in FEATURE_TABLES)
     if requested == "auto":
-        if present:
+        if all(_has_table(dataset, t) for t in USER_TABLES):
+            return "both"
+        logging.getLogger().warning(
+            "MuSiC: no user review vectors in %s -> user_vectors=history (each user's vector "
+            "is built from the vectors of the items they interacted with)",
+            dataset.feature_path(),
+        )
+        return "history"
+    if requested not in USER_VECTOR_RULES:
+        raise ValueError(
+            f"user_vectors must be auto or one of {USER_VECTOR_RULES}, got {requested}"
+        )
+    return requested
+
+
+def resolve_feature_source(requested: str | None, user_rule: str, dataset) -> str:
+    """The feature source to use; ``auto`` -> multimodal when its tables exist (the items
+    table, plus the user tables when ``user_rule`` reads reviews), else collaborative."""
+    requested = (requested or "auto").lower()
+    needed = ["items"] + (list(USER_TABLES) if user_rule in ("reviews", "both") else [])
+    missing = [t for t in needed if not _has_table(dataset, t)]
+    folder = dataset.feature_path()
+    if requested == "auto":
+        if not missing:
             return "multimodal"
         logging.getLogger().warning(
-            "MuSiC: no feature tables in %s (items, users_aux, users_target) -> "
-            "feature_source=collaborative (learned ID embeddings, the paper's 'w/o MLLM'). "
-            "Run `python -m dataset_prep features --dataset %s` for multimodal features.",
+            "MuSiC: feature tables %s missing in %s -> feature_source=collaborative (learned "
+            "ID embeddings, the paper's 'w/o MLLM'). Run `python -m dataset_prep features "
+            "--dataset %s` for multimodal features.",
+            missing,
             folder,
             dataset.dataset_name,
         )
@@ -45,28 +74,43 @@ def resolve_feature_source(requested: str, dataset) -> str:
         raise ValueError(
             f"feature_source must be auto or one of {FEATURE_SOURCES}, got {requested}"
         )
-    if requested != "collaborative" and not present:
+    if requested != "collaborative" and missing:
         raise FileNotFoundError(
-            f"feature_source={requested} needs the feature tables items, users_aux and "
-            f"users_target in {folder}; run `python -m dataset_prep features --dataset "
+            f"feature_source={requested} with user_vectors={user_rule} needs the feature "
+            f"tables {missing} in {folder}; run `python -m dataset_prep features --dataset "
             f"{dataset.dataset_name}` or use feature_source=collaborative"
         )
     return requested
 
 
+def user_vectors(rule: str, dataset, item_vectors) -> tuple[torch.Tensor, torch.Tensor]:
+    """(auxiliary, target) frozen user vectors by the ``user_vectors`` rule: ``reviews`` (the
+    LLM tables, the paper), ``history`` (from the user's items, see user_history_vectors) or
+    ``both`` (the two side by side)."""
+    parts = {True: [], False: []}
+    for target, table in ((False, "users_aux"), (True, "users_target")):
+        if rule in ("reviews", "both"):
+            parts[target].append(dataset.load_features(table, "user_id")[0])
+        if rule in ("history", "both"):
+            parts[target].append(user_history_vectors(dataset, item_vectors, target))
+    return torch.cat(parts[False], dim=1), torch.cat(parts[True], dim=1)
+
+
 class FeatureSource(nn.Module):
     """d-dim features of items, of users in the auxiliary domain, and in the target domain."""
 
-    def __init__(self, config, dataset, source: str, dim: int):
+    def __init__(self, config, dataset, source: str, dim: int, user_rule: str = "reviews"):
         super().__init__()
         self.source = source
+        # The last coordinate of every item feature is pinned to 1, so the last coordinate of a
+        # user feature is that user's rating bias -- generated with the rest of u_T.
+        self.user_bias_coordinate = bool(config["user_bias_coordinate"])
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
         activation = config["activation"] or "tanh"
         n_users, n_items = dataset.user_num, dataset.item_num
         if source in ("multimodal", "fused"):
             items, _ = dataset.load_features("items", "item_id")
-            users_aux, self._aux_ok = dataset.load_features("users_aux", "user_id")
-            users_target, self._target_ok = dataset.load_features("users_target", "user_id")
+            users_aux, users_target = user_vectors(user_rule, dataset, items)
             # Frozen LLM vectors: buffers, not parameters (they ride along in checkpoints).
             self.register_buffer("item_vectors", items)
             self.register_buffer("user_aux_vectors", users_aux)
@@ -99,10 +143,19 @@ class FeatureSource(nn.Module):
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
     def items(self, ids: torch.Tensor) -> torch.Tensor:
-        return self._features("items", ids)
+        features = self._features("items", ids)
+        if self.user_bias_coordinate:
+            features = torch.cat([features[..., :-1], torch.ones_like(features[..., :1])], -1)
+        return features
 
     def users_aux(self, ids: torch.Tensor) -> torch.Tensor:
         return self._features("users_aux", ids)
 
     def users_target(self, ids: torch.Tensor) -> torch.Tensor:
         return self._features("users_target", ids)
+
+    def aux_feature_from_history(self, ids, ratings, domain_mean) -> torch.Tensor:
+        """``u_A`` of a new user from their auxiliary items (and ratings): exact when the user
+        vectors are built from history (``user_vectors: history``) and features are multimodal."""
+        vector = history_vector(self.item_vectors[ids], ratings, domain_mean)
+        return self.user_mlp(vector[None])[0]

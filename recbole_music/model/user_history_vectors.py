@@ -1,0 +1,54 @@
+"""User vectors built from the items a user interacted with, for data without review text.
+
+MuSiC reads a user's vector in a domain from an LLM over their reviews there (METHOD.md §1).
+Where there are no reviews (``../shared/data/food_kitchen``) or they are short, the user's
+*history* says the same kind of thing: which items they chose and how they rated them. For each
+user and domain, over their **training** interactions only (a held-out user's target history is
+test information and never appears in a training dataset):
+
+* implicit data: the mean of the frozen item vectors of the user's items;
+* explicit data: that mean, the rating-weighted mean ``mean((r - r̄_u) v_i)`` (what they liked
+  more than their own average), and their mean rating minus the domain mean (their generosity).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def history_vector_dim(item_dim: int, explicit: bool) -> int:
+    return 2 * item_dim + 1 if explicit else item_dim
+
+
+def user_history_vectors(dataset, item_vectors: torch.Tensor, target: bool) -> torch.Tensor:
+    """[n_users, history_vector_dim]: each user's vector from their training items of one domain
+    (the target domain when ``target``, else the auxiliary one); zeros for users with none."""
+    feat = dataset.inter_feat
+    rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
+    users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
+    n_users, dim = dataset.user_num, item_vectors.shape[1]
+    counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(item_vectors)[:, None]
+    vectors = item_vectors[items]
+    mean = torch.zeros(n_users, dim).to(item_vectors).index_add_(0, users, vectors) / counts
+    if not dataset.is_explicit:
+        return mean
+    ratings = feat[dataset.rating_field][rows].to(item_vectors)
+    user_mean = torch.zeros(n_users).to(item_vectors).index_add_(0, users, ratings) / counts[:, 0]
+    deviation = (ratings - user_mean[users])[:, None] * vectors
+    liked = torch.zeros(n_users, dim).to(item_vectors).index_add_(0, users, deviation) / counts
+    has_rows = torch.bincount(users, minlength=n_users) > 0
+    generosity = torch.where(has_rows, user_mean - ratings.mean(), torch.zeros_like(user_mean))
+    return torch.cat([mean, liked, generosity[:, None]], dim=1)
+
+
+def history_vector(
+    item_vectors: torch.Tensor, ratings: torch.Tensor | None, domain_mean: float = 0.0
+) -> torch.Tensor:
+    """One user's vector (as :func:`user_history_vectors` builds it) from their items' vectors
+    ``[n, D]`` and ratings (``None`` on implicit data) -- a new user at inference time."""
+    mean = item_vectors.mean(0)
+    if ratings is None:
+        return mean
+    ratings = ratings.to(item_vectors)
+    liked = ((ratings - ratings.mean())[:, None] * item_vectors).mean(0)
+    return torch.cat([mean, liked, (ratings.mean() - domain_mean).view(1)])

@@ -1,0 +1,167 @@
+"""MuSiC's feature sources: user vectors from history, the bias coordinate, table resolution."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_config
+
+import recbole_music  # noqa: F401
+from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
+from recbole_music.data.feature_store import save_vectors
+from recbole_music.model.music import MuSiC
+from recbole_music.model.music_features import resolve_feature_source, resolve_user_vectors
+from recbole_music.model.user_history_vectors import history_vector_dim, user_history_vectors
+from recbole_music.quick_start import prepare_data
+
+FAST = {"epochs": 1, "stage1_epochs": 1, "state": "ERROR", "show_progress": False}
+ITEM_DIM = 6
+
+
+def _write_item_vectors(root, name="tiny", with_users=False):
+    """Random item vectors for every item of ``root/name`` (and user tables when asked)."""
+    folder = root / name
+    rows = [line.split("\t") for line in (folder / f"{name}.inter").read_text().splitlines()[1:]]
+    rng = np.random.default_rng(0)
+    items = sorted({row[1] for row in rows})
+    save_vectors(folder / "features", "items", items, rng.normal(size=(len(items), ITEM_DIM)))
+    if with_users:
+        users = sorted({row[0] for row in rows})
+        for table in ("users_aux", "users_target"):
+            save_vectors(folder / "features", table, users, rng.normal(size=(len(users), 5)))
+
+
+def _train_split(dataset_name="tiny", **overrides):
+    config = make_config("MuSiC", dataset_name, **{**FAST, **overrides})
+    train_data, valid, test = prepare_data(config, CrossDomainDataset(config))
+    return config, train_data._dataset, test
+
+
+def test_history_vectors_match_a_hand_computation_and_never_read_test_rows(tiny_data_root):
+    _write_item_vectors(tiny_data_root)
+    _, train, test = _train_split()
+    items = torch.randn(train.item_num, ITEM_DIM, dtype=torch.float64)
+    target = user_history_vectors(train, items, target=True)
+    assert target.shape == (train.user_num, history_vector_dim(ITEM_DIM, explicit=True))
+
+    # held-out users have no target history in training: their target vector is all zeros
+    held_out = torch.unique(test.inter_feat["user_id"])
+    assert len(held_out) and (target[held_out] == 0).all()
+
+    # one training overlap user, by hand: mean vector, rating-weighted mean, generosity
+    feat = train.inter_feat
+    is_target = feat["domain"] == train.target_domain_id
+    user = int(feat["user_id"][is_target][0])
+    rows = is_target & (feat["user_id"] == user)
+    vecs, ratings = items[feat["item_id"][rows]], feat["rating"][rows].double()
+    expected = torch.cat(
+        [
+            vecs.mean(0),
+            ((ratings - ratings.mean())[:, None] * vecs).mean(0),
+            (ratings.mean() - feat["rating"][is_target].double().mean()).view(1),
+        ]
+    )
+    assert torch.allclose(target[user], expected)
+
+    # the auxiliary vector of a held-out user is built from their auxiliary history
+    aux = user_history_vectors(train, items, target=False)
+    assert (aux[held_out].abs().sum(1) > 0).all()
+
+
+def test_implicit_history_vector_is_the_mean_item_vector(tiny_data_root):
+    _write_item_vectors(tiny_data_root, "tiny_implicit")
+    _, train, _ = _train_split("tiny_implicit")
+    items = torch.randn(train.item_num, ITEM_DIM)
+    vectors = user_history_vectors(train, items, target=False)
+    assert vectors.shape == (train.user_num, ITEM_DIM)
+    feat = train.inter_feat
+    user = int(feat["user_id"][feat["domain"] != train.target_domain_id][0])
+    rows = (feat["domain"] != train.target_domain_id) & (feat["user_id"] == user)
+    assert torch.allclose(vectors[user], items[feat["item_id"][rows]].mean(0), atol=1e-6)
+
+
+def test_auto_user_vectors_fall_back_to_history_without_review_tables(tiny_data_root, caplog):
+    _write_item_vectors(tiny_data_root)
+    _, train, _ = _train_split()
+    with caplog.at_level(logging.WARNING):
+        rule = resolve_user_vectors("auto", train)
+    assert rule == "history" and "user_vectors=history" in caplog.text
+    # with history user vectors, the items table alone is enough for multimodal features
+    assert resolve_feature_source("auto", rule, train) == "multimodal"
+    with pytest.raises(FileNotFoundError, match="users_aux"):
+        resolve_feature_source("multimodal", "reviews", train)
+
+
+def test_auto_user_vectors_use_reviews_and_history_when_both_exist(tiny_data_root):
+    _write_item_vectors(tiny_data_root, with_users=True)
+    _, train, _ = _train_split()
+    assert resolve_user_vectors("auto", train) == "both"
+    with pytest.raises(ValueError, match="user_vectors"):
+        resolve_user_vectors("bogus", train)
+
+
+@pytest.mark.parametrize(
+    "rule, width", [("history", 2 * ITEM_DIM + 1), ("both", 5 + 2 * ITEM_DIM + 1)]
+)
+def test_music_projects_the_chosen_user_vectors(tiny_data_root, rule, width):
+    _write_item_vectors(tiny_data_root, with_users=True)
+    config, train, _ = _train_split(feature_source="multimodal", user_vectors=rule)
+    model = MuSiC(config, train)
+    assert model.features.user_aux_vectors.shape == (train.user_num, width)
+    assert model.features.user_mlp.net[0].in_features == width
+
+
+def test_bias_coordinate_pins_the_last_item_coordinate_to_one(tiny_data_root):
+    config, train, _ = _train_split(feature_source="collaborative", user_bias_coordinate=True)
+    model = MuSiC(config, train).eval()
+    items = torch.arange(train.item_num)
+    features = model.features.items(items)
+    assert torch.equal(features[:, -1], torch.ones(train.item_num))
+    # so raising one user's last coordinate by 1 raises all their scores by exactly 1
+    user = torch.nonzero(
+        (train.user_role == UserRole.OVERLAP) & (train.user_split == SplitPart.TRAIN)
+    )[0]
+    before = model._score(model.features.users_target(user), items, 1)
+    with torch.no_grad():
+        model.features.user_target_embedding.weight[user, -1] += 1.0
+    after = model._score(model.features.users_target(user), items, 1)
+    assert torch.allclose(after - before, torch.ones_like(before), atol=1e-6)
+
+    config, train, _ = _train_split(feature_source="collaborative", user_bias_coordinate=False)
+    plain = MuSiC(config, train)
+    assert not torch.equal(plain.features.items(items)[:, -1], torch.ones(train.item_num))
+
+
+def test_new_user_aux_feature_from_history_equals_the_training_one(tiny_data_root):
+    """With history user vectors, folding in a user's history reproduces their u_A exactly."""
+    from recbole_music.inference import ColdStartRecommender
+
+    _write_item_vectors(tiny_data_root)
+    config, train, test = _train_split(feature_source="multimodal", user_vectors="history")
+    model = MuSiC(config, train).eval()
+    recommender = ColdStartRecommender(model, train)
+    user = int(torch.unique(test.inter_feat["user_id"])[0])
+    items, ratings = recommender.history_of(train.id2token("user_id", user))
+    folded = recommender.fold_in_aux_feature(items, ratings)
+    with torch.no_grad():
+        assert torch.allclose(folded, model.features.users_aux(torch.tensor([user]))[0], atol=1e-5)
+    assert recommender.recommend(folded, topk=3).items
+
+
+@pytest.mark.parametrize("weight", [0.0, 3.0])
+def test_generated_rating_loss_trains_the_denoiser_through_the_reverse_process(
+    tiny_data_root, weight
+):
+    config, train, _ = _train_split(
+        feature_source="collaborative", diffusion_weight=0.0, generated_rating_weight=weight
+    )
+    model = MuSiC(config, train).train()
+    feat = train.inter_feat
+    rows = (feat["domain"] == train.target_domain_id) & model.is_train_overlap[feat["user_id"]]
+    model.joint_loss(feat[rows]).backward()
+    grads = [p.grad for p in model.denoiser.parameters() if p.grad is not None]
+    touched = any(g.abs().sum() > 0 for g in grads)
+    assert touched == (weight > 0)
