@@ -13,16 +13,20 @@ finished cells, so an interrupted grid resumes. A variant is ``label=Model`` or
 from __future__ import annotations
 
 import argparse
-import json
 import re
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALLER_IS_BETTER = {"mae", "rmse"}
+from _grid import (
+    ROOT,
+    Cell,
+    CellFailed,
+    Row,
+    best_rows,
+    fmt_stat,
+    run_cell,
+    summarise,
+)
 
 
 def parse_variant(text: str) -> tuple[str, str, list[str]]:
@@ -32,78 +36,38 @@ def parse_variant(text: str) -> tuple[str, str, list[str]]:
 
 
 def cell_path(work: Path, label: str, beta: float, seed: int) -> Path:
+    """This script's cache names a cell by its label (compare.py names it by its spec)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
     return work / f"{safe}-beta{beta}-seed{seed}.json"
-
-
-def run_cell(args, label, model, overrides, beta, seed) -> dict:
-    out = cell_path(Path(args.work), label, beta, seed)
-    if out.is_file():
-        return json.loads(out.read_text())
-    command = [
-        sys.executable,
-        str(ROOT / "run_recbole_music.py"),
-        f"--model={model}",
-        f"--dataset={args.dataset}",
-        f"--cold_ratio={beta}",
-        f"--seed={seed}",
-        f"--result_json={out}",
-        "--state=WARNING",
-        *overrides,
-        *args.extra,
-    ]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=args.cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"cell {label} β={beta} seed={seed} failed:\n{done.stderr[-4000:]}")
-    result = json.loads(out.read_text())
-    result["seconds"] = time.perf_counter() - start
-    out.write_text(json.dumps(result, indent=2))
-    return result
-
-
-def summarise(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def table(results, variants, betas, metrics) -> str:
     lines = []
     for beta in betas:
-        if not any((label, beta) in results for label, *_ in variants):
+        present = [label for label, *_ in variants if (label, beta) in results]
+        if not present:
             continue
         lines += [
             f"\n### β = {int(round(beta * 100))}%\n",
             "| variant | " + " | ".join(metrics) + " | s/run |",
             "|---|" + "---:|" * (len(metrics) + 1),
         ]
-        stats = {}
-        variants = [v for v in variants if (v[0], beta) in results]
-        for label, *_ in variants:
-            runs = results[(label, beta)]
-            stats[label] = {
-                m: summarise([r["test"][m] for r in runs])
-                for m in metrics
-                if all(m in r["test"] for r in runs)
-            }
-            stats[label]["_s"] = summarise([r.get("seconds", float("nan")) for r in runs])
-        best = {}
-        for m in metrics:
-            have = {lab: s[m][0] for lab, s in stats.items() if m in s}
-            if have:
-                pick = min if m in SMALLER_IS_BETTER else max
-                best[m] = pick(have, key=have.get)
-        for label, *_ in variants:
-            cells = []
+        rows = [
+            Row(label, {m: [r["test"].get(m) for r in results[(label, beta)]] for m in metrics})
+            for label in present
+        ]
+        # a metric some run of a variant lacks is n/a for that variant
+        for row in rows:
             for m in metrics:
-                if m not in stats[label]:
-                    cells.append("n/a")
-                    continue
-                mean, std = stats[label][m]
-                text = f"{mean:.4f} ± {std:.4f}"
-                cells.append(f"**{text}**" if best.get(m) == label else text)
-            cells.append(f"{stats[label]['_s'][0]:.0f}")
-            seeds = len(results[(label, beta)])
-            lines.append(f"| {label} ({seeds} seeds) | " + " | ".join(cells) + " |")
+                if any(v is None for v in row.values[m]):
+                    row.values[m] = []
+        best = best_rows(rows, metrics)
+        for row in rows:
+            cells = [fmt_stat(row.stat(m), best.get(m) == row.label) for m in metrics]
+            runs = results[(row.label, beta)]
+            seconds = summarise([r.get("seconds", float("nan")) for r in runs])[0]
+            cells.append(f"{seconds:.0f}")
+            lines.append(f"| {row.label} ({len(runs)} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -145,7 +109,14 @@ def main() -> None:
                 cached = cell_path(Path(args.work), label, beta, seed).is_file()
                 if args.report_only and not cached:
                     continue
-                result = run_cell(args, label, model, overrides, beta, seed)
+                cell = Cell(args.dataset, model, beta, seed, (*overrides, *args.extra))
+                path = cell_path(Path(args.work), label, beta, seed)
+                try:
+                    result = run_cell(cell, path, cwd=args.cwd)
+                except CellFailed as error:
+                    raise SystemExit(
+                        f"cell {label} β={beta} seed={seed} failed:\n{error}"
+                    ) from None
                 results.setdefault((label, beta), []).append(result)
                 print(
                     f"[{n}/{total}] {label} β={beta} seed={seed}: "
@@ -155,6 +126,8 @@ def main() -> None:
                 )
     generated = any(r["run"].get("generated_data") for runs in results.values() for r in runs)
     kind = "GENERATED (synthetic) demo data" if generated else "real data"
+    if not results:
+        raise SystemExit(f"no finished cells in {args.work}")
     first = next(iter(results.values()))[0]["run"]
     spec = "\n".join(
         f"- **{label}**: `--model={model}` {' '.join(o for o in overrides)}"

@@ -1,0 +1,256 @@
+"""Shared by the grid benchmarks (cold_start_grid.py, compare.py): one cell = one run of
+``run_recbole_music.py`` in a subprocess, its result JSON cached; mean ± std tables.
+
+A cell is (dataset, model, RecBole overrides, β, seed). Its JSON is written only once the run
+has finished (atomically), so a cached file is always a complete result and an interrupted grid
+resumes where it stopped. Each run's checkpoint goes to a temporary folder beside the cell file
+and is deleted afterwards (a grid of hundreds of runs would otherwise fill ``saved/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALLER_IS_BETTER = {"mae", "rmse"}
+# Overrides a cell sets itself; a user's extra overrides may not set them again.
+RESERVED = {"model", "dataset", "cold_ratio", "seed", "result_json", "checkpoint_dir"}
+
+
+def smaller_is_better(metric: str) -> bool:
+    return metric.split("@")[0].lower() in SMALLER_IS_BETTER
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+class CellFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: ``run_recbole_music.py --model=M --dataset=D --cold_ratio=β --seed=s *overrides``."""
+
+    dataset: str
+    model: str
+    beta: float
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        spec = json.dumps(
+            [self.dataset, self.model, float(self.beta), int(self.seed), sorted(self.overrides)]
+        )
+        return hashlib.sha1(spec.encode()).hexdigest()[:10]
+
+    def filename(self) -> str:
+        """Readable and unique: the model, the overrides (shortened), β, seed, the spec hash."""
+        opts = slug("_".join(o.lstrip("-") for o in sorted(self.overrides)))[:60]
+        parts = [slug(self.model)] + ([opts] if opts else [])
+        return "-".join(parts + [f"beta{self.beta:g}", f"seed{self.seed}", self.key()]) + ".json"
+
+    def argv(self) -> list[str]:
+        return [
+            f"--model={self.model}",
+            f"--dataset={self.dataset}",
+            f"--cold_ratio={self.beta}",
+            f"--seed={self.seed}",
+            *self.overrides,
+        ]
+
+    def describe(self) -> str:
+        extra = f" {' '.join(self.overrides)}" if self.overrides else ""
+        return f"{self.model} β={self.beta:g} seed={self.seed}{extra}"
+
+
+def execute(command: list[str], cwd: str | Path) -> subprocess.CompletedProcess:
+    """Run one cell's command (the seam the tests replace to count runs)."""
+    return subprocess.run(command, cwd=str(cwd), capture_output=True, text=True)
+
+
+def load_cell(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # a damaged file is not a result: the cell runs again
+
+
+def write_json(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
+    """The cell's result: read from ``path`` when cached, else run and cache it there.
+
+    Raises :class:`CellFailed` (the stderr tail in the message; the whole stderr in
+    ``<path>.err``) when the run fails; a failed cell is not cached and runs again next time.
+    """
+    cached = load_cell(path)
+    if cached is not None:
+        return cached
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}."))
+    result_json = scratch / "result.json"
+    command = [
+        sys.executable,
+        str(ROOT / "run_recbole_music.py"),
+        *cell.argv(),
+        f"--result_json={result_json}",
+        f"--checkpoint_dir={scratch / 'saved'}",
+        "--state=WARNING",
+    ]
+    start = time.perf_counter()
+    try:
+        done = execute(command, cwd)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0 or not result_json.is_file():
+            err = path.with_suffix(".err")
+            err.write_text(f"$ {' '.join(command)}\n\n{done.stdout}\n{done.stderr}")
+            tail = (done.stderr or done.stdout or "")[-3000:]
+            raise CellFailed(
+                f"{cell.describe()} on {cell.dataset} failed (exit {done.returncode}; "
+                f"full output in {err}):\n{tail}"
+            )
+        result = json.loads(result_json.read_text())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result["seconds"] = seconds
+    result["cell"] = {
+        "dataset": cell.dataset,
+        "model": cell.model,
+        "beta": cell.beta,
+        "seed": cell.seed,
+        "overrides": list(cell.overrides),
+        "command": "python run_recbole_music.py " + " ".join(cell.argv()),
+    }
+    write_json(result, path)
+    path.with_suffix(".err").unlink(missing_ok=True)
+    return result
+
+
+# --- statistics and tables --------------------------------------------------------------------
+
+
+def summarise(values: list[float]) -> tuple[float, float]:
+    """(mean, sample std); std is 0 for a single value."""
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+@dataclass
+class Stat:
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass
+class Row:
+    """One table row: a label and, per column key, the runs' metric values."""
+
+    label: str
+    values: dict = field(default_factory=dict)  # column key -> list[float]
+
+    def stat(self, column) -> Stat | None:
+        got = [v for v in self.values.get(column, []) if v is not None and not math.isnan(v)]
+        if not got:
+            return None
+        mean, std = summarise(got)
+        return Stat(mean, std, len(got))
+
+
+def best_rows(rows: list[Row], columns: list, metric_of=lambda c: c) -> dict:
+    """Column key -> label of the row with the best mean (lowest for MAE/RMSE)."""
+    best = {}
+    for column in columns:
+        have = {r.label: s.mean for r in rows if (s := r.stat(column)) is not None}
+        if have:
+            pick = min if smaller_is_better(metric_of(column)) else max
+            best[column] = pick(have, key=have.get)
+    return best
+
+
+def fmt_stat(stat: Stat | None, bold: bool = False, digits: int = 4) -> str:
+    if stat is None:
+        return "n/a"
+    text = f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
+    return f"**{text}**" if bold else text
+
+
+def markdown_table(header: list[str], rows: list[list[str]], align_first_left=True) -> str:
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + ("---|" if align_first_left else "---:|") + "---:|" * (len(header) - 1))
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def relative_improvement(ours: float, other: float, metric: str) -> float | None:
+    """Percent by which ``ours`` beats ``other``: positive = ours better, for either direction
+    (MAE/RMSE: (other − ours) / other; the rest: (ours − other) / other)."""
+    if other == 0:
+        return None
+    gain = (other - ours) if smaller_is_better(metric) else (ours - other)
+    return 100.0 * gain / abs(other)
+
+
+# --- dataset provenance -------------------------------------------------------------------------
+
+
+def dataset_info(folder: Path) -> dict:
+    """What the dataset folder says about itself: generated?, feedback, domains, source files."""
+    name = folder.name
+    info: dict = {"name": name, "folder": str(folder), "generated": None}
+    build = folder / "build.json"
+    if build.is_file():
+        data = json.loads(build.read_text())
+        info["generated"] = data.get("generated")
+        info["feedback"] = data.get("feedback")
+        inputs = data.get("inputs") or {}
+        info["aux"] = (inputs.get("aux") or {}).get("label")
+        info["target"] = (inputs.get("target") or {}).get("label")
+        info["sources"] = sorted(
+            {str(v.get("reviews")) for v in inputs.values() if isinstance(v, dict)} - {"None"}
+        )
+    yaml_path = folder / f"{name}.yaml"
+    if yaml_path.is_file():
+        import yaml
+
+        data = yaml.safe_load(yaml_path.read_text()) or {}
+        if info["generated"] is None and "generated" in data:
+            info["generated"] = data["generated"]
+        info["feedback"] = info.get("feedback") or data.get("feedback")
+        info["aux"] = info.get("aux") or data.get("aux_domain")
+        info["target"] = info.get("target") or data.get("target_domain")
+    info["feedback"] = info.get("feedback") or "explicit"
+    return info
+
+
+def data_kind(info: dict) -> str:
+    if info.get("generated") is True:
+        return (
+            "**GENERATED (synthetic) data** — the numbers show the pipeline works, not how "
+            "models do on real data"
+        )
+    if info.get("generated") is False:
+        return "**real data**"
+    return "**provenance unknown** (no `generated` flag in build.json or the dataset YAML)"

@@ -1,0 +1,290 @@
+"""bench/compare.py on tiny data: the tables, the steps figure, resume (no run twice),
+report-only, the improvement row's sign, skipped models and tasks, a reverse-direction build."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_tiny_cross_domain
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+import _grid  # noqa: E402
+import compare  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """``dataset/tiny``: tiny explicit data marked GENERATED, as the demo's build.json is."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder = write_tiny_cross_domain(tmp_path / "dataset", "tiny")
+    (folder / "build.json").write_text(json.dumps({"generated": True, "feedback": "explicit"}))
+    return tmp_path
+
+
+def _argv(root: Path, *more: str) -> list[str]:
+    return [
+        "--tasks=tiny",
+        f"--cwd={root}",
+        f"--work={root / 'work'}",
+        f"--out={root / 'out'}",
+        "--betas=0.2",
+        "--seeds=1",
+        "--epochs=2",
+        *more,
+    ]
+
+
+def _rows(markdown: str) -> dict[str, list[str]]:
+    """First cell -> the other cells of every table body row (headers left out)."""
+    lines = markdown.splitlines()
+    rows = {}
+    for line, after in zip(lines, [*lines[1:], ""]):
+        if line.startswith("| ") and not after.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    with open(path, newline="") as handle:
+        return list(csv.reader(handle))
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Every command a cell runs (the real subprocess still runs)."""
+    calls: list[list[str]] = []
+    real = _grid.execute
+
+    def spy(command, cwd):
+        calls.append(command)
+        return real(command, cwd)
+
+    monkeypatch.setattr(_grid, "execute", spy)
+    return calls
+
+
+def _fake_runs(monkeypatch, metrics_of, fail=()):
+    """Replace the subprocess by a stub writing ``metrics_of(model, argv)`` as the test metrics;
+    every model counts as registered. Returns the list of commands run."""
+    calls: list[list[str]] = []
+
+    def fake(command, cwd):
+        calls.append(command)
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        if opts["model"] in fail:
+            return subprocess.CompletedProcess(command, 1, "", "boom: broken model")
+        payload = {
+            "valid": {},
+            "test": metrics_of(opts["model"], opts),
+            "run": {"model_selection": "best epoch on the validation users"},
+        }
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(compare, "unavailable_reason", lambda model: None)
+    return calls
+
+
+def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, capsys):
+    argv = _argv(
+        root,
+        "--models=ItemMean,NoSuchModel,MuSiC",
+        "--tables",
+        "main",
+        "steps",
+        "--steps=2,10",
+    )
+    assert compare.main(argv) == 0
+    out = capsys.readouterr().out
+    # ItemMean, MuSiC and MuSiC at T = 2; T = 10 (the default) is the main table's MuSiC cell,
+    # and NoSuchModel never runs
+    assert len(counted) == 3
+    assert "skip NoSuchModel, not registered" in out
+    assert "[1/4] tiny · ItemMean · β=20% seed=1:" in out  # a progress line per cell
+
+    folder = root / "out" / "tiny"
+    main_md = (folder / "main.md").read_text()
+    assert "**GENERATED (synthetic) data**" in main_md
+    assert "**Command:** `python bench/compare.py --tasks=tiny" in main_md
+    assert "**Wall time:**" in main_md
+    assert "NoSuchModel: not registered" in main_md
+    rows = _rows(main_md)
+    assert list(rows) == ["ItemMean", "MuSiC", "*MuSiC vs best other*"]
+    assert len(rows["ItemMean"]) == 5 + 1  # 1 β × 5 explicit metrics, s/run
+    assert all(c.endswith("%") for c in rows["*MuSiC vs best other*"][:5])
+    assert sum("**" in cell for r in rows.values() for cell in r) >= 5  # a best per column
+    table = _read_csv(folder / "main.csv")
+    assert table[0][:4] == ["model", "seeds", "0.2/mae/mean", "0.2/mae/std"]
+    assert [r[0] for r in table[1:3]] == ["ItemMean", "MuSiC"]
+
+    steps_md = (folder / "steps.md").read_text()
+    assert list(_rows(steps_md)) == ["T = 2", "T = 10"]
+    assert [r[0] for r in _read_csv(folder / "steps.csv")[1:]] == ["T = 2", "T = 10"]
+    unbold = lambda cells: [c.strip("*") for c in cells[:5]]  # noqa: E731
+    assert unbold(_rows(steps_md)["T = 10"]) == unbold(rows["MuSiC"])  # the same cell
+    assert (folder / "steps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "collaborative" in steps_md  # tiny has no feature tables: says what MuSiC ran on
+
+    # second invocation: every cell comes from the cache, nothing runs
+    def no_run(command, cwd):
+        raise AssertionError(f"ran {command}")
+
+    monkeypatch.setattr(_grid, "execute", no_run)
+    before = {p.name: p.read_text() for p in folder.glob("*.csv")}
+    assert compare.main(argv) == 0
+    assert "cached" in capsys.readouterr().out
+    assert {p.name: p.read_text() for p in folder.glob("*.csv")} == before
+
+    # report-only rebuilds the tables from the cache alone
+    for path in folder.iterdir():
+        path.unlink()
+    assert compare.main([*argv, "--report-only"]) == 0
+    assert {p.name: p.read_text() for p in folder.glob("*.csv")} == before
+    assert "Tables rebuilt from the cached cells" in (folder / "main.md").read_text()
+    assert (folder / "steps.png").is_file()
+
+
+def test_improvement_row_sign_convention(root, monkeypatch):
+    # MuSiC: lower MAE/RMSE than the best other (better) but lower NDCGs (worse)
+    values = {
+        "A": {"mae": 1.0, "rmse": 1.2, "ratedndcg@20": 0.8, "ndcg@20": 0.02, "recall@20": 0.01},
+        "B": {"mae": 1.1, "rmse": 1.0, "ratedndcg@20": 0.7, "ndcg@20": 0.04, "recall@20": 0.03},
+        "MuSiC": {
+            "mae": 0.9,
+            "rmse": 1.1,
+            "ratedndcg@20": 0.88,
+            "ndcg@20": 0.03,
+            "recall@20": 0.03,
+        },
+    }
+    _fake_runs(monkeypatch, lambda model, opts: values[model])
+    assert compare.main(_argv(root, "--models=A,B,MuSiC", "--tables=main")) == 0
+    rows = _rows((root / "out" / "tiny" / "main.md").read_text())
+    improvement = rows["*MuSiC vs best other*"][:5]
+    # mae: (1.0 − 0.9)/1.0 = +10 %; rmse: (1.0 − 1.1)/1.0 = −10 %; rated NDCG (0.88 − 0.8)/0.8 =
+    # +10 %; ndcg (0.03 − 0.04)/0.04 = −25 %; recall: a tie, 0 %
+    assert improvement == ["+10.00%", "-10.00%", "+10.00%", "-25.00%", "+0.00%"]
+    assert rows["MuSiC"][0].startswith("**0.9000")  # best MAE in bold
+    assert rows["B"][1].startswith("**1.0000")  # best RMSE (lower) in bold
+    last = _read_csv(root / "out" / "tiny" / "main.csv")[-1]
+    assert last[0].startswith("MuSiC relative improvement")
+    assert float(last[2]) == pytest.approx(10.0) and float(last[4]) == pytest.approx(-10.0)
+    assert _grid.relative_improvement(0.9, 1.0, "rmse") == pytest.approx(10.0)
+    assert _grid.relative_improvement(0.9, 1.0, "ndcg@20") == pytest.approx(-10.0)
+
+
+def test_ablation_rows_failures_and_retry(root, monkeypatch):
+    seen = []
+
+    def metrics(model, opts):
+        seen.append(opts)
+        return {"mae": 0.9, "rmse": 1.1, "ndcg@20": 0.03}
+
+    calls = _fake_runs(monkeypatch, metrics, fail={"TargetMF"})
+    argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--seeds=1,2")
+    assert compare.main(argv) == 1  # a failed cell: reported, not cached
+    # 2 seeds × (TargetMF, MuSiC full; w/o diffusion, w/o side) — full MuSiC is one cell for
+    # both tables; tiny has no features, so there is no w/o MLLM row
+    assert len(calls) == 8
+    assert all(o["epochs"] == "2" for o in seen)
+    assert all(o.get("stage1_epochs") == "2" for o in seen if o["model"] == "MuSiC")
+    folder = root / "out" / "tiny"
+    ablation = _rows((folder / "ablation.md").read_text())
+    assert list(ablation) == ["MuSiC (full, collaborative)", "w/o diffusion", "w/o side"]
+    assert ablation["w/o side"][0].startswith("0.9000 ± 0.0000")
+    main_md = (folder / "main.md").read_text()
+    assert "failed: `TargetMF β=0.2 seed=1" in main_md
+    assert list(_rows(main_md)) == ["MuSiC"]
+    assert list((root / "work" / "tiny").glob("TargetMF*.err"))
+
+    # the failed cells run again next time (the rest is cached), and the error notes go
+    calls = _fake_runs(monkeypatch, metrics)
+    assert compare.main(argv) == 0
+    assert [c[2] for c in calls] == ["--model=TargetMF"] * 2
+    main_md = (folder / "main.md").read_text()
+    assert "failed" not in main_md
+    assert list(_rows(main_md)) == ["TargetMF", "MuSiC", "*MuSiC vs best other*"]
+    assert not list((root / "work" / "tiny").glob("*.err"))
+
+    # with feature tables, the full model is multimodal and w/o MLLM is a row
+    features = root / "dataset" / "tiny" / "features"
+    features.mkdir()
+    for table in compare.FEATURE_TABLES:
+        (features / f"{table}.json").write_text("{}")
+    calls.clear()
+    assert compare.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0
+    assert len(calls) == 3  # w/o MLLM (collaborative) is the cell that already ran as full
+    ablation = _rows((folder / "ablation.md").read_text())
+    assert list(ablation) == ["MuSiC (full)", "w/o MLLM", "w/o diffusion", "w/o side"]
+
+
+def test_flags_and_skipped_tasks(root, monkeypatch, capsys):
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--seed=3"])  # the grid sets the seed itself
+    with pytest.raises(SystemExit):
+        compare.parse_args(["--tables=main,figure"])
+    args = compare.parse_args(["--betas", "0.2,0.5", "--seeds", "1", "2", "--learning_rate=0.01"])
+    assert args.betas == [0.2, 0.5] and args.seeds == [1, 2] and args.steps_betas == [0.2, 0.5]
+    assert args.overrides == ("--learning_rate=0.01",)
+    assert "CMF" in args.models and "MuSiC" in args.models
+
+    calls = _fake_runs(monkeypatch, lambda model, opts: {"ndcg@20": 0.1})
+    argv = [f"--cwd={root}", f"--shared-data={root / 'no_data'}", "--tables=main"]
+    assert compare.main(["--tasks=food_kitchen,nowhere", *argv]) == 1
+    out = capsys.readouterr().out
+    assert "skip task food_kitchen: its raw data is absent" in out
+    assert "skip task nowhere: no dataset folder" in out
+    assert not calls
+
+
+def test_reverse_direction_is_built_from_shared_data(root, monkeypatch, capsys):
+    raw = root / "shared" / "food_kitchen"
+    raw.mkdir(parents=True)
+    lines = ["user_id\titem_id\tdomain\tposition\tuser_group"]
+    for u in range(12):
+        group = "overlap_train" if u < 8 else "kitchen_only"
+        for p, (domain, item) in enumerate(
+            [("food", f"F{(u + k) % 6}") for k in range(3) if u < 8]
+            + [("kitchen", f"K{(u * 2 + k) % 9}") for k in range(4)]
+        ):
+            lines.append(f"{group}:{u}\t{item}\t{domain}\t{p}\t{group}")
+    (raw / "interactions.tsv").write_text("\n".join(lines) + "\n")
+    items = ["item_id\tdomain\ttitle"]
+    items += [f"F{i}\tfood\tfood item {i}" for i in range(6)]
+    items += [f"K{i}\tkitchen\tkitchen item {i}" for i in range(9)]
+    (raw / "items.tsv").write_text("\n".join(items) + "\n")
+
+    calls = _fake_runs(monkeypatch, lambda model, opts: {"ndcg@20": 0.1, "recall@20": 0.2})
+    argv = [
+        "--tasks=kitchen_food",
+        f"--cwd={root}",
+        f"--shared-data={root / 'shared'}",
+        f"--work={root / 'work'}",
+        f"--out={root / 'out'}",
+        "--models=GlobalMean,ItemMean",
+        "--tables=main",
+        "--betas=0.5",
+        "--seeds=1",
+    ]
+    assert compare.main(argv) == 0
+    build = json.loads((root / "dataset" / "kitchen_food" / "build.json").read_text())
+    assert build["generated"] is False
+    assert build["inputs"]["aux"]["where"] == {"domain": "kitchen"}
+    assert build["inputs"]["target"]["where"] == {"domain": "food"}
+    assert "skip GlobalMean (predicts ratings only" in capsys.readouterr().out
+    assert [c[2] for c in calls] == ["--model=ItemMean"]
+    main_md = (root / "out" / "kitchen_food" / "main.md").read_text()
+    assert "(kitchen → food, implicit feedback) — **real data**" in main_md
+    header = main_md.split("| model |")[1].splitlines()[0]
+    assert "NDCG@20" in header and "MAE" not in header  # implicit: ranking metrics only
