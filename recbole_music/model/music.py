@@ -58,6 +58,9 @@ class MuSiC(TargetDomainRecommender):
         self.stage1_rating_loss = bool(config["stage1_rating_loss"])
         self.diffusion_weight = float(config["diffusion_weight"])
         self.generated_rating_weight = float(config["generated_rating_weight"] or 0.0)
+        self.diffusion_feature_scaling = bool(config["diffusion_feature_scaling"])
+        self.register_buffer("feature_scale", torch.ones(()))
+        self.register_buffer("feature_scale_steps", torch.zeros((), dtype=torch.long))
         self.aux_rating_weight = float(config["aux_rating_weight"])
         self.num_negatives = int(config["num_negatives"] or 1)
         self.detach_diffusion_target = bool(config["detach_diffusion_target"])
@@ -139,7 +142,7 @@ class MuSiC(TargetDomainRecommender):
             out = torch.zeros_like(self.sampling_noise)
             if len(held):
                 cond = self.features.users_aux(held)
-                out[held] = self.diffusion.sample(
+                out[held] = self.feature_scale * self.diffusion.sample(
                     self.denoiser,
                     cond=cond,
                     x_T=self.sampling_noise[held],
@@ -191,14 +194,29 @@ class MuSiC(TargetDomainRecommender):
         if self.detach_diffusion_target:
             x0 = x0.detach()  # the diffusion follows the features; it must not shape them
         cond = self.features.users_aux(users) if conditional else None
+        x0 = x0 / self._track_feature_scale(x0)
         return self.diffusion.training_loss(self.denoiser, x0, cond=cond)
+
+    def _track_feature_scale(self, x0: torch.Tensor) -> torch.Tensor:
+        """The RMS of the target features (a running average while training): the diffusion
+        runs on ``u_T / scale``, so its unit-variance noise meets unit-scale data (as latent
+        diffusion scales its latents) rather than drowning features of RMS ~0.1 at the first
+        step. 1 (the paper's raw features) when ``diffusion_feature_scaling`` is off."""
+        if not self.diffusion_feature_scaling:
+            return self.feature_scale
+        if self.training:
+            rms = x0.detach().pow(2).mean().sqrt().clamp(min=1e-6)
+            fresh = self.feature_scale_steps == 0
+            self.feature_scale.copy_(rms if fresh else 0.99 * self.feature_scale + 0.01 * rms)
+            self.feature_scale_steps += 1
+        return self.feature_scale
 
     def _generated_rating_loss(self, users, items, ratings):
         """The rating loss with ``u_T`` generated from ``u_A`` by the full reverse process, as
         held-out users get it: trains the denoiser (and ``u_A``) for what the ratings need."""
         unique, inverse = torch.unique(users, return_inverse=True)
         x_T = torch.randn(len(unique), self.sampling_noise.shape[1], device=users.device)
-        generated = self.diffusion.sample_with_grad(
+        generated = self.feature_scale * self.diffusion.sample_with_grad(
             self.denoiser, x_T, cond=self.features.users_aux(unique)
         )
         return self._rating_loss(generated[inverse], items, ratings, 1, self.target_items)

@@ -134,6 +134,14 @@ class FeatureSource(nn.Module):
     }
 
     def _features(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dim() == 1 and len(ids) > 1:
+            # a batch repeats users and items: project each one once (the MLP is the cost)
+            unique, inverse = torch.unique(ids, return_inverse=True)
+            if len(unique) < len(ids):
+                return self._project(table, unique)[inverse]
+        return self._project(table, ids)
+
+    def _project(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         vectors, mlp, embedding = self._PARTS[table]
         parts = []
         if self.source in ("multimodal", "fused"):
