@@ -165,3 +165,35 @@ def test_generated_rating_loss_trains_the_denoiser_through_the_reverse_process(
     grads = [p.grad for p in model.denoiser.parameters() if p.grad is not None]
     touched = any(g.abs().sum() > 0 for g in grads)
     assert touched == (weight > 0)
+
+
+@pytest.mark.parametrize("scaling", [True, False])
+def test_diffusion_runs_on_unit_scale_features_and_generation_scales_back(tiny_data_root, scaling):
+    config, train, _ = _train_split(
+        feature_source="collaborative", diffusion_feature_scaling=scaling
+    )
+    model = MuSiC(config, train).train()
+    users = torch.nonzero(model.is_train_overlap).flatten()
+    seen = {}
+
+    def spy(denoiser, x0, cond=None):
+        seen["x0"] = x0
+        return x0.sum() * 0.0
+
+    model.diffusion.training_loss = spy
+    model._diffusion_loss(users, conditional=True)
+    own = model.features.users_target(users).detach()
+    rms = own.pow(2).mean().sqrt()
+    expected_scale = rms if scaling else torch.tensor(1.0)
+    assert torch.allclose(model.feature_scale, expected_scale)
+    assert torch.allclose(seen["x0"], own / expected_scale)
+    model.eval()
+    generated = model.generated_target_features()[model.is_held_out]
+    with torch.no_grad():
+        unscaled = model.diffusion.sample(
+            model.denoiser,
+            cond=model.features.users_aux(torch.nonzero(model.is_held_out).flatten()),
+            x_T=model.sampling_noise[model.is_held_out],
+            generator=torch.Generator().manual_seed(model.sampling_seed),
+        )
+    assert torch.allclose(generated, expected_scale * unscaled)
