@@ -74,7 +74,10 @@ METRIC_NAMES = {
     "hit@20": "Hit@20",
 }
 SHARED_DATA = ROOT.parent / "shared" / "data"
-FEATURE_TABLES = ("items", "users_aux", "users_target")
+# MuSiC's multimodal features need the items table; user vectors come from the review tables
+# (users_aux, users_target) when present, else from each user's history (user_vectors: auto).
+FEATURE_TABLES = ("items",)
+USER_REVIEW_TABLES = ("users_aux", "users_target")
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Task:
     feedback: str
     metrics: list[str]
     has_features: bool
+    has_review_vectors: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -176,7 +180,10 @@ def prepare_task(name: str, args) -> Task | None:
     feedback = info["feedback"] if info["feedback"] in METRICS else "explicit"
     metrics = args.metrics or METRICS[feedback]
     has_features = all((folder / "features" / f"{t}.json").is_file() for t in FEATURE_TABLES)
-    return Task(name, folder, info, feedback, metrics, has_features)
+    has_reviews = all(
+        (folder / "features" / f"{t}.json").is_file() for t in USER_REVIEW_TABLES
+    )
+    return Task(name, folder, info, feedback, metrics, has_features, has_reviews)
 
 
 # --- the plan: which cells each table needs ------------------------------------------------------
@@ -191,13 +198,16 @@ class Entry:
     cell: Cell
 
 
-def music_variants(task: Task) -> list[tuple[str, tuple[str, ...]]]:
-    """The ablation rows (paper Table 3) as (label, overrides); the full model first."""
+def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+    """The ablation rows (paper Table 3) as (label, overrides); the full model first;
+    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings)."""
     if task.has_features:
         full = ("--feature_source=multimodal",)
+        fused = [("fused features", ("--feature_source=fused",))] if with_fused else []
         return [
             ("MuSiC (full)", full),
             ("w/o MLLM", ("--feature_source=collaborative",)),
+            *fused,
             ("w/o diffusion", (*full, "--use_diffusion=False")),
             ("w/o side", (*full, "--use_side_users=False")),
         ]
@@ -233,7 +243,7 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
     """Every table's entries, β by β and seed by seed (so a partial grid is a complete
     comparison of its first splits); a cell several tables need is one entry per table."""
     entries: list[Entry] = []
-    variants = music_variants(task)
+    variants = music_variants(task, args.with_fused)
     full = variants[0][1]
     music_extra = model_overrides(OURS, args)
     default_t = default_diffusion_steps()
@@ -509,7 +519,12 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
     feature_line = ""
     if table in ("main", "ablation", "steps"):
         feature_line = (
-            f"\nMuSiC's features: multimodal tables in `dataset/{task.name}/features/`."
+            f"\nMuSiC's features: multimodal tables in `dataset/{task.name}/features/`; user "
+            + (
+                "vectors from the review tables and the users' histories (`user_vectors: both`)."
+                if task.has_review_vectors
+                else "vectors from the users' histories (no review tables: `user_vectors: history`)."
+            )
             if task.has_features
             else f"\nMuSiC's features: **collaborative** (learned ID embeddings) — "
             f"`dataset/{task.name}/features/` has no feature tables, so full MuSiC here is the "
@@ -567,7 +582,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                     "(MuSiC − other)/other for the rest."
                 )
         if name == "ablation":
-            spec = {label: o for label, o in music_variants(task)}
+            spec = {label: o for label, o in music_variants(task, args.with_fused)}
             notes += [f"{label}: `{' '.join(o)}`" for label, o in spec.items()]
         body = render_markdown(table, first, n_seeds) if table.rows else "_No finished runs._"
         text = header_block(task, name, args, used, wall, notes) + "\n" + body + "\n"
@@ -658,6 +673,11 @@ def parse_args(argv: list[str]):
         type=int,
         default=None,
         help="cap training epochs for quick runs (MuSiC: both stages)",
+    )
+    parser.add_argument(
+        "--with-fused",
+        action="store_true",
+        help="add MuSiC on fused features (multimodal + ID embeddings) to the ablation table",
     )
     parser.add_argument(
         "--report-only",

@@ -97,6 +97,7 @@ class MuSiC(TargetDomainRecommender):
         # checkpoints reproduce evaluations exactly.
         self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
         self._generated = None
+        self._item_features = None
         logger.info(
             f"MuSiC: feature_source={self.feature_source}, user_vectors={self.user_vectors}, T={self.diffusion.steps}, "
             f"use_diffusion={self.use_diffusion}, use_side_users={self.use_side_users}; "
@@ -130,7 +131,9 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("domain_mean", torch.nan_to_num(means))  # [aux, target]
 
     def train(self, mode: bool = True):
-        self._generated = None  # weights may change: generated features must be recomputed
+        # weights may change: generated features and item features must be recomputed
+        self._generated = None
+        self._item_features = None
         return super().train(mode)
 
     # -- features --------------------------------------------------------------------------
@@ -151,6 +154,19 @@ class MuSiC(TargetDomainRecommender):
                 )
             self._generated = out
         return self._generated
+
+    def _all_item_features(self) -> torch.Tensor:
+        """[n_items, d]; computed once per evaluation (the item MLP over every item is the cost
+        of full ranking), every time while training."""
+        if self.training:
+            return self.features.items(
+                torch.arange(self.n_items, device=self.item_bias.weight.device)
+            )
+        if self._item_features is None:
+            with torch.no_grad():
+                all_items = torch.arange(self.n_items, device=self.item_bias.weight.device)
+                self._item_features = self.features.items(all_items)
+        return self._item_features
 
     def user_target_features(self, users: torch.Tensor) -> torch.Tensor:
         """``u_T`` as used for scoring: own feature when known, else generated (or ``u_A``)."""
@@ -293,8 +309,7 @@ class MuSiC(TargetDomainRecommender):
 
     def full_sort_predict(self, interaction):
         users = interaction[self.USER_ID]
-        all_items = torch.arange(self.n_items, device=users.device)
-        scores = self.user_target_features(users) @ self.features.items(all_items).T
+        scores = self.user_target_features(users) @ self._all_item_features().T
         if self.rating_bias:
             scores = scores + self.item_bias.weight.view(1, -1)
             if self.explicit:
