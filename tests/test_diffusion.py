@@ -330,3 +330,22 @@ def test_sampling_time_for_10k_users():
     elapsed = time.perf_counter() - start
     print(f"sampled 10,000 users x 32 dims, T=10, in {elapsed:.3f} s (1 thread)")
     assert out.shape == (10_000, 32) and torch.isfinite(out).all()
+
+
+def test_sampling_variance_is_beta_or_the_true_posterior_variance():
+    from recbole_music.diffusion import GaussianDiffusion as Process
+
+    x_t = torch.randn(4, 3)
+    t = torch.full((4,), 3, dtype=torch.long)
+    net = lambda x, t, c: torch.zeros_like(x)  # noqa: E731
+    beta = Process(10, sampling_variance="beta")
+    posterior = Process(10, sampling_variance="posterior")
+    _, var_beta, _ = beta.p_mean_variance(net, x_t, t)
+    _, var_post, _ = posterior.p_mean_variance(net, x_t, t)
+    abar = beta.alphas_cumprod
+    expected = beta.betas[3] * (1 - abar[2]) / (1 - abar[3])
+    assert torch.allclose(var_beta.flatten().double(), beta.betas[3].expand(4).double())
+    assert torch.allclose(var_post.flatten().double(), expected.expand(4).double())
+    assert (var_post < var_beta).all()
+    with pytest.raises(ValueError, match="sampling_variance"):
+        Process(10, sampling_variance="large")

@@ -63,7 +63,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["MAX_BETA", "PREDICTIONS", "GaussianDiffusion", "linear_beta_schedule"]
+SAMPLING_VARIANCES = ("beta", "posterior")
+__all__ = [
+    "MAX_BETA",
+    "PREDICTIONS",
+    "SAMPLING_VARIANCES",
+    "GaussianDiffusion",
+    "linear_beta_schedule",
+]
 
 MAX_BETA = 0.999
 PREDICTIONS = ("x0", "eps")
@@ -108,12 +115,22 @@ class GaussianDiffusion(nn.Module):
         beta_start: float | None = None,
         beta_end: float | None = None,
         prediction: str = "x0",
+        sampling_variance: str = "beta",
     ):
         super().__init__()
         self.steps = _check_steps(steps)
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        if sampling_variance not in SAMPLING_VARIANCES:
+            raise ValueError(
+                f"sampling_variance must be one of {SAMPLING_VARIANCES}, got {sampling_variance!r}"
+            )
         self.prediction = prediction
+        # σ_t² of a reverse step: β_t (DDPM's, and the paper's) or the true posterior variance
+        # β̃_t = β_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t). The two agree for T = 1000; for a few steps β_t
+        # is many times β̃_t, so the last steps hand the denoiser far noisier inputs than the
+        # forward process it was trained on ever makes.
+        self.sampling_variance = sampling_variance
 
         betas = linear_beta_schedule(self.steps, beta_start, beta_end)  # float64
         alphas = 1.0 - betas
@@ -291,7 +308,9 @@ class GaussianDiffusion(nn.Module):
         """Mean of ``p(x_{t-1} | x_t, c)`` (posterior at x̂_0), its variance β_t and x̂_0."""
         t = self._t(t, xt)
         x0_hat = self.predict_x0(denoiser, xt, t, cond)
-        mean, _, _ = self.q_posterior(x0_hat, xt, t)
+        mean, posterior_var, _ = self.q_posterior(x0_hat, xt, t)
+        if self.sampling_variance == "posterior":
+            return mean, posterior_var, x0_hat
         return mean, self._extract(self.betas, t, xt), x0_hat
 
     def p_sample(

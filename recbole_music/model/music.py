@@ -76,6 +76,7 @@ class MuSiC(TargetDomainRecommender):
             beta_start=config["beta_start"],
             beta_end=config["beta_end"],
             prediction=config["diffusion_prediction"] or "x0",
+            sampling_variance=config["sampling_variance"] or "beta",
         )
         self.denoiser = VectorUNet(
             dim,
