@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     from dataset_prep.features.command import add_features_parser
 
     add_features_parser(sub)
+
+    from dataset_prep.enrich import add_enrich_parser
+
+    add_enrich_parser(sub)
     return parser
 
 

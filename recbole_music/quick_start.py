@@ -17,15 +17,33 @@ from pathlib import Path
 import torch
 from recbole.config import Config
 from recbole.data.utils import create_samplers, get_dataloader
-from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
+from recbole.utils import ModelType, get_model, get_trainer, init_logger, init_seed, set_color
 
-from recbole_music.config import config_files
+from recbole_music.config import PROPERTIES_DIR, config_files
 from recbole_music.data.dataset import CrossDomainDataset
+from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.evaluation.cold_start_evaluator import convention_of, predicts_ratings
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+from recbole_music.trainer.sequential_trainer import with_sequential_evaluation
 
 DEMO_DATASET = "movie_music_demo"
+SEQUENTIAL_DEFAULTS = PROPERTIES_DIR / "sequential.yaml"
+
+
+def is_sequential(model_class: type) -> bool:
+    """Sequential models (LLMEMF, RecBole's SASRec, GRU4Rec, ...) get the sequential protocol:
+    next-item examples, leave-last-out for held-out overlapping users, next-target-item metrics."""
+    return getattr(model_class, "type", None) == ModelType.SEQUENTIAL
+
+
+def run_config_files(model, dataset, data_root, user_files, sequential: bool) -> list[str]:
+    """``config_files``; for a sequential model ``properties/sequential.yaml`` goes in after the
+    dataset's own YAML and before the user's files."""
+    files = config_files(model, dataset, data_root, user_files)
+    if sequential:
+        files.insert(len(files) - len(user_files or []), str(SEQUENTIAL_DEFAULTS))
+    return files
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -134,10 +152,13 @@ def run_recbole_music(
     model_class = resolve_model(model)
     data_root = _data_root(config_file_list, config_dict)
     folder = ensure_dataset(dataset, data_root)
+    sequential = is_sequential(model_class)
     config = Config(
         model=model_class,
         dataset=dataset,
-        config_file_list=config_files(model, dataset, data_root, config_file_list),
+        config_file_list=run_config_files(
+            model, dataset, data_root, config_file_list, sequential
+        ),
         config_dict=config_dict,
     )
     if config["torch_threads"]:
@@ -156,7 +177,7 @@ def run_recbole_music(
         )
     logger.info(config)
 
-    data = CrossDomainDataset(config)
+    data = (SequentialCrossDomainDataset if sequential else CrossDomainDataset)(config)
     logger.info(data)
     train_data, valid_set, test_set = prepare_data(config, data)
 
@@ -171,7 +192,10 @@ def run_recbole_music(
         config["valid_metric"] = f"NDCG@{config['topk'][0]}"
         config["valid_metric_bigger"] = True
         logger.info(f"{model} ranks rather than rates: model selection on {config['valid_metric']}")
-    trainer_class = with_cold_start_evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
+    if sequential:
+        _check_sequential_valid_metric(config, logger)
+    evaluation = with_sequential_evaluation if sequential else with_cold_start_evaluation
+    trainer_class = evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
     trainer = trainer_class(config, model_obj)
 
     best_valid_score, best_valid_result = trainer.fit(
@@ -206,9 +230,30 @@ def run_recbole_music(
             "conventions": {key: convention_of(key) for key in dict(test_result or {})},
         },
     }
+    if sequential:
+        from recbole_music.evaluation.sequential_evaluator import sequential_conventions
+
+        result["run"]["protocol"] = (
+            "sequential: leave-last-out for held-out overlapping users (their last target item), "
+            f"MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']}"
+        )
+        result["run"]["conventions"] = sequential_conventions(dict(test_result or {}))
     if result_json:
         write_json_atomic(result_payload(result), result_json)
     return result
+
+
+def _check_sequential_valid_metric(config, logger) -> None:
+    """Select on a metric the sequential evaluator computes (the dataset's YAML may name one
+    of the cold-start protocol, e.g. NDCG@20 with topk [10])."""
+    name, _, k = str(config["valid_metric"]).partition("@")
+    metrics = [m.lower() for m in config["metrics"]]
+    if name.lower() in metrics and k and int(k) in config["topk"]:
+        return
+    config["valid_metric"] = f"NDCG@{config['topk'][0]}"
+    config["valid_metric_bigger"] = True
+    logger.info(f"sequential evaluation computes no {name}@{k}: model selection on "
+                f"{config['valid_metric']}")
 
 
 def format_result_table(valid: dict | None, test: dict | None) -> str:
@@ -262,5 +307,11 @@ def format_comparison_table(results: dict[str, dict]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if all(r["run"].get("protocol", "").startswith("sequential") for r in results.values()):
+        from recbole_music.evaluation.sequential_evaluator import SEQUENTIAL_CONVENTION
+
+        notes = [f"  all: {SEQUENTIAL_CONVENTION}"]
+        return "test metrics (held-out users' last target item)\n" + "\n".join(
+            lines + ["", *notes])
     notes = [f"  {k}: {convention_of(k)}" for k in keys]
     return "test metrics (cold-start users)\n" + "\n".join(lines + ["", *notes])

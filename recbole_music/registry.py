@@ -22,16 +22,22 @@ from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
 PLUGIN_MODELS: dict[str, type] = {}
 
 
-def register_model(model_class: type, trainer_class: type | None = None) -> None:
-    """Register one model class (and optionally its own trainer) with RecBole."""
+def register_model(
+    model_class: type, trainer_class: type | None = None, dataset_class: type | None = None
+) -> None:
+    """Register one model class (and optionally its own trainer and dataset class) with RecBole.
+
+    A sequential model (``type == ModelType.SEQUENTIAL``) is aliased under
+    ``recbole.model.sequential_recommender``; ``dataset_class`` defaults to CrossDomainDataset."""
     name = model_class.__name__
-    alias = f"recbole.model.general_recommender.{name.lower()}"
+    kind = "sequential" if model_class.type == ModelType.SEQUENTIAL else "general"
+    alias = f"recbole.model.{kind}_recommender.{name.lower()}"
     sys.modules[alias] = sys.modules[model_class.__module__]
     if trainer_class is None:
         base = TraditionalTrainer if model_class.type == ModelType.TRADITIONAL else Trainer
         trainer_class = with_cold_start_evaluation(base)
     setattr(recbole.trainer, f"{name}Trainer", trainer_class)
-    setattr(recbole.data.dataset, f"{name}Dataset", CrossDomainDataset)
+    setattr(recbole.data.dataset, f"{name}Dataset", dataset_class or CrossDomainDataset)
     PLUGIN_MODELS[name] = model_class
 
 
@@ -46,3 +52,12 @@ def register_all() -> None:
     for model_class in (GlobalMean, ItemMean, TargetMF):
         register_model(model_class)
     register_model(MuSiC, MuSiCTrainer)
+    _register_llmemf()
+
+
+def _register_llmemf() -> None:
+    from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
+    from recbole_music.model.llmemf import LLMEMF
+    from recbole_music.trainer.sequential_trainer import SequentialCrossDomainTrainer
+
+    register_model(LLMEMF, SequentialCrossDomainTrainer, SequentialCrossDomainDataset)

@@ -1,0 +1,564 @@
+"""``python -m dataset_prep enrich``: LLM-EMF's item text enrichment and frozen CLIP item vectors.
+
+Three steps over ``dataset/<name>/<name>.item``:
+
+1. **Enrich** — a causal LM is prompted with each item's title and domain and writes keywords, a
+   short summary and the interests of a likely buyer (greedy decoding: the same model and prompt
+   give the same text). Every answer is cached per item in ``features/enriched_items.jsonl`` with
+   the model that wrote it (its identity: hub id, or the hash of a local folder's config and the
+   weight files' names/sizes/times), the prompt template's SHA-256 (templates by hash in
+   ``enriched_items.prompts.json``) and the hash of the item text it was asked about. A rerun with
+   the same model and prompt reuses the cache (without loading the model when nothing is missing);
+   another model or prompt, or a changed item text, generates anew. The cache is appended one
+   batch at a time, so an interrupted run resumes.
+2. **Embed text** — CLIP's text tower embeds the raw item text (table ``item_text_raw``) and the
+   enriched text, the raw text followed by the LLM's answer (table ``item_text_llm``).
+3. **Embed images** — CLIP's image tower embeds the items' images (table ``item_image``).
+
+What cannot be had is said, and the step goes on with what can:
+
+* no generation model (``--generator none``, or it cannot be loaded: no local folder, no hub)
+  → no ``item_text_llm``; LLMEMF then runs on the raw text (w/o LLM enrichment);
+* no CLIP model → the text tables come from the packaged all-MiniLM-L6-v2 text encoder instead,
+  and there are no image vectors (LLMEMF runs w/o image); the manifests name the encoder used;
+* no item names an image → no ``item_image`` (w/o image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger("dataset_prep.enrich")
+
+DEFAULT_GENERATOR = "Qwen/Qwen2.5-0.5B-Instruct"
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+CACHE_FILE = "enriched_items.jsonl"
+PROMPTS_FILE = "enriched_items.prompts.json"
+TABLE_RAW, TABLE_LLM, TABLE_IMAGE = "item_text_raw", "item_text_llm", "item_image"
+
+DEFAULT_PROMPT = (
+    "You describe products of an online shop for a recommender system.\n"
+    "Domain: {domain}\n"
+    "Product: {title}\n"
+    "Answer in exactly three lines:\n"
+    "Keywords: five to eight comma-separated keywords\n"
+    "Summary: one short sentence on what the product is\n"
+    "Interests: the interests of a customer likely to buy it\n"
+)
+FIELDS = ("keywords", "summary", "interests")
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The generation model cannot be loaded here (no folder, no hub, not a causal LM)."""
+
+
+@dataclass
+class EnrichSettings:
+    max_new_tokens: int = 96
+    batch_size: int = 8
+    device: str = "cpu"
+    dtype: str = "float32"
+    offline: bool = False  # only local folders and the local hub cache
+    progress: bool = True
+
+    def generation(self) -> dict:
+        return {"max_new_tokens": self.max_new_tokens, "do_sample": False}
+
+
+@dataclass(frozen=True)
+class ItemText:
+    id: str
+    title: str
+    domain: str  # the domain's label (e.g. "food"), for the prompt
+    raw: str  # title. categories. description (what raw-text vectors embed)
+    image: str
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- the items ---------------------------------------------------------------------------------
+def domain_labels(folder: Path, name: str) -> dict[str, str]:
+    """{"aux": "food", "target": "kitchen"} from the dataset's YAML (``aux``/``target`` when
+    it names none)."""
+    labels = {"aux": "aux", "target": "target"}
+    path = folder / f"{name}.yaml"
+    if path.is_file():
+        import yaml
+
+        data = yaml.safe_load(path.read_text()) or {}
+        for role in labels:
+            if data.get(f"{role}_domain"):
+                labels[role] = str(data[f"{role}_domain"]).replace("_", " ")
+    return labels
+
+
+def item_texts(folder: Path, name: str) -> list[ItemText]:
+    from dataset_prep.features.sources import _read_atomic
+
+    labels = domain_labels(folder, name)
+    path = folder / f"{name}.item"
+    header, rows = _read_atomic(path)
+    if "item_id" not in header:
+        raise ValueError(f"{path}: no item_id column")
+    out = []
+    for r in rows:
+        parts = [r.get(k, "").strip() for k in ("title", "categories", "description")]
+        raw = ". ".join(p for p in parts if p)
+        title = parts[0] or raw[:200]
+        domain = labels.get(r.get("domain", ""), r.get("domain", ""))
+        out.append(ItemText(r["item_id"], title, domain, raw, r.get("image", "").strip()))
+    out.sort(key=lambda item: item.id)
+    return out
+
+
+# -- prompting and parsing -----------------------------------------------------------------------
+def check_prompt(template: str) -> str:
+    import string
+
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    if not fields <= {"title", "domain"} or "title" not in fields:
+        raise ValueError(
+            f"enrichment prompt: it must use {{title}} (and may use {{domain}}), found "
+            f"{sorted(fields)}"
+        )
+    return template
+
+
+def parse_enrichment(text: str) -> dict:
+    """{keywords, summary, interests, parsed}: the three labelled lines of the answer. An answer
+    that does not follow the format is kept whole as the summary (``parsed: False``)."""
+    found = {}
+    pattern = re.compile(r"^\s*[-*]?\s*(keywords|summary|interests)\s*[:\-]\s*(.*)$", re.I)
+    for line in text.splitlines():
+        m = pattern.match(line)
+        if m and m.group(1).lower() not in found:
+            found[m.group(1).lower()] = m.group(2).strip()
+    if not any(found.values()):
+        return {"keywords": "", "summary": " ".join(text.split()), "interests": "",
+                "parsed": False}
+    return {**{f: found.get(f, "") for f in FIELDS}, "parsed": True}
+
+
+def enriched_text(raw: str, parsed: dict) -> str:
+    """What the text tower embeds: the raw text, then the LLM's answer."""
+    lines = [raw]
+    for field in FIELDS:
+        if parsed.get(field):
+            lines.append(f"{field.capitalize()}: {parsed[field]}")
+    return "\n".join(lines)
+
+
+# -- the cache -----------------------------------------------------------------------------------
+class EnrichmentCache:
+    """``features/enriched_items.jsonl``: one JSON record per generated answer; the newest record
+    of an (item, model, prompt, item text) wins."""
+
+    def __init__(self, features_dir: Path):
+        self.path = Path(features_dir) / CACHE_FILE
+        self.prompts_path = Path(features_dir) / PROMPTS_FILE
+        self.records: dict[tuple[str, str, str, str], dict] = {}
+        if self.path.is_file():
+            with open(self.path, encoding="utf-8") as handle:
+                for line_no, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:  # a line cut short by an interruption
+                        logger.warning("%s:%d: unreadable line skipped", self.path, line_no)
+                        continue
+                    self.records[self._key(rec)] = rec
+
+    @staticmethod
+    def _key(rec: dict) -> tuple[str, str, str, str]:
+        return rec["item_id"], rec["model_key"], rec["prompt_sha"], rec["source_sha"]
+
+    def get(self, item_id: str, model_key: str, prompt_sha: str, source_sha: str) -> dict | None:
+        return self.records.get((item_id, model_key, prompt_sha, source_sha))
+
+    def add(self, records: list[dict], template: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        prompts = json.loads(self.prompts_path.read_text()) if self.prompts_path.is_file() else {}
+        if sha256(template) not in prompts:
+            prompts[sha256(template)] = template
+            tmp = self.prompts_path.with_name(self.prompts_path.name + ".tmp")
+            tmp.write_text(json.dumps(prompts, indent=2) + "\n")
+            os.replace(tmp, self.prompts_path)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            for rec in records:
+                handle.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                self.records[self._key(rec)] = rec
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+# -- the generation model ------------------------------------------------------------------------
+def _is_local(model: str) -> bool:
+    return Path(model).expanduser().exists()
+
+
+def model_key(model: str) -> str:
+    """What identifies the weights in the cache: a local folder's config/weights identity, or
+    the hub id."""
+    from dataset_prep.features.pipeline import model_identity
+
+    if _is_local(model):
+        path = str(Path(model).expanduser().resolve())
+        return "sha256:" + sha256(json.dumps(model_identity(path), sort_keys=True))
+    return f"hub:{model}"
+
+
+def _from_pretrained(cls, model: str, offline: bool, **kwargs):
+    """``cls.from_pretrained`` on a local folder, or a hub id (the local hub cache first)."""
+    if _is_local(model):
+        return cls.from_pretrained(str(Path(model).expanduser()), **kwargs)
+    if model.count("/") != 1 or model.startswith((".", "/", "~")):
+        raise OSError(f"{model}: no such model folder")
+    try:
+        return cls.from_pretrained(model, local_files_only=True, **kwargs)
+    except OSError:
+        if offline or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise
+    return cls.from_pretrained(model, **kwargs)
+
+
+class TextGenerator:
+    """A causal LM (``AutoModelForCausalLM``) answering the enrichment prompt, greedy."""
+
+    def __init__(self, model: str, settings: EnrichSettings):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from dataset_prep.features.encoders import _torch_dtype
+
+        self.model_name = model
+        self.settings = settings
+        try:
+            self.tokenizer = _from_pretrained(AutoTokenizer, model, settings.offline)
+            self.model = _from_pretrained(
+                AutoModelForCausalLM, model, settings.offline, dtype=_torch_dtype(settings.dtype)
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise GeneratorUnavailable(
+                f"generation model '{model}' cannot be loaded here ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from exc
+        self.model = self.model.to(settings.device).eval()
+        self.tokenizer.padding_side = "left"  # generation continues right after the prompt
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+
+    def render(self, prompt: str) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+        return prompt
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        import torch
+
+        enc = self.tokenizer([self.render(p) for p in prompts], return_tensors="pt",
+                             padding=True).to(self.settings.device)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=self.settings.max_new_tokens, do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1]:]
+        return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
+                 template: str, settings: EnrichSettings, generator=None) -> dict:
+    """Fill the cache for ``items`` (text from cache where it holds this model and prompt).
+
+    Returns {"records": {item_id: record}, "generated": n, "reused": n, "skipped_no_text": n,
+    "available": bool, "reason": str}. ``generator`` (a loaded :class:`TextGenerator`) is
+    optional: it is loaded only when something is missing.
+    """
+    cache = EnrichmentCache(features_dir)
+    key, prompt_sha = model_key(generator_name), sha256(template)
+    todo, records, skipped = [], {}, 0
+    for item in items:
+        if not item.title:
+            skipped += 1
+            continue
+        rec = cache.get(item.id, key, prompt_sha, sha256(item.title + "\x1f" + item.domain))
+        if rec is None:
+            todo.append(item)
+        else:
+            records[item.id] = rec
+    reused = len(records)
+    out = {"records": records, "generated": 0, "reused": reused, "skipped_no_text": skipped,
+           "available": True, "reason": "", "model": generator_name, "model_key": key,
+           "prompt_sha": prompt_sha}
+    if not todo:
+        return out
+    if generator is None:
+        try:
+            generator = TextGenerator(generator_name, settings)
+        except GeneratorUnavailable as exc:
+            out.update(available=False, reason=str(exc))
+            return out
+    bar = None
+    if settings.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="enrich", unit="item", dynamic_ncols=True)
+    try:
+        for start in range(0, len(todo), settings.batch_size):
+            batch = todo[start:start + settings.batch_size]
+            answers = generator.generate(
+                [template.format(title=i.title, domain=i.domain) for i in batch]
+            )
+            now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            new = []
+            for item, answer in zip(batch, answers):
+                parsed = parse_enrichment(answer)
+                new.append({
+                    "item_id": item.id, "model": generator_name, "model_key": key,
+                    "prompt_sha": prompt_sha,
+                    "source_sha": sha256(item.title + "\x1f" + item.domain),
+                    "generation": settings.generation(), "output": answer,
+                    **{f: parsed[f] for f in FIELDS}, "parsed": parsed["parsed"],
+                    "written_at": now,
+                })
+            cache.add(new, template)
+            records.update((r["item_id"], r) for r in new)
+            out["generated"] += len(new)
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+# -- CLIP towers ---------------------------------------------------------------------------------
+def load_text_image_encoder(clip: str, settings: EnrichSettings):
+    """(encoder, is_clip, reason): CLIP when it loads, else the packaged text encoder."""
+    from dataset_prep.features.encoders import EncoderError, EncoderSpec, load_encoder
+
+    reason = ""
+    if clip and clip.lower() != "none":
+        spec = EncoderSpec(model=clip, kind="clip", device=settings.device, dtype=settings.dtype)
+        if _is_local(clip) or not (settings.offline or os.environ.get("HF_HUB_OFFLINE") == "1") \
+                or _hub_cached(clip):
+            try:
+                return load_encoder(spec), True, ""
+            except (EncoderError, OSError) as exc:
+                reason = f"CLIP model '{clip}' cannot be loaded here ({exc})"
+        else:
+            reason = f"CLIP model '{clip}' is not in the local hub cache (offline)"
+    else:
+        reason = "no CLIP model asked for (--clip none)"
+    fallback = load_encoder(EncoderSpec(model="default", device=settings.device))
+    return fallback, False, reason
+
+
+def _hub_cached(model: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(try_to_load_from_cache(model, "config.json"), str)
+
+
+def clip_image_encoder(clip_encoder):
+    """The same loaded CLIP, as an encoder of images only (rows without image are skipped)."""
+    from dataset_prep.features.encoders import ClipEncoder, _features
+
+    class ClipImageTower(ClipEncoder):
+        def __init__(self, loaded):  # share the loaded model, tokenizer and processor
+            self.__dict__.update(loaded.__dict__)
+
+        def encode_texts(self, texts):
+            raise NotImplementedError("the image tower embeds images only")
+
+        def encode_items(self, texts, images):
+            import torch
+            import torch.nn.functional as F
+
+            pix = self.image_processor(images, return_tensors="pt")
+            with torch.inference_mode():
+                img = _features(self.model.get_image_features(
+                    pixel_values=pix["pixel_values"].to(self.spec.device, self.dtype))).float()
+            return F.normalize(img, dim=-1).cpu().numpy()
+
+        def describe(self):
+            return {**super().describe(), "tower": "image"}
+
+    return ClipImageTower(clip_encoder)
+
+
+# -- the whole step ------------------------------------------------------------------------------
+def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR,
+               clip: str = DEFAULT_CLIP, prompt: str = DEFAULT_PROMPT,
+               settings: EnrichSettings | None = None, generator_obj=None,
+               encoder_obj=None) -> dict:
+    """Enrich and embed the items of ``data_path/name``; returns a summary (also in the log)."""
+    from dataset_prep.features.pipeline import RunSettings, embed_table, verify_table
+    from dataset_prep.features.sources import Row
+
+    settings = settings or EnrichSettings()
+    check_prompt(prompt)
+    folder = Path(data_path) / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such dataset folder (build it first)")
+    features = folder / "features"
+    items = item_texts(folder, name)
+    build = json.loads((folder / "build.json").read_text()) if (
+        folder / "build.json").is_file() else {}
+    summary: dict = {"dataset": name, "items": len(items)}
+
+    # 1. enrichment
+    if generator and generator.lower() != "none":
+        enrichment = enrich_items(items, features, generator, prompt, settings, generator_obj)
+    else:
+        enrichment = {"available": False, "records": {}, "generated": 0, "reused": 0,
+                      "reason": "no generation model asked for (--generator none)"}
+    summary["enrichment"] = {k: v for k, v in enrichment.items() if k != "records"}
+    if not enrichment["available"]:
+        earlier = features / f"{TABLE_LLM}.json"
+        if earlier.is_file():
+            made_by = json.loads(earlier.read_text()).get("generator")
+            logger.warning(
+                "NO LLM ENRICHMENT now: %s. The %s table of an earlier run (generator %s) is "
+                "left in place, and LLMEMF will use it; delete %s to run on the raw text.",
+                enrichment["reason"], TABLE_LLM, made_by, earlier)
+        else:
+            logger.warning(
+                "NO LLM ENRICHMENT: %s. Items keep their raw text; LLMEMF will run on the "
+                "raw-text vectors (w/o LLM enrichment).", enrichment["reason"])
+
+    # 2./3. the towers
+    if encoder_obj is not None:
+        encoder, is_clip, why = encoder_obj, encoder_obj.kind == "clip", ""
+    else:
+        encoder, is_clip, why = load_text_image_encoder(clip, settings)
+    summary["encoder"] = {"model": encoder.spec.model, "kind": encoder.kind, "clip": is_clip}
+    if not is_clip:
+        logger.warning(
+            "NO CLIP: %s. Item TEXT vectors come from %s instead of CLIP's text tower, and "
+            "there are NO image vectors (LLMEMF runs w/o image).", why,
+            "the packaged all-MiniLM-L6-v2 text encoder" if encoder.spec.model == "default"
+            else encoder.spec.model)
+        summary["encoder"]["fallback_reason"] = why
+    run = RunSettings(batch_size=max(settings.batch_size, 1) * 4, progress=settings.progress)
+    meta = {"dataset": name, "generated": bool(build.get("generated", False)),
+            "step": "dataset_prep enrich (LLM-EMF)", "clip": is_clip}
+    tables = {}
+
+    def text_table(table, texts, template, extra):
+        rows = [Row(i.id, texts.get(i.id, ""), "", not texts.get(i.id)) for i in items]
+        m = embed_table(table, rows, encoder, features_dir=features, base_dir=folder,
+                        settings=run, template=template, extra_fingerprint=extra, meta=meta,
+                        is_items=False)
+        verify_table(folder, name, table)
+        tables[table] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model}
+
+    text_table(TABLE_RAW, {i.id: i.raw for i in items}, "raw item text: title. categories. "
+               "description", {"text": "raw"})
+    if enrichment["available"] and enrichment["records"]:
+        recs = enrichment["records"]
+        texts = {i.id: enriched_text(i.raw, recs[i.id]) for i in items if i.id in recs}
+        text_table(TABLE_LLM, texts, "raw item text + LLM keywords/summary/interests", {
+            "text": "llm-enriched", "generator": generator, "generator_key":
+            enrichment["model_key"], "prompt_sha": enrichment["prompt_sha"],
+            "prompt_template": prompt, "generation": settings.generation(),
+            "parsed": int(sum(r["parsed"] for r in recs.values())), "answers": len(recs),
+        })
+    with_image = [i for i in items if i.image]
+    if is_clip and with_image:
+        rows = [Row(i.id, "", i.image, True) for i in items]
+        m = embed_table(TABLE_IMAGE, rows, clip_image_encoder(encoder), features_dir=features,
+                        base_dir=folder, settings=run, template="image", meta=meta,
+                        extra_fingerprint={"tower": "image"}, is_items=True)
+        verify_table(folder, name, TABLE_IMAGE)
+        tables[TABLE_IMAGE] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model}
+    elif is_clip:
+        logger.warning("no item names an image: no image vectors (LLMEMF runs w/o image)")
+    summary["tables"] = tables
+    return summary
+
+
+# -- the command ---------------------------------------------------------------------------------
+_EPILOG = """\
+examples:
+  # the defaults (downloaded on a machine that reaches the model hub; GPU advised)
+  python -m dataset_prep enrich --dataset food_kitchen --device cuda --dtype bfloat16
+  # local model folders
+  python -m dataset_prep enrich --dataset food_kitchen --generator /models/Qwen2.5-1.5B-Instruct \\
+      --clip /models/clip-vit-base-patch32
+  # no LLM, no CLIP (what an offline CPU machine can do): raw-text vectors from the packaged
+  # all-MiniLM-L6-v2; LLMEMF runs w/o LLM enrichment and w/o image
+  python -m dataset_prep enrich --dataset food_kitchen --generator none --clip none
+
+A rerun reuses the cached answers in <dataset>/features/enriched_items.jsonl (same model and
+prompt) and the finished vector shards.
+"""
+
+
+def add_enrich_parser(sub) -> argparse.ArgumentParser:
+    e = sub.add_parser(
+        "enrich",
+        help="LLM-EMF: enrich item text with an LLM and embed items with CLIP",
+        description="Write features/item_text_raw, item_text_llm and item_image of a dataset "
+        "(LLM-EMF's item features).",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("--dataset", required=True, help="dataset folder name under --data-path")
+    e.add_argument("--data-path", type=Path, default=Path("dataset"))
+    e.add_argument("--generator", default=DEFAULT_GENERATOR,
+                   help=f"causal LM: a folder, a hub id, or 'none' (default: {DEFAULT_GENERATOR})")
+    e.add_argument("--clip", default=DEFAULT_CLIP,
+                   help=f"CLIP model: a folder, a hub id, or 'none' (default: {DEFAULT_CLIP})")
+    e.add_argument("--prompt", help="a text file holding the prompt template ({title}, {domain})")
+    e.add_argument("--max-new-tokens", type=int, default=96)
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    e.add_argument("--offline", action="store_true",
+                   help="use only local folders and the local hub cache")
+    e.add_argument("--threads", type=int, help="torch CPU threads")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=cmd_enrich)
+    return e
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.batch_size < 1 or args.max_new_tokens < 1:
+        raise ValueError("--batch-size and --max-new-tokens must be >= 1")
+    prompt = Path(args.prompt).read_text(encoding="utf-8") if args.prompt else DEFAULT_PROMPT
+    settings = EnrichSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                              device=args.device, dtype=args.dtype, offline=args.offline,
+                              progress=not args.no_progress)
+    summary = run_enrich(args.data_path, args.dataset, generator=args.generator, clip=args.clip,
+                         prompt=prompt, settings=settings)
+    e = summary["enrichment"]
+    if e["available"]:
+        print(f"enrichment: {e['generated']} items generated, {e['reused']} from the cache "
+              f"({e['model']})")
+    else:
+        print(f"enrichment: NONE — {e['reason']}; LLMEMF will use the raw text")
+    enc = summary["encoder"]
+    print(f"encoder: {enc['model']} ({'CLIP' if enc['clip'] else 'fallback text encoder, no images'})")
+    for table, info in summary["tables"].items():
+        print(f"{args.data_path / args.dataset / 'features' / table}: {info['rows']} × {info['dim']}")
+    if summary["tables"].get(TABLE_IMAGE) is None:
+        print("no image vectors: LLMEMF runs w/o image")
+    return 0

@@ -1,0 +1,157 @@
+"""LLMEMF: the RecBole sequential model of LLM-EMF (METHOD.md, last section).
+
+Input: a user's merged two-domain sequence (``item_id_list``, ``item_length``, from
+:class:`SequentialCrossDomainDataset`); the model splits it into the target- and auxiliary-domain
+sub-sequences itself. Five attention blocks:
+
+* single-domain — a causal self-attention encoder over the target sequence (state ``h_T``) and one
+  over the auxiliary sequence (``h_A``);
+* cross-domain — a causal encoder over the merged sequence with a domain embedding (``h_M``), and
+  cross-domain attention of ``h_T`` over the auxiliary states (``c_T``) and of ``h_A`` over the
+  target states (``c_A``).
+
+The next target item is scored by ``u_T = h_T + h_M + c_T`` against the item representations
+(ID embedding fused with frozen CLIP text/image vectors, :mod:`.items`), cross-entropy over the
+target items; the next auxiliary item, when ``aux_loss_weight`` > 0, by ``u_A = h_A + h_M + c_A``
+over the auxiliary items. Ablations: ``use_image: False`` (w/o image), ``use_llm_text: False``
+(w/o LLM enrichment: the raw-text vectors), ``use_cross_domain: False`` (w/o cross-domain
+attention: ``u_T = h_T``, ``u_A = h_A``), and ``use_text: False`` (ID embeddings only).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_music.data.sequence_dataset import domain_subsequences
+from recbole_music.model.llmemf.attention import CrossDomainAttention, SequenceEncoder
+from recbole_music.model.llmemf.items import ItemRepresentation, load_item_modalities
+
+logger = logging.getLogger(__name__)
+
+
+class LLMEMF(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        if not hasattr(dataset, "target_item_mask"):
+            raise TypeError(
+                "LLMEMF needs a cross-domain sequential dataset (SequentialCrossDomainDataset); "
+                "run it with run_recbole_music / run_recbole_music.py"
+            )
+        dim = int(config["hidden_size"])
+        self.use_cross_domain = bool(config["use_cross_domain"])
+        self.aux_loss_weight = float(config["aux_loss_weight"] or 0.0)
+        self.initializer_range = float(config["initializer_range"])
+
+        is_target = dataset.target_item_mask.clone().bool()
+        is_target[0] = False
+        is_aux = ~is_target
+        is_aux[0] = False
+        self.register_buffer("is_target_item", is_target, persistent=False)
+        self.register_buffer("target_items", torch.nonzero(is_target).flatten(), persistent=False)
+        self.register_buffer("aux_items", torch.nonzero(is_aux).flatten(), persistent=False)
+        column = torch.full((self.n_items,), -1, dtype=torch.long)
+        column[self.target_items] = torch.arange(len(self.target_items))
+        column[self.aux_items] = torch.arange(len(self.aux_items))
+        self.register_buffer("domain_column", column, persistent=False)
+
+        modalities, self.feature_report = load_item_modalities(config, dataset)
+        logger.info(f"LLMEMF item features: {self.feature_report}")
+        self.items = ItemRepresentation(self.n_items, dim, modalities)
+
+        block = dict(
+            n_layers=int(config["n_layers"]),
+            n_heads=int(config["n_heads"]),
+            inner_size=int(config["inner_size"]),
+            hidden_dropout=float(config["hidden_dropout_prob"]),
+            attn_dropout=float(config["attn_dropout_prob"]),
+            hidden_act=config["hidden_act"],
+            layer_norm_eps=float(config["layer_norm_eps"]),
+        )
+        self.target_encoder = SequenceEncoder(self.max_seq_length, dim, **block)
+        self.aux_encoder = SequenceEncoder(self.max_seq_length, dim, **block)
+        if self.use_cross_domain:
+            cross = {k: v for k, v in block.items() if k not in ("n_layers", "hidden_act")}
+            self.merged_encoder = SequenceEncoder(
+                self.max_seq_length, dim, with_domain=True, **block
+            )
+            self.target_cross = CrossDomainAttention(dim, **cross)
+            self.aux_cross = CrossDomainAttention(dim, **cross)
+        self.apply(self._init_weights)
+        with torch.no_grad():
+            self.items.id_embedding.weight[0].zero_()
+
+    def _init_weights(self, module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.initializer_range)
+        elif isinstance(module, nn.LayerNorm):
+            module.bias.data.zero_()
+            module.weight.data.fill_(1.0)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+
+    # -- user states ------------------------------------------------------------------------
+    def forward(self, item_seq, item_seq_len, table=None):
+        """(u_T, u_A, item table): the user's state for the next target and auxiliary item."""
+        table = self.items() if table is None else table
+        t_seq, t_len, a_seq, a_len = domain_subsequences(
+            item_seq, item_seq_len, self.is_target_item
+        )
+        t_states, h_t = self.target_encoder(table[t_seq], t_len)
+        a_states, h_a = self.aux_encoder(table[a_seq], a_len)
+        if not self.use_cross_domain:
+            return h_t, h_a, table
+        domains = self.is_target_item[item_seq].long()
+        _, h_m = self.merged_encoder(table[item_seq], item_seq_len, domains)
+        c_t = self.target_cross(h_t, a_states, a_len)
+        c_a = self.aux_cross(h_a, t_states, t_len)
+        return h_t + h_m + c_t, h_a + h_m + c_a, table
+
+    def _domain_logits(self, state, table, items):
+        return state @ table[items].T
+
+    # -- RecBole interface --------------------------------------------------------------------
+    def calculate_loss(self, interaction):
+        item_seq = interaction[self.ITEM_SEQ]
+        item_seq_len = interaction[self.ITEM_SEQ_LEN]
+        labels = interaction[self.POS_ITEM_ID]
+        u_t, u_a, table = self.forward(item_seq, item_seq_len)
+        target_rows = self.is_target_item[labels]
+        loss = table.sum() * 0.0  # defined (and differentiable) for a batch without labels
+        if target_rows.any():
+            logits = self._domain_logits(u_t[target_rows], table, self.target_items)
+            loss = loss + F.cross_entropy(logits, self.domain_column[labels[target_rows]])
+        aux_rows = ~target_rows & (labels > 0)
+        if self.aux_loss_weight > 0 and aux_rows.any():
+            logits = self._domain_logits(u_a[aux_rows], table, self.aux_items)
+            loss = loss + self.aux_loss_weight * F.cross_entropy(
+                logits, self.domain_column[labels[aux_rows]]
+            )
+        return loss
+
+    def predict(self, interaction):
+        u_t, u_a, table = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        items = interaction[self.ITEM_ID]
+        state = torch.where(self.is_target_item[items].view(-1, 1), u_t, u_a)
+        return (state * table[items]).sum(dim=-1)
+
+    def full_sort_predict(self, interaction):
+        """Scores of every item for the NEXT TARGET item: auxiliary items and padding get -inf."""
+        u_t, _, table = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        scores = torch.full((len(u_t), self.n_items), float("-inf"), device=u_t.device)
+        scores[:, self.target_items] = self._domain_logits(u_t, table, self.target_items)
+        return scores
+
+    def full_sort_predict_aux(self, interaction):
+        """Scores of every item for the next AUXILIARY item (target items get -inf)."""
+        _, u_a, table = self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN])
+        scores = torch.full((len(u_a), self.n_items), float("-inf"), device=u_a.device)
+        scores[:, self.aux_items] = self._domain_logits(u_a, table, self.aux_items)
+        return scores

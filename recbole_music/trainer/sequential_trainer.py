@@ -1,0 +1,55 @@
+"""Trainers for cross-domain sequential models: RecBole's training loop, next-item evaluation.
+
+``with_sequential_evaluation(TrainerClass)`` gives any RecBole trainer the
+:class:`SequentialEvaluator` (held-out users' last target item, ranked over target items) and the
+checkpoint loading of the cold-start trainers (torch >= 2.6), nothing else. Early stopping,
+``valid_metric`` and checkpoints work as in RecBole.
+"""
+
+from __future__ import annotations
+
+import torch
+from recbole.data.dataset import Dataset
+from recbole.trainer import Trainer
+
+from recbole_music.evaluation.sequential_evaluator import SequentialEvaluator
+from recbole_music.trainer.cold_start_trainer import ColdStartEvaluationMixin
+
+
+class SequentialEvaluationMixin(ColdStartEvaluationMixin):
+    """Put first in the bases of a RecBole trainer class."""
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if not eval_data:
+            return None
+        if load_best_model:
+            self.load_checkpoint(model_file or self.saved_model_file)
+        dataset = eval_data if isinstance(eval_data, Dataset) else eval_data._dataset
+        if not hasattr(self, "_sequential_evaluator"):
+            self._sequential_evaluator = SequentialEvaluator(self.config)
+        result = self._sequential_evaluator.evaluate(self.model, dataset)
+        self.wandblogger.log_eval_metrics(result, head="eval")
+        return result
+
+
+_wrapped: dict[type, type] = {}
+
+
+def with_sequential_evaluation(trainer_class: type) -> type:
+    """The subclass of ``trainer_class`` that evaluates next target items (cached)."""
+    if issubclass(trainer_class, SequentialEvaluationMixin):
+        return trainer_class
+    if issubclass(trainer_class, ColdStartEvaluationMixin):  # a cold-start wrapper: unwrap it
+        trainer_class = next(
+            b for b in trainer_class.__mro__[1:] if not issubclass(b, ColdStartEvaluationMixin)
+        )
+    if trainer_class not in _wrapped:
+        _wrapped[trainer_class] = type(
+            f"Sequential{trainer_class.__name__}", (SequentialEvaluationMixin, trainer_class), {}
+        )
+    return _wrapped[trainer_class]
+
+
+class SequentialCrossDomainTrainer(SequentialEvaluationMixin, Trainer):
+    """RecBole's ``Trainer`` with next-item evaluation; the trainer of LLMEMF."""
