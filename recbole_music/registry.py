@@ -52,6 +52,11 @@ def register_all() -> None:
     for model_class in (GlobalMean, ItemMean, TargetMF):
         register_model(model_class)
     register_model(MuSiC, MuSiCTrainer)
+    from recbole_music.model.baselines import CMF, MAPPING_BASELINES, MappingTrainer
+
+    register_model(CMF)
+    for model_class in MAPPING_BASELINES:
+        register_model(model_class, MappingTrainer)
     _register_llmemf()
 
 
