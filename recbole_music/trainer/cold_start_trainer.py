@@ -24,6 +24,8 @@ from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
 class ColdStartEvaluationMixin:
     """Put first in the bases of a RecBole trainer class."""
 
+    evaluator_class = ColdStartEvaluator  # the protocol's evaluator (sequential: its own)
+
     def load_checkpoint(self, checkpoint_file) -> dict:
         checkpoint = torch.load(str(checkpoint_file), map_location=self.device, weights_only=False)
         self.model.load_state_dict(checkpoint["state_dict"])
@@ -48,9 +50,9 @@ class ColdStartEvaluationMixin:
         if load_best_model:
             self.load_checkpoint(model_file or self.saved_model_file)
         dataset = eval_data if isinstance(eval_data, Dataset) else eval_data._dataset
-        if not hasattr(self, "_cold_start_evaluator"):
-            self._cold_start_evaluator = ColdStartEvaluator(self.config)
-        result = self._cold_start_evaluator.evaluate(self.model, dataset)
+        if not hasattr(self, "_protocol_evaluator"):
+            self._protocol_evaluator = self.evaluator_class(self.config)
+        result = self._protocol_evaluator.evaluate(self.model, dataset)
         self.wandblogger.log_eval_metrics(result, head="eval")
         return result
 

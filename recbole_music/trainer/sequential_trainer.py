@@ -8,8 +8,6 @@ checkpoint loading of the cold-start trainers (torch >= 2.6), nothing else. Earl
 
 from __future__ import annotations
 
-import torch
-from recbole.data.dataset import Dataset
 from recbole.trainer import Trainer
 
 from recbole_music.evaluation.sequential_evaluator import SequentialEvaluator
@@ -19,18 +17,7 @@ from recbole_music.trainer.cold_start_trainer import ColdStartEvaluationMixin
 class SequentialEvaluationMixin(ColdStartEvaluationMixin):
     """Put first in the bases of a RecBole trainer class."""
 
-    @torch.no_grad()
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
-        if not eval_data:
-            return None
-        if load_best_model:
-            self.load_checkpoint(model_file or self.saved_model_file)
-        dataset = eval_data if isinstance(eval_data, Dataset) else eval_data._dataset
-        if not hasattr(self, "_sequential_evaluator"):
-            self._sequential_evaluator = SequentialEvaluator(self.config)
-        result = self._sequential_evaluator.evaluate(self.model, dataset)
-        self.wandblogger.log_eval_metrics(result, head="eval")
-        return result
+    evaluator_class = SequentialEvaluator
 
 
 _wrapped: dict[type, type] = {}
