@@ -31,6 +31,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,9 +181,7 @@ def prepare_task(name: str, args) -> Task | None:
     feedback = info["feedback"] if info["feedback"] in METRICS else "explicit"
     metrics = args.metrics or METRICS[feedback]
     has_features = all((folder / "features" / f"{t}.json").is_file() for t in FEATURE_TABLES)
-    has_reviews = all(
-        (folder / "features" / f"{t}.json").is_file() for t in USER_REVIEW_TABLES
-    )
+    has_reviews = all((folder / "features" / f"{t}.json").is_file() for t in USER_REVIEW_TABLES)
     return Task(name, folder, info, feedback, metrics, has_features, has_reviews)
 
 
@@ -301,7 +300,8 @@ def select_models(task: Task, args) -> list[str]:
 
 
 def run_all(tasks: list[tuple[Task, list[Entry]]], args) -> tuple[dict, list[str]]:
-    """Run (or read from the cache) every distinct cell once; progress line per cell."""
+    """Run (or read from the cache) every distinct cell once, ``args.jobs`` at a time; a
+    progress line per cell as it finishes."""
     cells: dict[str, tuple[Task, Entry]] = {}
     for task, entries in tasks:
         for entry in entries:
@@ -310,6 +310,7 @@ def run_all(tasks: list[tuple[Task, list[Entry]]], args) -> tuple[dict, list[str
     failures: dict[str, str] = {}  # "<task>/<cell key>" -> the cell
     skipped: set[tuple[str, str]] = set()
     total = len(cells)
+    to_run = []
     for k, (ident, (task, entry)) in enumerate(cells.items(), 1):
         cell = entry.cell
         path = Path(args.work) / task.name / cell.filename()
@@ -329,17 +330,31 @@ def run_all(tasks: list[tuple[Task, list[Entry]]], args) -> tuple[dict, list[str
                 print(f"{head}: skip {cell.model}, not registered ({reason})", flush=True)
                 task.notes.append(f"{cell.model}: not registered in this checkout, not run.")
             continue
+        to_run.append((ident, task, cell, path, head))
+
+    def run_one(job):
+        ident, task, cell, path, head = job
         started = time.perf_counter()
         try:
-            result = run_cell(cell, path, cwd=args.cwd)
+            return job, run_cell(cell, path, cwd=args.cwd), None, started
         except CellFailed as error:
-            seconds = time.perf_counter() - started
-            failures[ident] = cell.describe()
-            print(f"{head}: FAILED after {seconds:.0f} s\n{error}", flush=True)
-            continue
-        results[ident] = result
-        seconds = result.get("seconds", time.perf_counter() - started)
-        print(f"{head}: {seconds:.1f} s, {key_metric_text(task, result)}", flush=True)
+            return job, None, error, started
+
+    # Each cell is its own subprocess, so threads suffice to run several at once; with one
+    # worker the cells finish in plan order.
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_one, job) for job in to_run]
+        for future in as_completed(futures):
+            job, result, error, started = future.result()
+            ident, task, cell, _, head = job
+            if error is not None:
+                seconds = time.perf_counter() - started
+                failures[ident] = cell.describe()
+                print(f"{head}: FAILED after {seconds:.0f} s\n{error}", flush=True)
+                continue
+            results[ident] = result
+            seconds = result.get("seconds", time.perf_counter() - started)
+            print(f"{head}: {seconds:.1f} s, {key_metric_text(task, result)}", flush=True)
     return results, failures
 
 
@@ -678,6 +693,13 @@ def parse_args(argv: list[str]):
         "--with-fused",
         action="store_true",
         help="add MuSiC on fused features (multimodal + ID embeddings) to the ablation table",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="cells run at once, each in its own process (default: 1); with N > 1 pass "
+        "--torch_threads=1 so N runs share the cores instead of thrashing",
     )
     parser.add_argument(
         "--report-only",

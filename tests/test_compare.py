@@ -288,3 +288,37 @@ def test_reverse_direction_is_built_from_shared_data(root, monkeypatch, capsys):
     assert "(kitchen → food, implicit feedback) — **real data**" in main_md
     header = main_md.split("| model |")[1].splitlines()[0]
     assert "NDCG@20" in header and "MAE" not in header  # implicit: ranking metrics only
+
+
+def test_jobs_run_cells_at_once_with_the_same_tables(root, monkeypatch):
+    import threading
+    import time
+
+    running, peak, lock = [0], [0], threading.Lock()
+    values = {"A": 0.9, "B": 1.0, "MuSiC": 0.8}
+
+    def metrics(model, opts):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)  # long enough for a second worker to start its cell meanwhile
+        with lock:
+            running[0] -= 1
+        return {"mae": values[model], "rmse": values[model] + int(opts["seed"]) / 100}
+
+    calls = _fake_runs(monkeypatch, metrics)
+    argv = _argv(root, "--models=A,B,MuSiC", "--tables=main", "--seeds=1,2", "--metrics=mae,rmse")
+    assert compare.main([*argv, "--jobs=3"]) == 0
+    assert len(calls) == 6 and peak[0] >= 2
+    parallel = (root / "out" / "tiny" / "main.md").read_text()
+    # one by one from scratch: the same table (the wall time line aside)
+    for folder in ("work", "out"):
+        subprocess.run(["rm", "-rf", str(root / folder)], check=True)
+    peak[0] = 0
+    assert compare.main(argv) == 0
+    assert peak[0] == 1
+    serial = (root / "out" / "tiny" / "main.md").read_text()
+    # the same rows and values (the s/run column aside: timings differ)
+    table = lambda text: {k: v[:-1] for k, v in _rows(text).items()}  # noqa: E731
+    assert table(parallel) == table(serial) and len(table(serial)) == 4
+    assert _rows(serial)["MuSiC"][0].startswith("**0.8000")
