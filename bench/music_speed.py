@@ -92,9 +92,8 @@ def main() -> None:
         with torch.no_grad():
             start = time.perf_counter()
             cond = music.features.users_aux(users)
-            u_t = music.diffusion.sample(
-                music.denoiser, cond=cond, generator=generator, batch_size=4096
-            )
+            x_T = torch.randn(cond.shape, generator=generator)
+            u_t = music.generate(cond, x_T=x_T, generator=generator)
             scores = u_t @ music.features.items(target_items).T
             infer["MuSiC: generate u_T + score target items"].append(time.perf_counter() - start)
             start = time.perf_counter()

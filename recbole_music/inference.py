@@ -99,9 +99,7 @@ class ColdStartRecommender:
         model = self.model
         generator = torch.Generator().manual_seed(seed)
         x_T = torch.randn(1, aux_feature.shape[-1], generator=generator)
-        target = model.feature_scale * model.diffusion.sample(
-            model.denoiser, cond=aux_feature.view(1, -1), x_T=x_T, generator=generator
-        )[0]
+        target = model.generate(aux_feature.view(1, -1), x_T=x_T, generator=generator)[0]
         items = torch.nonzero(self.dataset.target_item_mask).flatten()
         scores = model.features.items(items) @ target
         if model.rating_bias:

@@ -58,3 +58,23 @@ def test_command_prints_a_ranked_list(checkpoint, tmp_path, capsys):
     history.write_text("a001\tfive\n")
     assert recommend_main(["--checkpoint", checkpoint, "--history", str(history)]) == 2
     assert "history.tsv:1: field 'rating'" in capsys.readouterr().err
+
+
+def test_new_user_generation_is_the_models_own(checkpoint):
+    """recommend() generates u_T by the model's own path (with its residual and scale): for a
+    held-out user with the model's starting noise it reproduces the evaluated feature."""
+    recommender = ColdStartRecommender.from_checkpoint(checkpoint)
+    model = recommender.model
+    model.eval()
+    held = int(torch.nonzero(model.is_held_out).flatten()[0])
+    u_a = model.features.users_aux(torch.tensor([held]))[0].detach()
+    generator = torch.Generator().manual_seed(7)  # recommend(seed=7) draws x_T, then each step
+    x_T = torch.randn(1, u_a.shape[0], generator=generator)
+    expected = model.generate(u_a.view(1, -1), x_T=x_T.clone(), generator=generator)
+    assert torch.allclose(recommender.recommend(u_a, topk=3, seed=7).target_feature, expected[0])
+    if model.condition_residual:
+        # the denoiser's own output alone would give another feature
+        plain = model.feature_scale * model.diffusion.sample(
+            model.denoiser, cond=u_a.view(1, -1), x_T=x_T
+        )
+        assert not torch.allclose(plain[0], expected[0])

@@ -191,9 +191,40 @@ def test_diffusion_runs_on_unit_scale_features_and_generation_scales_back(tiny_d
     generated = model.generated_target_features()[model.is_held_out]
     with torch.no_grad():
         unscaled = model.diffusion.sample(
-            model.denoiser,
+            model._denoise,
             cond=model.features.users_aux(torch.nonzero(model.is_held_out).flatten()),
             x_T=model.sampling_noise[model.is_held_out],
             generator=torch.Generator().manual_seed(model.sampling_seed),
         )
     assert torch.allclose(generated, expected_scale * unscaled)
+
+
+class _Zero(torch.nn.Module):
+    """A denoiser that has learnt nothing: it outputs zeros."""
+
+    def forward(self, x, t, cond=None):
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_condition_residual_generates_u_a_from_a_denoiser_that_learnt_nothing(
+    tiny_data_root, residual
+):
+    config, train, _ = _train_split(feature_source="collaborative", condition_residual=residual)
+    model = MuSiC(config, train)
+    model.feature_scale.fill_(0.25)  # generation must undo the diffusion's scale exactly
+    model.denoiser = _Zero()
+    model.eval()
+    held = torch.nonzero(model.is_held_out).flatten()
+    generated = model.generated_target_features()[held]
+    u_a = model.features.users_aux(held).detach()
+    # x0-hat = u_A / scale at every step; the last reverse step returns x0-hat itself
+    expected = u_a if residual else torch.zeros_like(u_a)
+    assert torch.allclose(generated, expected, atol=1e-6)
+    assert u_a.abs().sum() > 0
+
+
+def test_condition_residual_needs_x0_prediction(tiny_data_root):
+    config, train, _ = _train_split(diffusion_prediction="eps", condition_residual=True)
+    with pytest.raises(ValueError, match="condition_residual.*diffusion_prediction: x0"):
+        MuSiC(config, train)

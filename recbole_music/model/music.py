@@ -4,7 +4,8 @@ A user's target-domain feature ``u_T`` and an item's feature ``v_i`` are d-dim; 
 ``<u_T, v_i>`` (plus the target mean and an item bias when ``rating_bias``). Users whose target
 interactions are in training have their own ``u_T``; a held-out (cold-start) user's ``u_T`` is
 *generated*: pure noise denoised by the vectorised U-Net over T steps, conditioned on the user's
-auxiliary-domain feature ``u_A``.
+auxiliary-domain feature ``u_A``. With ``condition_residual`` (ours) the U-Net predicts the
+residual ``u_T − u_A``: its x̂_0 is ``u_A`` plus the network's output.
 
 Training (``MuSiCTrainer``) has two stages, each with its own loss method here:
 1. :meth:`side_user_loss` — side users: unconditional diffusion loss on their ``u_T`` (and, if
@@ -62,6 +63,7 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("feature_scale", torch.ones(()))
         self.register_buffer("feature_scale_steps", torch.zeros((), dtype=torch.long))
         self.aux_rating_weight = float(config["aux_rating_weight"])
+        self.condition_residual = bool(config["condition_residual"])
         self.num_negatives = int(config["num_negatives"] or 1)
         self.detach_diffusion_target = bool(config["detach_diffusion_target"])
         self.sample_batch_size = int(config["sample_batch_size"] or 4096)
@@ -78,6 +80,12 @@ class MuSiC(TargetDomainRecommender):
             prediction=config["diffusion_prediction"] or "x0",
             sampling_variance=config["sampling_variance"] or "beta",
         )
+        if self.condition_residual and self.diffusion.prediction != "x0":
+            raise ValueError(
+                "condition_residual: True adds u_A to the denoiser's x0 prediction; it needs "
+                f"diffusion_prediction: x0 (got {self.diffusion.prediction!r}). Set "
+                "condition_residual: False to predict eps."
+            )
         self.denoiser = VectorUNet(
             dim,
             hidden_dims=tuple(config["unet_hidden_dims"]),
@@ -145,16 +153,25 @@ class MuSiC(TargetDomainRecommender):
             held = torch.nonzero(self.is_held_out).flatten()
             out = torch.zeros_like(self.sampling_noise)
             if len(held):
-                cond = self.features.users_aux(held)
-                out[held] = self.feature_scale * self.diffusion.sample(
-                    self.denoiser,
-                    cond=cond,
+                out[held] = self.generate(
+                    self.features.users_aux(held),
                     x_T=self.sampling_noise[held],
                     generator=torch.Generator().manual_seed(self.sampling_seed),
-                    batch_size=self.sample_batch_size,
                 )
             self._generated = out
         return self._generated
+
+    @torch.no_grad()
+    def generate(self, cond: torch.Tensor, x_T: torch.Tensor, generator=None) -> torch.Tensor:
+        """``u_T`` generated for auxiliary features ``cond`` [n, d] from starting noise ``x_T``
+        by the full reverse process, back at the features' scale (held-out and new users)."""
+        return self.feature_scale * self.diffusion.sample(
+            self._denoise,
+            cond=cond,
+            x_T=x_T,
+            generator=generator,
+            batch_size=self.sample_batch_size,
+        )
 
     def _all_item_features(self) -> torch.Tensor:
         """[n_items, d]; computed once per evaluation (the item MLP over every item is the cost
@@ -212,7 +229,18 @@ class MuSiC(TargetDomainRecommender):
             x0 = x0.detach()  # the diffusion follows the features; it must not shape them
         cond = self.features.users_aux(users) if conditional else None
         x0 = x0 / self._track_feature_scale(x0)
-        return self.diffusion.training_loss(self.denoiser, x0, cond=cond)
+        return self.diffusion.training_loss(self._denoise, x0, cond=cond)
+
+    def _denoise(self, x_t, t, cond=None):
+        """The denoiser as the diffusion calls it. With ``condition_residual`` its x̂_0 is
+        ``u_A`` (at the diffusion's scale) plus the U-Net's output: the network learns what the
+        target feature adds to the auxiliary one, and a network that has learnt nothing yet
+        already generates ``u_A`` — the w/o-diffusion ablation's answer — instead of noise."""
+        out = self.denoiser(x_t, t, cond)
+        if self.condition_residual and cond is not None:
+            # a copy: the running scale is updated in place later in the same training step
+            out = out + cond / self.feature_scale.clone()
+        return out
 
     def _track_feature_scale(self, x0: torch.Tensor) -> torch.Tensor:
         """The RMS of the target features (a running average while training): the diffusion
@@ -234,7 +262,7 @@ class MuSiC(TargetDomainRecommender):
         unique, inverse = torch.unique(users, return_inverse=True)
         x_T = torch.randn(len(unique), self.sampling_noise.shape[1], device=users.device)
         generated = self.feature_scale * self.diffusion.sample_with_grad(
-            self.denoiser, x_T, cond=self.features.users_aux(unique)
+            self._denoise, x_T, cond=self.features.users_aux(unique)
         )
         return self._rating_loss(generated[inverse], items, ratings, 1, self.target_items)
 
