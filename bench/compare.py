@@ -229,13 +229,15 @@ def default_diffusion_steps() -> int | None:
 
 
 def model_overrides(model: str, args) -> tuple[str, ...]:
-    """Every cell's extra overrides: --epochs (MuSiC: both stages), then the user's own."""
+    """Every cell's extra overrides: --epochs (MuSiC: both stages), the user's own, then the
+    ones ``--model-arg`` gives this model alone."""
     extra: list[str] = []
     if args.epochs is not None:
         extra.append(f"--epochs={args.epochs}")
         if model == OURS:
             extra.append(f"--stage1_epochs={args.epochs}")
-    return (*extra, *args.overrides)
+    own = tuple(f"--{kv}" for name, kv in args.model_args if name == model)
+    return (*extra, *args.overrides, *own)
 
 
 def plan(task: Task, models: list[str], args) -> list[Entry]:
@@ -581,6 +583,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             if k in results
         ]
         notes = list(task.notes) if name == "main" else []
+        notes += [f"{m} alone: `--{kv}`" for m, kv in args.model_args]
         planned = {f"{task.name}/{e.cell.key()}" for e in entries if e.table == name}
         missing = len(planned - set(results))
         if missing:
@@ -695,6 +698,14 @@ def parse_args(argv: list[str]):
         help="add MuSiC on fused features (multimodal + ID embeddings) to the ablation table",
     )
     parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="MODEL:KEY=VALUE",
+        help="a RecBole override for one model only (repeatable), e.g. "
+        "MuSiC:learning_rate=0.01; the tables' notes list them",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -734,6 +745,13 @@ def parse_args(argv: list[str]):
     if clash:
         parser.error(f"{clash}: the grid sets these itself (use --tasks/--models/--betas/--seeds)")
     args.overrides = tuple(rest)
+    args.model_args = []
+    for spec in args.model_arg:
+        name, _, kv = spec.partition(":")
+        key = kv.split("=", 1)[0]
+        if not name or "=" not in kv or key in RESERVED:
+            parser.error(f"--model-arg {spec!r}: expected MODEL:KEY=VALUE (not {sorted(RESERVED)})")
+        args.model_args.append((name, kv))
     args.argv = list(argv)
     args.tasks = _split_list(args.tasks)
     args.models = _split_list(args.models)

@@ -322,3 +322,23 @@ def test_jobs_run_cells_at_once_with_the_same_tables(root, monkeypatch):
     table = lambda text: {k: v[:-1] for k, v in _rows(text).items()}  # noqa: E731
     assert table(parallel) == table(serial) and len(table(serial)) == 4
     assert _rows(serial)["MuSiC"][0].startswith("**0.8000")
+
+
+def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch):
+    seen = []
+
+    def metrics(model, opts):
+        seen.append(opts)
+        return {"mae": 0.9, "rmse": 1.0}
+
+    _fake_runs(monkeypatch, metrics)
+    argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--metrics=mae,rmse")
+    assert compare.main([*argv, "--model-arg=MuSiC:learning_rate=0.01"]) == 0
+    music = [o for o in seen if o["model"] == "MuSiC"]
+    assert len(music) == 3 and all(o["learning_rate"] == "0.01" for o in music)
+    assert all("learning_rate" not in o for o in seen if o["model"] == "TargetMF")
+    assert "MuSiC alone: `--learning_rate=0.01`" in (root / "out" / "tiny" / "main.md").read_text()
+    with pytest.raises(SystemExit):
+        compare.parse_args([*argv, "--model-arg=MuSiC:seed=3"])  # the grid's own key
+    with pytest.raises(SystemExit):
+        compare.parse_args([*argv, "--model-arg=learning_rate=0.01"])  # no model
