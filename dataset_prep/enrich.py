@@ -103,13 +103,10 @@ def domain_labels(folder: Path, name: str) -> dict[str, str]:
 
 
 def item_texts(folder: Path, name: str) -> list[ItemText]:
-    from dataset_prep.features.sources import _read_atomic
+    from dataset_prep.features.sources import read_item_table
 
     labels = domain_labels(folder, name)
-    path = folder / f"{name}.item"
-    header, rows = _read_atomic(path)
-    if "item_id" not in header:
-        raise ValueError(f"{path}: no item_id column")
+    rows = read_item_table(folder, name)
     out = []
     for r in rows:
         parts = [r.get(k, "").strip() for k in ("title", "categories", "description")]

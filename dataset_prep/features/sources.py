@@ -79,11 +79,17 @@ def _read_atomic(path: Path):
     return header, rows()
 
 
-def item_rows(folder: Path, name: str, prompts: PromptSet) -> list[Row]:
+def read_item_table(folder: Path, name: str):
+    """The rows (dicts) of ``<folder>/<name>.item``, which must have an ``item_id`` column."""
     path = folder / f"{name}.item"
     header, rows = _read_atomic(path)
     if "item_id" not in header:
         raise ValueError(f"{path}: no item_id column")
+    return rows
+
+
+def item_rows(folder: Path, name: str, prompts: PromptSet) -> list[Row]:
+    rows = read_item_table(folder, name)
     out = []
     for r in rows:
         title, desc, cats = (r.get(k, "").strip() for k in ("title", "description", "categories"))

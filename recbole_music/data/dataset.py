@@ -105,10 +105,10 @@ class CrossDomainDataset(Dataset):
         return torch.nonzero(self.user_role == role).flatten()
 
     # -- the cold-start split ------------------------------------------------------------
-    def build(self):
-        """Return [train, valid, test] datasets of the cold-start protocol (PROTOCOL.md)."""
-        self._change_feat_format()
-        users, items, is_target = self._domain_rows()
+    def _split_users(self):
+        """(each user's split part, the split of the overlapping users): overlapping users go
+        to train/valid/test by the seeded split, everyone else to train; the parts are also
+        kept as ``self.user_split``."""
         overlap = self.users_with_role(UserRole.OVERLAP).numpy()
         tokens = self.id2token(self.uid_field, overlap)
         seed = self.config["split_seed"]
@@ -124,6 +124,13 @@ class CrossDomainDataset(Dataset):
         if split.valid:
             part[self.token2id(self.uid_field, list(split.valid))] = SplitPart.VALID
         self.user_split = torch.from_numpy(part)
+        return part, split
+
+    def build(self):
+        """Return [train, valid, test] datasets of the cold-start protocol (PROTOCOL.md)."""
+        self._change_feat_format()
+        users, items, is_target = self._domain_rows()
+        part, split = self._split_users()
 
         # Held-out users lose only their target interactions; their auxiliary history trains.
         row_part = np.where(is_target, part[users], SplitPart.TRAIN)
@@ -137,7 +144,8 @@ class CrossDomainDataset(Dataset):
 
         self.logger.info(
             set_color("cold-start split", "pink")
-            + f": {len(overlap)} overlapping users -> {len(split.test)} test "
+            + f": {len(split.train) + len(split.valid) + len(split.test)} overlapping users -> "
+            f"{len(split.test)} test "
             f"(cold_ratio={self.config['cold_ratio']}), {len(split.valid)} valid, "
             f"{len(split.train)} train; {len(self.users_with_role(UserRole.SIDE))} side users, "
             f"{len(self.users_with_role(UserRole.AUX_ONLY))} auxiliary-only users"

@@ -35,7 +35,6 @@ import torch
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType, set_color
 
-from recbole_music.data.cold_start_split import split_overlapping_users
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
 
 ROLE_NAMES = {"overlap": UserRole.OVERLAP, "side": UserRole.SIDE, "aux_only": UserRole.AUX_ONLY}
@@ -115,7 +114,7 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
         position = np.arange(n) - seq_start  # index of each row within its user's sequence
         lengths = np.bincount(users, minlength=self.user_num)
 
-        part = self._split_users()
+        part, _ = self._split_users()
         role = self.user_role.numpy()
         train_roles = self._train_roles()
 
@@ -161,24 +160,6 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
                 f"seq_train_roles: unknown role(s) {unknown}; use any of {list(ROLE_NAMES)}"
             )
         return [int(ROLE_NAMES[r]) for r in names]
-
-    def _split_users(self) -> np.ndarray:
-        overlap = self.users_with_role(UserRole.OVERLAP).numpy()
-        tokens = self.id2token(self.uid_field, overlap)
-        seed = self.config["split_seed"]
-        split = split_overlapping_users(
-            tokens,
-            cold_ratio=float(self.config["cold_ratio"]),
-            valid_ratio=float(self.config["valid_ratio"] or 0.0),
-            seed=int(self.config["seed"] if seed is None else seed),
-        )
-        part = np.full(self.user_num, SplitPart.TRAIN, dtype=np.int64)
-        if split.test:
-            part[self.token2id(self.uid_field, list(split.test))] = SplitPart.TEST
-        if split.valid:
-            part[self.token2id(self.uid_field, list(split.valid))] = SplitPart.VALID
-        self.user_split = torch.from_numpy(part)
-        return part
 
     def _examples(self, feat, items, seq_start, rows) -> Interaction:
         """Rows ``rows`` of the ordered interactions as next-item examples."""

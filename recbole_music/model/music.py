@@ -133,11 +133,7 @@ class MuSiC(TargetDomainRecommender):
         items = feat[dataset.iid_field]
         self.register_buffer("target_items", torch.unique(items[is_target]))
         self.register_buffer("aux_items", torch.unique(items[~is_target]))
-        means = torch.zeros(2)
-        if self.explicit:
-            ratings = feat[dataset.rating_field].float()
-            means = torch.stack([ratings[~is_target].mean(), ratings[is_target].mean()])
-        self.register_buffer("domain_mean", torch.nan_to_num(means))  # [aux, target]
+        self._register_domain_mean(dataset)  # [aux, target]
 
     def train(self, mode: bool = True):
         # weights may change: generated features and item features must be recomputed

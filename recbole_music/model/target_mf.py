@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from recbole.utils import InputType, ModelType
-from torch import nn
 
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
@@ -30,14 +29,7 @@ class TargetMF(TargetDomainRecommender):
         dim = config["embedding_size"]
         self.num_negatives = int(config["num_negatives"] or 1)
         self.reg_weight = float(config["reg_weight"] or 0.0)
-        self.user_factors = nn.Embedding(self.n_users, dim)
-        self.item_factors = nn.Embedding(self.n_items, dim)
-        self.user_bias = nn.Embedding(self.n_users, 1)
-        self.item_bias = nn.Embedding(self.n_items, 1)
-        for emb in (self.user_factors, self.item_factors):
-            nn.init.normal_(emb.weight, std=float(config["init_std"] or 0.01))
-        for emb in (self.user_bias, self.item_bias):
-            nn.init.zeros_(emb.weight)
+        self._add_biased_factors(dim, float(config["init_std"] or 0.01))
         _, _, ratings = self.target_training_stats(dataset)
         mean = ratings.mean().item() if ratings is not None and len(ratings) else 0.0
         self.register_buffer("global_mean", torch.tensor(mean, dtype=torch.float))

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from recbole.data.dataset import Dataset
+from recbole.data.utils import get_dataloader
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
@@ -73,3 +75,25 @@ def with_cold_start_evaluation(trainer_class: type) -> type:
 
 class CrossDomainTrainer(ColdStartEvaluationMixin, Trainer):
     """RecBole's ``Trainer`` with cold-start evaluation; the trainer of the plugin's models."""
+
+    def _stage_loader(self, dataset, rows: np.ndarray):
+        """A shuffled training loader over the given interaction rows (one training stage)."""
+        subset = dataset.copy(dataset.inter_feat[torch.from_numpy(rows)])
+        return get_dataloader(self.config, "train")(self.config, subset, None, shuffle=True)
+
+    @staticmethod
+    def _finite_loss(label: str, loss_func, epoch_idx: int, hint: str):
+        """``loss_func`` that stops training on a NaN/inf loss, naming ``label``, epoch and batch."""
+        state = {"batch": 0}
+
+        def guarded(interaction):
+            loss = loss_func(interaction)
+            if not torch.isfinite(loss).all():
+                raise FloatingPointError(
+                    f"{label}: loss is {loss.item()} at epoch {epoch_idx}, batch "
+                    f"{state['batch']}: {hint}"
+                )
+            state["batch"] += 1
+            return loss
+
+        return guarded

@@ -11,18 +11,12 @@ Every batch's loss is checked: a NaN or inf stops training with the stage, epoch
 from __future__ import annotations
 
 import numpy as np
-import torch
-from recbole.data.utils import get_dataloader
 from recbole.utils import set_color
 
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
 
 class MuSiCTrainer(CrossDomainTrainer):
-    def _stage_loader(self, dataset, rows: np.ndarray):
-        subset = dataset.copy(dataset.inter_feat[torch.from_numpy(rows)])
-        return get_dataloader(self.config, "train")(self.config, subset, None, shuffle=True)
-
     def stage_rows(self, dataset) -> tuple[np.ndarray, np.ndarray]:
         """Row indices of the training interactions each stage sees: (side, joint)."""
         feat = dataset.inter_feat
@@ -33,19 +27,8 @@ class MuSiCTrainer(CrossDomainTrainer):
         return np.flatnonzero(target & side), np.flatnonzero((target & train_overlap) | ~target)
 
     def _guard(self, stage: str, loss_func, epoch_idx: int):
-        state = {"batch": 0}
-
-        def guarded(interaction):
-            loss = loss_func(interaction)
-            if not torch.isfinite(loss).all():
-                raise FloatingPointError(
-                    f"MuSiC {stage}: loss is {loss.item()} at epoch {epoch_idx}, batch "
-                    f"{state['batch']}: lower the learning rate or check the feature vectors"
-                )
-            state["batch"] += 1
-            return loss
-
-        return guarded
+        hint = "lower the learning rate or check the feature vectors"
+        return self._finite_loss(f"MuSiC {stage}", loss_func, epoch_idx, hint)
 
     def fit(
         self,

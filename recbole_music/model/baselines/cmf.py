@@ -21,7 +21,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from recbole.utils import InputType, ModelType
-from torch import nn
 
 from recbole_music.model.baselines.base_mf import by_feedback
 from recbole_music.model.target_domain_base import TargetDomainRecommender
@@ -39,21 +38,10 @@ class CMF(TargetDomainRecommender):
         reg = by_feedback(config["factor_reg_weight"], self.explicit, "factor_reg_weight")
         self.reg_weight = float(reg or 0.0)
         self.aux_weight = float(1.0 if config["aux_weight"] is None else config["aux_weight"])
-        self.user_factors = nn.Embedding(self.n_users, dim)
-        self.item_factors = nn.Embedding(self.n_items, dim)
-        self.user_bias = nn.Embedding(self.n_users, 1)
-        self.item_bias = nn.Embedding(self.n_items, 1)
-        for emb in (self.user_factors, self.item_factors):
-            nn.init.normal_(emb.weight, std=float(config["init_std"] or 0.01))
-        for emb in (self.user_bias, self.item_bias):
-            nn.init.zeros_(emb.weight)
+        self._add_biased_factors(dim, float(config["init_std"] or 0.01))
+        self._register_domain_mean(dataset)  # [aux, target]
         feat = dataset.inter_feat
         is_target = feat[dataset.domain_field] == dataset.target_domain_id
-        means = torch.zeros(2)
-        if self.explicit:
-            ratings = feat[dataset.rating_field].float()
-            means = torch.stack([ratings[~is_target].mean(), ratings[is_target].mean()])
-        self.register_buffer("domain_mean", torch.nan_to_num(means))  # [aux, target]
         self.register_buffer("target_items", torch.nonzero(dataset.target_item_mask).flatten())
         self.register_buffer("aux_items", torch.unique(feat[dataset.iid_field][~is_target]))
 

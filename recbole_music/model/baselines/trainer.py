@@ -10,9 +10,6 @@ a held-out user's target interaction. A non-finite loss stops training with the 
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from recbole.data.utils import get_dataloader
 from recbole.utils import set_color
 
 from recbole_music.model.baselines.base_mf import load_or_train_base_vectors
@@ -21,10 +18,6 @@ from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
 class MappingTrainer(CrossDomainTrainer):
     base_origin: str | None = None  # "trained" or "cache", after fit
-
-    def _stage_loader(self, dataset, rows: np.ndarray):
-        subset = dataset.copy(dataset.inter_feat[torch.from_numpy(rows)])
-        return get_dataloader(self.config, "train")(self.config, subset, None, shuffle=True)
 
     def prepare_base(self, dataset) -> None:
         """Stage 1: the per-domain base MFs, into the model's frozen buffers."""
@@ -59,17 +52,7 @@ class MappingTrainer(CrossDomainTrainer):
         return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
 
     def _guarded(self, epoch_idx: int):
-        state = {"batch": 0}
         name = type(self.model).__name__
-
-        def guarded(interaction):
-            loss = self.model.calculate_loss(interaction)
-            if not torch.isfinite(loss).all():
-                raise FloatingPointError(
-                    f"{name}: loss is {loss.item()} at epoch {epoch_idx}, batch "
-                    f"{state['batch']}: lower the learning rate"
-                )
-            state["batch"] += 1
-            return loss
-
-        return guarded
+        return self._finite_loss(
+            name, self.model.calculate_loss, epoch_idx, "lower the learning rate"
+        )
