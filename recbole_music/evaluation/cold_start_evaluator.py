@@ -50,16 +50,24 @@ def predicts_ratings(model) -> bool:
     return bool(getattr(model, "predicts_ratings", False))
 
 
+def ranking_metrics_of(config, evaluator: str, note: str = "") -> list[str]:
+    """``config["metrics"]`` lower-cased; a ValueError naming ``evaluator`` for unsupported ones."""
+    metrics = [m.lower() for m in config["metrics"]]
+    unsupported = set(metrics) - RANKING_METRICS_SUPPORTED
+    if unsupported:
+        raise ValueError(
+            f"metrics {sorted(unsupported)} are not supported by the {evaluator} evaluator; "
+            f"use any of {sorted(RANKING_METRICS_SUPPORTED)}{note}"
+        )
+    return metrics
+
+
 class ColdStartEvaluator:
     def __init__(self, config):
         self.config = config
-        self.ranking_metrics = [m.lower() for m in config["metrics"]]
-        unsupported = set(self.ranking_metrics) - RANKING_METRICS_SUPPORTED
-        if unsupported:
-            raise ValueError(
-                f"metrics {sorted(unsupported)} are not supported by the cold-start evaluator; "
-                f"use any of {sorted(RANKING_METRICS_SUPPORTED)} (full ranking over target items)"
-            )
+        self.ranking_metrics = ranking_metrics_of(
+            config, "cold-start", " (full ranking over target items)"
+        )
         self.rating_metrics = [m.lower() for m in (config["rating_metrics"] or [])]
         self.device = config["device"]
 

@@ -17,7 +17,7 @@ import torch
 from recbole.evaluator.collector import DataStruct
 from recbole.evaluator.register import metrics_dict
 
-from recbole_music.evaluation.cold_start_evaluator import RANKING_METRICS_SUPPORTED
+from recbole_music.evaluation.cold_start_evaluator import ranking_metrics_of
 
 SEQUENTIAL_CONVENTION = "next target item, full ranking over all target items (RecBole sequential)"
 
@@ -29,13 +29,7 @@ def sequential_conventions(keys) -> dict:
 class SequentialEvaluator:
     def __init__(self, config):
         self.config = config
-        self.metrics = [m.lower() for m in config["metrics"]]
-        unsupported = set(self.metrics) - RANKING_METRICS_SUPPORTED
-        if unsupported:
-            raise ValueError(
-                f"metrics {sorted(unsupported)} are not supported by the sequential evaluator; "
-                f"use any of {sorted(RANKING_METRICS_SUPPORTED)}"
-            )
+        self.metrics = ranking_metrics_of(config, "sequential")
         self.device = config["device"]
 
     @torch.no_grad()
