@@ -8,7 +8,8 @@ models of a task share the split of a given β and seed. Per task, under ``--out
 * ``main.md`` / ``main.csv`` — Table 2: rows = models, columns = β × metrics (mean ± std over
   seeds, best per column in bold) and a last row with MuSiC's relative improvement over the best
   other model per column (positive = MuSiC better, for MAE/RMSE too);
-* ``ablation.md`` / ``ablation.csv`` — Table 3: MuSiC, w/o MLLM, w/o diffusion, w/o side;
+* ``ablation.md`` / ``ablation.csv`` — Table 3: MuSiC, w/o MLLM, w/o diffusion, w/o side, and
+  direct transfer (ours: w/o diffusion with ``u_A`` trained on target ratings);
 * ``steps.md`` / ``steps.csv`` / ``steps.png`` — Fig. 3: MuSiC vs the diffusion steps T.
 
     python bench/compare.py                                  # everything (hours)
@@ -207,15 +208,22 @@ def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tupl
             ("MuSiC (full)", full),
             ("w/o MLLM", ("--feature_source=collaborative",)),
             *fused,
-            ("w/o diffusion", (*full, "--use_diffusion=False")),
+            *_without_diffusion(full),
             ("w/o side", (*full, "--use_side_users=False")),
         ]
     full = ("--feature_source=collaborative",)
     return [
         ("MuSiC (full, collaborative)", full),
-        ("w/o diffusion", (*full, "--use_diffusion=False")),
+        *_without_diffusion(full),
         ("w/o side", (*full, "--use_side_users=False")),
     ]
+
+
+def _without_diffusion(full: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The paper's w/o diffusion (``u_A`` stands in for ``u_T``, no mapping learnt) and ours,
+    a stronger one: ``u_A`` trained on the overlapping users' target ratings."""
+    off = (*full, "--use_diffusion=False")
+    return [("w/o diffusion", off), ("direct transfer (ours)", (*off, "--direct_transfer=True"))]
 
 
 def default_diffusion_steps() -> int | None:

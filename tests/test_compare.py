@@ -194,14 +194,19 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     calls = _fake_runs(monkeypatch, metrics, fail={"TargetMF"})
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--seeds=1,2")
     assert compare.main(argv) == 1  # a failed cell: reported, not cached
-    # 2 seeds × (TargetMF, MuSiC full; w/o diffusion, w/o side) — full MuSiC is one cell for
-    # both tables; tiny has no features, so there is no w/o MLLM row
-    assert len(calls) == 8
+    # 2 seeds × (TargetMF, MuSiC full; w/o diffusion, direct transfer, w/o side) — full MuSiC
+    # is one cell for both tables; tiny has no features, so there is no w/o MLLM row
+    assert len(calls) == 10
     assert all(o["epochs"] == "2" for o in seen)
     assert all(o.get("stage1_epochs") == "2" for o in seen if o["model"] == "MuSiC")
     folder = root / "out" / "tiny"
     ablation = _rows((folder / "ablation.md").read_text())
-    assert list(ablation) == ["MuSiC (full, collaborative)", "w/o diffusion", "w/o side"]
+    assert list(ablation) == [
+        "MuSiC (full, collaborative)",
+        "w/o diffusion",
+        "direct transfer (ours)",
+        "w/o side",
+    ]
     assert ablation["w/o side"][0].startswith("0.9000 ± 0.0000")
     main_md = (folder / "main.md").read_text()
     assert "failed: `TargetMF β=0.2 seed=1" in main_md
@@ -224,9 +229,15 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
         (features / f"{table}.json").write_text("{}")
     calls.clear()
     assert compare.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0
-    assert len(calls) == 3  # w/o MLLM (collaborative) is the cell that already ran as full
+    assert len(calls) == 4  # w/o MLLM (collaborative) is the cell that already ran as full
     ablation = _rows((folder / "ablation.md").read_text())
-    assert list(ablation) == ["MuSiC (full)", "w/o MLLM", "w/o diffusion", "w/o side"]
+    assert list(ablation) == [
+        "MuSiC (full)",
+        "w/o MLLM",
+        "w/o diffusion",
+        "direct transfer (ours)",
+        "w/o side",
+    ]
 
 
 def test_flags_and_skipped_tasks(root, monkeypatch, capsys):
@@ -335,7 +346,8 @@ def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch):
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--metrics=mae,rmse")
     assert compare.main([*argv, "--model-arg=MuSiC:learning_rate=0.01"]) == 0
     music = [o for o in seen if o["model"] == "MuSiC"]
-    assert len(music) == 3 and all(o["learning_rate"] == "0.01" for o in music)
+    # full, w/o diffusion, direct transfer, w/o side
+    assert len(music) == 4 and all(o["learning_rate"] == "0.01" for o in music)
     assert all("learning_rate" not in o for o in seen if o["model"] == "TargetMF")
     assert "MuSiC alone: `--learning_rate=0.01`" in (root / "out" / "tiny" / "main.md").read_text()
     with pytest.raises(SystemExit):

@@ -101,6 +101,40 @@ def test_ablation_switches_change_what_runs(tiny_data_root):
     assert all(p.grad is None for p in no_diffusion.denoiser.parameters())
 
 
+def _target_rows_of_training_users(model, train_data):
+    trainer = MuSiCTrainer(make_config("MuSiC", "tiny", **FAST), model)
+    batch = next(
+        iter(trainer._stage_loader(train_data._dataset, trainer.stage_rows(train_data._dataset)[1]))
+    )
+    target = batch["domain"] == train_data._dataset.target_domain_id
+    return batch[torch.nonzero(target).flatten()]
+
+
+@pytest.mark.parametrize("direct_transfer", [False, True])
+def test_without_diffusion_only_direct_transfer_trains_u_A_on_target_ratings(
+    tiny_data_root, direct_transfer
+):
+    # collaborative features: u_A and u_T are separate embeddings, so gradients tell them apart
+    _, model, train_data, _, test = make_model(
+        use_diffusion=False, direct_transfer=direct_transfer, feature_source="collaborative"
+    )
+    rows = _target_rows_of_training_users(model, train_data)
+    model.train()
+    model.joint_loss(rows).backward()
+    aux_grad = model.features.user_aux_embedding.weight.grad
+    target_grad = model.features.user_target_embedding.weight.grad
+    # the paper's ablation: target ratings train the users' own u_T; direct transfer: u_A
+    assert (aux_grad is not None and aux_grad.abs().sum() > 0) == direct_transfer
+    assert (target_grad is not None and target_grad.abs().sum() > 0) != direct_transfer
+    # either way a cold-start user is scored with u_A, and a training user as trained
+    model.eval()
+    held = torch.unique(test.inter_feat["user_id"])
+    assert torch.equal(model.user_target_features(held), model.features.users_aux(held))
+    trained = torch.unique(rows["user_id"])
+    expected = model.features.users_aux if direct_transfer else model.features.users_target
+    assert torch.equal(model.user_target_features(trained), expected(trained))
+
+
 def test_without_side_users_stage_1_is_skipped(tiny_data_root, caplog):
     config, model, train_data, valid, _ = make_model(use_side_users=False)
     calls = []
@@ -171,3 +205,43 @@ def test_overfits_a_tiny_data_set(tiny_data_root):
 def test_implicit_data_trains_with_ranking_loss(tiny_data_root):
     result = run_recbole_music("MuSiC", "tiny_implicit", config_dict=dict(FAST), saved=False)
     assert set(result["test_result"]) == {"ndcg@20", "recall@20", "hit@20"}
+
+
+def test_weight_average_is_what_validation_sees_and_training_continues_from_live_weights(
+    tiny_data_root,
+):
+    decay = 0.5
+    config, model, train_data, valid, _ = make_model(ema_decay=decay, epochs=3)
+    trainer = MuSiCTrainer(config, model)
+    before_step, after_step, expected = [], [], []
+
+    def weights():
+        return [p.detach().clone() for p in model.parameters()]
+
+    def record_after(*_):
+        after_step.append(weights())
+        # by hand: the exponential moving average of the weights after every stage-2 step
+        if expected:
+            expected[:] = [decay * e + (1 - decay) * n for e, n in zip(expected, after_step[-1])]
+        else:
+            expected[:] = after_step[-1]
+
+    trainer.optimizer.register_step_pre_hook(lambda *_: before_step.append(weights()))
+    trainer.optimizer.register_step_post_hook(record_after)
+    trainer.fit(train_data, valid, saved=False, verbose=False)
+    assert len(after_step) >= 3  # one step per epoch at least
+    # validation ran last, so the model holds the averaged weights, not the last step's
+    for p, e in zip(model.parameters(), expected):
+        assert torch.allclose(p, e, atol=1e-6)
+    assert any(not torch.equal(p, last) for p, last in zip(model.parameters(), after_step[-1]))
+    # every step, across the validations between epochs, starts from the previous step's
+    # weights: training never continues from the average
+    for previous, following in zip(after_step, before_step[1:]):
+        assert all(torch.equal(a, b) for a, b in zip(previous, following))
+
+
+def test_without_weight_average_validation_sees_the_last_step(tiny_data_root):
+    config, model, train_data, valid, _ = make_model(ema_decay=0.0, epochs=1)
+    trainer = MuSiCTrainer(config, model)
+    trainer.fit(train_data, valid, saved=False, verbose=False)
+    assert trainer._average is None and trainer._live_weights is None

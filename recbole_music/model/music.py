@@ -21,8 +21,12 @@ With ``user_bias_coordinate`` the items' last feature coordinate is 1, so ``u_T`
 user's rating bias and the diffusion generates it too.
 
 Ablations (paper Table 3) are settings: ``feature_source: collaborative`` (w/o MLLM),
-``use_diffusion: False`` (w/o diffusion: ``u_A`` is used as ``u_T`` for overlapping users),
-``use_side_users: False`` (w/o side: stage 1 skipped).
+``use_diffusion: False`` (w/o diffusion: a cold-start user's ``u_A`` is used as their ``u_T``,
+with no cross-domain mapping learnt: training is MuSiC's minus the diffusion terms),
+``use_side_users: False`` (w/o side: stage 1 skipped). With ``use_diffusion: False`` and
+``direct_transfer: True`` (ours, a stronger baseline than the paper's ablation) overlapping users'
+target ratings are scored with ``u_A`` in training, so the user MLP itself is fitted as a
+deterministic auxiliary → target regression.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class MuSiC(TargetDomainRecommender):
         self.predicts_ratings = self.explicit
         dim = int(config["embedding_size"])
         self.use_diffusion = bool(config["use_diffusion"])
+        self.direct_transfer = bool(config["direct_transfer"]) and not self.use_diffusion
         self.use_side_users = bool(config["use_side_users"])
         self.stage1_rating_loss = bool(config["stage1_rating_loss"])
         self.diffusion_weight = float(config["diffusion_weight"])
@@ -109,7 +114,8 @@ class MuSiC(TargetDomainRecommender):
         self._item_features = None
         logger.info(
             f"MuSiC: feature_source={self.feature_source}, user_vectors={self.user_vectors}, T={self.diffusion.steps}, "
-            f"use_diffusion={self.use_diffusion}, use_side_users={self.use_side_users}; "
+            f"use_diffusion={self.use_diffusion}, direct_transfer={self.direct_transfer}, "
+            f"use_side_users={self.use_side_users}; "
             f"{int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} training "
             f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
         )
@@ -184,11 +190,12 @@ class MuSiC(TargetDomainRecommender):
 
     def user_target_features(self, users: torch.Tensor) -> torch.Tensor:
         """``u_T`` as used for scoring: own feature when known, else generated (or ``u_A``)."""
-        if not self.use_diffusion:
-            # w/o diffusion: overlapping users are represented by their auxiliary feature.
-            own = self.features.users_target(users)
-            return torch.where(self.is_overlap[users, None], self.features.users_aux(users), own)
         out = self.features.users_target(users)
+        if not self.use_diffusion:
+            # w/o diffusion: held-out users are represented by their auxiliary feature (with
+            # direct_transfer, every overlapping user: that is what their ratings trained).
+            stand_in = self.is_overlap if self.direct_transfer else self.is_held_out
+            return torch.where(stand_in[users, None], self.features.users_aux(users), out)
         held = self.is_held_out[users]
         if held.any():
             out = torch.where(held[:, None], self.generated_target_features()[users], out)
@@ -270,7 +277,9 @@ class MuSiC(TargetDomainRecommender):
         users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
         if not (self.is_side[users].all() and self.target_rows(interaction).all()):
             raise RuntimeError("stage 1 got interactions that are not side users' target ones")
-        loss = self._diffusion_loss(users, conditional=False)
+        loss = items.new_zeros((), dtype=torch.float)
+        if self.use_diffusion:
+            loss = loss + self._diffusion_loss(users, conditional=False)
         if self.stage1_rating_loss:
             user_feat = self.features.users_target(users)
             loss = loss + self._rating_loss(
@@ -295,9 +304,9 @@ class MuSiC(TargetDomainRecommender):
         if target.any():
             t_users, t_items = users[target], items[target]
             user_feat = (
-                self.features.users_target(t_users)
-                if self.use_diffusion
-                else self.features.users_aux(t_users)
+                self.features.users_aux(t_users)
+                if self.direct_transfer
+                else self.features.users_target(t_users)
             )
             loss = loss + self._rating_loss(
                 user_feat,

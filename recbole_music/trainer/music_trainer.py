@@ -11,7 +11,9 @@ Every batch's loss is checked: a NaN or inf stops training with the stage, epoch
 from __future__ import annotations
 
 import numpy as np
+import torch
 from recbole.utils import set_color
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
@@ -48,11 +50,54 @@ class MuSiCTrainer(CrossDomainTrainer):
                 f"joint loss, {len(joint_rows)} interactions"
             )
         joint_data = self._stage_loader(dataset, joint_rows)
-        return super().fit(joint_data, valid_data, verbose, saved, show_progress, callback_fn)
+        hook = self._start_weight_average()
+        try:
+            return super().fit(joint_data, valid_data, verbose, saved, show_progress, callback_fn)
+        finally:
+            if hook is not None:
+                hook.remove()
+
+    # -- stage 2's weight average (ema_decay) ---------------------------------------------------
+    def _start_weight_average(self):
+        """With ``ema_decay`` > 0, an exponential moving average of the weights, updated after
+        every stage-2 optimizer step, is what validation scores and checkpoints keep (as DDPM
+        samples with EMA weights): one epoch's weights swing, their average less."""
+        decay = float(self.config["ema_decay"] or 0.0)
+        self._average, self._live_weights = None, None
+        if decay <= 0:
+            return None
+        self._average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        return self.optimizer.register_step_post_hook(
+            lambda *_: self._average.update_parameters(self.model)
+        )
+
+    @torch.no_grad()
+    def _load_average(self):
+        """Training weights aside, averaged ones in: validation and the checkpoint see these."""
+        if self._average is None or self._live_weights is not None:
+            return
+        params = list(self.model.parameters())
+        self._live_weights = [p.detach().clone() for p in params]
+        for p, averaged in zip(params, self._average.module.parameters()):
+            p.copy_(averaged)
+
+    @torch.no_grad()
+    def _restore_live_weights(self):
+        if self._live_weights is None:
+            return
+        for p, live in zip(self.model.parameters(), self._live_weights):
+            p.copy_(live)
+        self._live_weights = None
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        self._load_average()
+        return super()._valid_epoch(valid_data, show_progress)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         # RecBole's fit calls this without a loss function: that is stage 2.
-        loss_func = loss_func or self._guard("stage 2", self.model.joint_loss, epoch_idx)
+        if loss_func is None:
+            self._restore_live_weights()
+            loss_func = self._guard("stage 2", self.model.joint_loss, epoch_idx)
         return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
 
     def _train_side_users(self, dataset, side_rows, show_progress):
