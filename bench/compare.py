@@ -10,7 +10,8 @@ models of a task share the split of a given β and seed. Per task, under ``--out
   other model per column (positive = MuSiC better, for MAE/RMSE too);
 * ``ablation.md`` / ``ablation.csv`` — Table 3: MuSiC, w/o MLLM, w/o diffusion, w/o side, and
   direct transfer (ours: w/o diffusion with ``u_A`` trained on target ratings);
-* ``steps.md`` / ``steps.csv`` / ``steps.png`` — Fig. 3: MuSiC vs the diffusion steps T.
+* ``steps.md`` / ``steps.csv`` / ``steps.png`` — Fig. 3: MuSiC vs the diffusion steps T;
+* ``activation.md`` / ``activation.csv`` — Fig. 4: MuSiC vs the projection MLPs' activation.
 
     python bench/compare.py                                  # everything (hours)
     python bench/compare.py --tasks movie_music_demo --models ItemMean,TargetMF,MuSiC \\
@@ -60,8 +61,9 @@ OURS = "MuSiC"
 DEFAULT_MODELS = [*FLOORS, *BUILTINS, *CDR_BASELINES, OURS]
 EXPLICIT_ONLY = {"GlobalMean"}  # predicts a rating, ranks nothing
 DEFAULT_TASKS = ["movie_music_demo", "food_kitchen", "kitchen_food"]
-TABLES = ["main", "ablation", "steps"]
+TABLES = ["main", "ablation", "steps", "activation"]
 DEFAULT_STEPS = [2, 5, 10, 20, 50]
+ACTIVATIONS = ["tanh", "relu", "sigmoid", "softmax"]  # the paper's Fig. 4
 METRICS = {
     "explicit": ["mae", "rmse", "ratedndcg@20", "ndcg@20", "recall@20"],
     "implicit": ["ndcg@20", "recall@20"],
@@ -191,7 +193,7 @@ def prepare_task(name: str, args) -> Task | None:
 
 @dataclass
 class Entry:
-    table: str  # main | ablation | steps
+    table: str  # main | ablation | steps | activation
     row: str
     beta: float
     seed: int
@@ -226,12 +228,13 @@ def _without_diffusion(full: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]
     return [("w/o diffusion", off), ("direct transfer (ours)", (*off, "--direct_transfer=True"))]
 
 
-def default_diffusion_steps() -> int | None:
+def music_default(key: str, kind=int):
+    """MuSiC's default for ``key`` (properties/model/MuSiC.yaml), or None."""
     import yaml
 
     path = ROOT / "properties" / "model" / "MuSiC.yaml"
     try:
-        return int((yaml.safe_load(path.read_text()) or {}).get("diffusion_steps"))
+        return kind((yaml.safe_load(path.read_text()) or {}).get(key))
     except (OSError, TypeError, ValueError):
         return None
 
@@ -255,7 +258,8 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
     variants = music_variants(task, args.with_fused)
     full = variants[0][1]
     music_extra = model_overrides(OURS, args)
-    default_t = default_diffusion_steps()
+    default_t = music_default("diffusion_steps")
+    default_activation = music_default("activation", str)
     for beta in dict.fromkeys([*args.betas, *args.steps_betas]):
         for seed in args.seeds:
             if "main" in args.tables and beta in args.betas:
@@ -273,6 +277,13 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
                     own = () if steps == default_t else (f"--diffusion_steps={steps}",)
                     cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
                     entries.append(Entry("steps", f"T = {steps}", beta, seed, cell))
+            if "activation" in args.tables and beta in args.steps_betas:
+                for activation in args.activations:
+                    own = (
+                        () if activation == default_activation else (f"--activation={activation}",)
+                    )
+                    cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
+                    entries.append(Entry("activation", activation, beta, seed, cell))
     return entries
 
 
@@ -523,6 +534,7 @@ TITLES = {
     "main": "Cold-start comparison (paper Table 2)",
     "ablation": "MuSiC ablations (paper Table 3)",
     "steps": "MuSiC vs diffusion steps T (paper Fig. 3)",
+    "activation": "MuSiC vs activation (paper Fig. 4)",
 }
 
 
@@ -542,7 +554,7 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
         else ""
     )
     feature_line = ""
-    if table in ("main", "ablation", "steps"):
+    if table in TABLES:
         feature_line = (
             f"\nMuSiC's features: multimodal tables in `dataset/{task.name}/features/`; user "
             + (
@@ -580,8 +592,10 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
     written = []
     n_seeds = len(args.seeds)
     for name in args.tables:
-        betas = args.steps_betas if name == "steps" else args.betas
-        first = {"main": "model", "ablation": "variant", "steps": "T"}[name]
+        betas = args.steps_betas if name in ("steps", "activation") else args.betas
+        first = {"main": "model", "ablation": "variant", "steps": "T", "activation": "activation"}[
+            name
+        ]
         table = collect(task, entries, results, name, betas)
         used = [
             results[k]
@@ -673,7 +687,10 @@ def parse_args(argv: list[str]):
         "--seeds", nargs="+", default=["1", "2", "3"], help="seeds (default: 1 2 3)"
     )
     parser.add_argument(
-        "--tables", nargs="+", default=TABLES, help="which of main, ablation, steps (default: all)"
+        "--tables",
+        nargs="+",
+        default=TABLES,
+        help="which of main, ablation, steps, activation (default: all)",
     )
     parser.add_argument(
         "--steps",
@@ -685,7 +702,13 @@ def parse_args(argv: list[str]):
         "--steps-betas",
         nargs="+",
         default=None,
-        help="β values of the steps sweep (default: --betas)",
+        help="β values of the steps and activation sweeps (default: --betas)",
+    )
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=list(ACTIVATIONS),
+        help="activations of the activation sweep (default: tanh relu sigmoid softmax)",
     )
     parser.add_argument(
         "--metrics",
@@ -767,6 +790,7 @@ def parse_args(argv: list[str]):
     args.seeds = _split_list(args.seeds, int)
     args.steps = _split_list(args.steps, int)
     args.steps_betas = _split_list(args.steps_betas, float) if args.steps_betas else args.betas
+    args.activations = _split_list(args.activations)
     args.metrics = _split_list(args.metrics) or None
     args.tables = _split_list(args.tables)
     unknown = [t for t in args.tables if t not in TABLES]

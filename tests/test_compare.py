@@ -155,6 +155,28 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
     assert (folder / "steps.png").is_file()
 
 
+def test_activation_sweep_passes_each_activation_and_shares_the_default_cell(root, monkeypatch):
+    def metrics(model, opts):
+        # a distinct RMSE per activation, so the rows show which run each came from
+        rmse = {"relu": 1.2, "softmax": 1.4}.get(opts.get("activation"), 1.0)
+        return {"mae": 0.9, "rmse": rmse}
+
+    calls = _fake_runs(monkeypatch, metrics)
+    argv = _argv(
+        root, "--models=MuSiC", "--tables=main,activation", "--activations=tanh,relu,softmax"
+    )
+    assert compare.main([*argv, "--metrics=mae,rmse"]) == 0
+    passed = [a for c in calls for a in c if a.startswith("--activation=")]
+    # tanh is MuSiC's default: the main table's MuSiC cell, run once and without the flag
+    assert len(calls) == 3 and sorted(passed) == ["--activation=relu", "--activation=softmax"]
+    folder = root / "out" / "tiny"
+    rows = _rows((folder / "activation.md").read_text())
+    assert list(rows) == ["tanh", "relu", "softmax"]
+    assert [r[1].strip("*").split(" ")[0] for r in rows.values()] == ["1.0000", "1.2000", "1.4000"]
+    assert "paper Fig. 4" in (folder / "activation.md").read_text()
+    assert _read_csv(folder / "activation.csv")[0][0] == "activation"
+
+
 def test_improvement_row_sign_convention(root, monkeypatch):
     # MuSiC: lower MAE/RMSE than the best other (better) but lower NDCGs (worse)
     values = {
