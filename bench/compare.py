@@ -228,15 +228,31 @@ def _without_diffusion(full: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]
     return [("w/o diffusion", off), ("direct transfer (ours)", (*off, "--direct_transfer=True"))]
 
 
-def music_default(key: str, kind=int):
-    """MuSiC's default for ``key`` (properties/model/MuSiC.yaml), or None."""
+def music_defaults() -> dict:
+    """MuSiC's defaults (properties/model/MuSiC.yaml); empty when unreadable."""
     import yaml
 
-    path = ROOT / "properties" / "model" / "MuSiC.yaml"
     try:
-        return kind((yaml.safe_load(path.read_text()) or {}).get(key))
-    except (OSError, TypeError, ValueError):
-        return None
+        return yaml.safe_load((ROOT / "properties" / "model" / "MuSiC.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+# The sweeps (Fig. 3 and 4): table -> (MuSiC setting, the args attribute of its values, row label)
+SWEEPS = {
+    "steps": ("diffusion_steps", "steps", "T = {}"),
+    "activation": ("activation", "activations", "{}"),
+}
+
+
+def sweep_rows(table: str, args, defaults: dict) -> list[tuple[str, tuple[str, ...]]]:
+    """(row label, overrides) per value of a sweep; the default value adds no override, so it
+    is the full model's own cell."""
+    key, attribute, label = SWEEPS[table]
+    return [
+        (label.format(v), () if str(v) == str(defaults.get(key)) else (f"--{key}={v}",))
+        for v in getattr(args, attribute)
+    ]
 
 
 def model_overrides(model: str, args) -> tuple[str, ...]:
@@ -258,8 +274,8 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
     variants = music_variants(task, args.with_fused)
     full = variants[0][1]
     music_extra = model_overrides(OURS, args)
-    default_t = music_default("diffusion_steps")
-    default_activation = music_default("activation", str)
+    defaults = music_defaults()
+    sweeps = {t: sweep_rows(t, args, defaults) for t in SWEEPS if t in args.tables}
     for beta in dict.fromkeys([*args.betas, *args.steps_betas]):
         for seed in args.seeds:
             if "main" in args.tables and beta in args.betas:
@@ -271,19 +287,11 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
                 for label, overrides in variants:
                     cell = Cell(task.name, OURS, beta, seed, (*overrides, *music_extra))
                     entries.append(Entry("ablation", label, beta, seed, cell))
-            if "steps" in args.tables and beta in args.steps_betas:
-                for steps in args.steps:
-                    # T at the model's default is the full model's own cell
-                    own = () if steps == default_t else (f"--diffusion_steps={steps}",)
-                    cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
-                    entries.append(Entry("steps", f"T = {steps}", beta, seed, cell))
-            if "activation" in args.tables and beta in args.steps_betas:
-                for activation in args.activations:
-                    own = (
-                        () if activation == default_activation else (f"--activation={activation}",)
-                    )
-                    cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
-                    entries.append(Entry("activation", activation, beta, seed, cell))
+            if beta in args.steps_betas:
+                for table, rows in sweeps.items():
+                    for label, own in rows:
+                        cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
+                        entries.append(Entry(table, label, beta, seed, cell))
     return entries
 
 
@@ -592,7 +600,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
     written = []
     n_seeds = len(args.seeds)
     for name in args.tables:
-        betas = args.steps_betas if name in ("steps", "activation") else args.betas
+        betas = args.steps_betas if name in SWEEPS else args.betas
         first = {"main": "model", "ablation": "variant", "steps": "T", "activation": "activation"}[
             name
         ]

@@ -73,10 +73,10 @@ def main() -> None:
     # update the weight average (ema_decay)
     stage2_optimizer = music_trainer.optimizer
     music_trainer._start_weight_average()
-    stage1_optimizer = music_trainer._build_optimizer(
-        learning_rate=float(music_trainer.config["stage1_learning_rate"])
-    )
-    optimizers = {"MuSiC stage 1 epoch": stage1_optimizer, "MuSiC stage 2 epoch": stage2_optimizer}
+    optimizers = {
+        "MuSiC stage 1 epoch": music_trainer.stage1_optimizer(),
+        "MuSiC stage 2 epoch": stage2_optimizer,
+    }
     times = {"MuSiC stage 1 epoch": [], "MuSiC stage 2 epoch": [], "BPR epoch": []}
     for epoch in range(args.epochs):
         for label, trainer, data, loss in (

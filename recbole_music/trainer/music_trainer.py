@@ -19,6 +19,10 @@ from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
 
 class MuSiCTrainer(CrossDomainTrainer):
+    # stage 2's weight average (ema_decay) and the training weights set aside while it is loaded
+    _average: AveragedModel | None = None
+    _live_weights: list[torch.Tensor] | None = None
+
     def stage_rows(self, dataset) -> tuple[np.ndarray, np.ndarray]:
         """Row indices of the training interactions each stage sees: (side, joint)."""
         feat = dataset.inter_feat
@@ -63,7 +67,7 @@ class MuSiCTrainer(CrossDomainTrainer):
         every stage-2 optimizer step, is what validation scores and checkpoints keep (as DDPM
         samples with EMA weights): one epoch's weights swing, their average less."""
         decay = float(self.config["ema_decay"] or 0.0)
-        self._average, self._live_weights = None, None
+        self._average, self._live_weights = None, None  # a fresh average for every fit
         if decay <= 0:
             return None
         self._average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
@@ -117,9 +121,7 @@ class MuSiCTrainer(CrossDomainTrainer):
         )
         side_data = self._stage_loader(dataset, side_rows)
         stage2_optimizer = self.optimizer
-        self.optimizer = self._build_optimizer(
-            learning_rate=float(self.config["stage1_learning_rate"] or self.learning_rate)
-        )
+        self.optimizer = self.stage1_optimizer()
         for epoch in range(epochs):
             loss = self._train_epoch(
                 side_data,
@@ -129,3 +131,9 @@ class MuSiCTrainer(CrossDomainTrainer):
             )
             self.logger.info(f"stage 1 epoch {epoch} train loss: {loss:.4f}")
         self.optimizer = stage2_optimizer
+
+    def stage1_optimizer(self):
+        """Stage 1's own optimizer, at ``stage1_learning_rate`` (else stage 2's rate)."""
+        return self._build_optimizer(
+            learning_rate=float(self.config["stage1_learning_rate"] or self.learning_rate)
+        )
