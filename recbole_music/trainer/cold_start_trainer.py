@@ -8,10 +8,18 @@
   so early stopping, ``valid_metric`` and the returned result dicts work as in RecBole;
 * checkpoints reload on torch >= 2.6, whose ``torch.load`` defaults to ``weights_only=True`` and
   refuses RecBole's checkpoints (they pickle the Config). We load them with
-  ``weights_only=False`` — they are files this trainer wrote itself.
+  ``weights_only=False`` — they are files this trainer wrote itself;
+* each run owns its checkpoint file, and writes it atomically. RecBole names it
+  ``<model>-<local time to the second>.pth``: two runs started in the same second in one
+  ``checkpoint_dir`` (a grid launched with ``&``) would overwrite each other's best epoch and each
+  test the other's model, silently. At its first save a run claims the name with an exclusive
+  create (``-2``, ``-3`` … appended when it is taken), and every save goes through a temporary
+  file and ``os.replace``, so an interrupted save leaves the previous best checkpoint whole.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
@@ -28,6 +36,28 @@ class ColdStartEvaluationMixin:
 
     evaluator_class = ColdStartEvaluator  # the protocol's evaluator (sequential: its own)
 
+    _checkpoint_reserved = False  # set once this run owns saved_model_file
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not isinstance(self, Trainer):  # RecBole's tree trainers: their own signature
+            return super()._save_checkpoint(epoch)
+        target = kwargs.pop("saved_model_file", None)
+        if target is None:
+            if not self._checkpoint_reserved:
+                self.saved_model_file = reserve_checkpoint_file(self.saved_model_file)
+                self._checkpoint_reserved = True
+            target = self.saved_model_file
+        partial = f"{target}.partial-{os.getpid()}"
+        try:
+            super()._save_checkpoint(epoch, verbose=False, saved_model_file=partial, **kwargs)
+            os.replace(partial, target)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+            _remove_if_empty(target)  # a reservation whose first save failed
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {target}")
+
     def load_checkpoint(self, checkpoint_file) -> dict:
         checkpoint = torch.load(str(checkpoint_file), map_location=self.device, weights_only=False)
         self.model.load_state_dict(checkpoint["state_dict"])
@@ -38,6 +68,7 @@ class ColdStartEvaluationMixin:
     def resume_checkpoint(self, resume_file):
         resume_file = str(resume_file)
         self.saved_model_file = resume_file
+        self._checkpoint_reserved = True  # a resumed run keeps writing its own file
         checkpoint = self.load_checkpoint(resume_file)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
@@ -57,6 +88,28 @@ class ColdStartEvaluationMixin:
         result = self._protocol_evaluator.evaluate(self.model, dataset)
         self.wandblogger.log_eval_metrics(result, head="eval")
         return result
+
+
+def reserve_checkpoint_file(path: str) -> str:
+    """``path``, or ``<stem>-2.pth``, ``<stem>-3.pth`` … : the first name no other run holds,
+    claimed with an exclusive create (an empty file until the first save replaces it)."""
+    stem, ext = os.path.splitext(path)
+    candidate, n = path, 1
+    while True:
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{stem}-{n}{ext}"
+
+
+def _remove_if_empty(path: str) -> None:
+    try:
+        if os.path.getsize(path) == 0:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 _wrapped: dict[type, type] = {}
