@@ -1,17 +1,27 @@
 """Recommend for a new cold-start user from a trained MuSiC checkpoint, without retraining.
 
-Given the user's auxiliary-domain history (items, and ratings on explicit data), the user's
-auxiliary feature ``u_A`` is *folded in*. With ``user_vectors: history`` and multimodal features
-it is exact: the user's history vector through the model's user MLP, as in training. Otherwise it
-is the ridge solution that best explains the history under the model's own rating function, with
-the item features frozen (review-text vectors of a new user are not used by this path). The diffusion model then generates ``u_T`` from noise,
-conditioned on ``u_A``, and the top-N target items follow from the dot products.
+Given the user's auxiliary-domain history (items, and ratings on explicit data) and, when the
+model's user vectors come from review text, their auxiliary-domain reviews, the user's
+auxiliary feature ``u_A`` is *folded in*:
 
-    python -m recbole_music.recommend --checkpoint saved/MuSiC-....pth --history history.tsv
+* exactly, by the model's own path, with multimodal features: the user vector that
+  ``user_vectors`` builds (``history``: from the items and ratings; ``reviews``: the reviews
+  re-embedded by the encoder, prompt and merging rule of the ``users_aux`` table's manifest,
+  :mod:`recbole_music.review_vectors`; ``both``: the two side by side) through the user MLP;
+* otherwise (ID embeddings, or a review model given no reviews — said in the log) as the ridge
+  solution that best explains the history under the model's own rating function, with the item
+  features frozen.
+
+The diffusion model then generates ``u_T`` from noise, conditioned on ``u_A``, and the top-N
+target items follow from the dot products.
+
+    python -m recbole_music.recommend --checkpoint saved/MuSiC-....pth --history history.tsv \
+        [--reviews reviews.tsv]
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +30,13 @@ import torch
 from recbole.utils import init_seed
 
 import recbole_music  # noqa: F401  (registers the plugin)
+from dataset_prep.features.sources import reviews_by_user
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.quick_start import prepare_data
 from recbole_music.registry import PLUGIN_MODELS
+from recbole_music.review_vectors import ReviewVectorizer
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,6 +54,8 @@ class ColdStartRecommender:
             )
         self.model = model.eval()
         self.dataset = dataset
+        self._review_vectorizer = None
+        self._aux_reviews = None
 
     @classmethod
     def from_checkpoint(cls, checkpoint_file: str | Path) -> ColdStartRecommender:
@@ -56,11 +72,16 @@ class ColdStartRecommender:
 
     # -- u_A of a new user -------------------------------------------------------------------
     def fold_in_aux_feature(
-        self, items: list[str], ratings: list[float] | None = None, reg: float = 1.0
+        self,
+        items: list[str],
+        ratings: list[float] | None = None,
+        reviews: list[tuple[float, str]] | None = None,
+        reg: float = 1.0,
     ) -> torch.Tensor:
-        """``u_A`` of a new user: computed from the history when the model builds user vectors
-        from history (``user_vectors: history``), else the ridge fit of ``u_A`` to the history
-        with item features frozen."""
+        """``u_A`` of a new user from their auxiliary history (item ids, ratings on explicit
+        data) and, for a model whose user vectors read reviews, their auxiliary reviews as
+        (timestamp, text) pairs: exact by the model's own path with multimodal features, else
+        the ridge fit of ``u_A`` to the history with item features frozen."""
         known = [i for i in items if i in self.dataset.field2token_id[self.dataset.iid_field]]
         if not known:
             raise ValueError("none of the history's items is known to the trained model")
@@ -68,30 +89,73 @@ class ColdStartRecommender:
         if (self.dataset.target_item_mask[ids]).any():
             raise ValueError("the history must hold auxiliary-domain items only")
         model = self.model
+        y = self._history_targets(items, ratings, known)
+        rule = model.user_vectors
         with torch.no_grad():
-            q = model.features.items(ids).double()  # [n, d]
-            if model.explicit:
-                if ratings is None:
-                    raise ValueError(
-                        "this model was trained on ratings: give the history's ratings"
-                    )
-                rating_of = dict(zip(items, ratings))
-                y = torch.tensor([float(rating_of[i]) for i in known], dtype=torch.double)
-            else:
-                y = torch.ones(len(known), dtype=torch.double)  # implicit: every item is liked
-            if model.feature_source == "multimodal" and model.user_vectors == "history":
-                # u_A is a function of the history itself: no fit needed
-                ratings_used = y.float() if model.explicit else None
-                return model.features.aux_feature_from_history(
-                    ids, ratings_used, model.domain_mean[0]
+            if self._exact_fold_in(reviews):
+                review_vector = (
+                    self.review_vectorizer().vector(reviews) if rule != "history" else None
                 )
-            if model.rating_bias:
-                y = y - model.item_bias(ids).squeeze(-1).double()
-                if model.explicit:
-                    y = y - model.domain_mean[0].double()
-            eye = torch.eye(q.shape[1], dtype=torch.double)
-            solution = torch.linalg.solve(q.T @ q + reg * eye, q.T @ y)
-        return solution.float()
+                return model.features.new_user_aux_feature(
+                    rule,
+                    ids,
+                    y.float() if model.explicit else None,
+                    model.domain_mean[0],
+                    review_vector,
+                )
+            if self.reads_reviews:
+                logger.warning(
+                    "user_vectors=%s reads reviews, and none were given: u_A is a ridge fit to "
+                    "the history instead (pass the user's auxiliary reviews for the model's own "
+                    "path)",
+                    rule,
+                )
+            return self._ridge_fold_in(ids, y, reg)
+
+    @property
+    def reads_reviews(self) -> bool:
+        """Whether the model's user vectors start from review text (multimodal features)."""
+        model = self.model
+        return model.feature_source == "multimodal" and model.user_vectors in ("reviews", "both")
+
+    def _exact_fold_in(self, reviews) -> bool:
+        model = self.model
+        return model.feature_source == "multimodal" and (
+            model.user_vectors == "history" or reviews is not None
+        )
+
+    def fold_in_path(self, reviews=None) -> str:
+        """How :meth:`fold_in_aux_feature` will compute ``u_A``, in words."""
+        if not self._exact_fold_in(reviews):
+            return "ridge fit to the history (item features frozen)"
+        what = {"history": "history", "reviews": "reviews", "both": "reviews + history"}
+        return f"exact (the model's user MLP over {what[self.model.user_vectors]})"
+
+    def _history_targets(self, items, ratings, known) -> torch.Tensor:
+        if not self.model.explicit:
+            return torch.ones(len(known), dtype=torch.double)  # implicit: every item is liked
+        if ratings is None:
+            raise ValueError("this model was trained on ratings: give the history's ratings")
+        rating_of = dict(zip(items, ratings))
+        return torch.tensor([float(rating_of[i]) for i in known], dtype=torch.double)
+
+    def _ridge_fold_in(self, ids, y, reg: float) -> torch.Tensor:
+        """The ``u_A`` that best explains the history's ratings (implicit: likes) under the
+        model's rating function, item features frozen (ridge, ``reg``)."""
+        model = self.model
+        q = model.features.items(ids).double()  # [n, d]
+        if model.rating_bias:
+            y = y - model.item_bias(ids).squeeze(-1).double()
+            if model.explicit:
+                y = y - model.domain_mean[0].double()
+        eye = torch.eye(q.shape[1], dtype=torch.double)
+        return torch.linalg.solve(q.T @ q + reg * eye, q.T @ y).float()
+
+    def review_vectorizer(self) -> ReviewVectorizer:
+        """Embeds a new user's reviews as the dataset's ``users_aux`` table was embedded."""
+        if self._review_vectorizer is None:
+            self._review_vectorizer = ReviewVectorizer.for_table(self.dataset.feature_path())
+        return self._review_vectorizer
 
     # -- recommend -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -110,16 +174,33 @@ class ColdStartRecommender:
         tokens = self.dataset.id2token(self.dataset.iid_field, items[top.indices].numpy())
         return Recommendation(target, [str(t) for t in tokens], top.values.tolist())
 
-    def recommend_from_history(self, items, ratings=None, topk=10, seed=0) -> Recommendation:
-        return self.recommend(self.fold_in_aux_feature(items, ratings), topk=topk, seed=seed)
+    def recommend_from_history(
+        self, items, ratings=None, topk=10, seed=0, reviews=None
+    ) -> Recommendation:
+        aux_feature = self.fold_in_aux_feature(items, ratings, reviews)
+        return self.recommend(aux_feature, topk=topk, seed=seed)
 
     def history_of(self, user: str) -> tuple[list[str], list[float] | None]:
         """The auxiliary-domain history of a user of the dataset (e.g. a held-out test user)."""
         data = self.dataset._aux_history.inter_feat
         uid = self.dataset.token2id(self.dataset.uid_field, user)
         rows = np.flatnonzero(data[self.dataset.uid_field].numpy() == uid)
+        if len(rows) == 0:
+            raise ValueError(
+                f"user {user!r} has no auxiliary-domain interactions in dataset "
+                f"'{self.dataset.dataset_name}': nothing to recommend from"
+            )
         items = self.dataset.id2token(self.dataset.iid_field, data[self.dataset.iid_field][rows])
         ratings = (
             data[self.dataset.rating_field][rows].tolist() if self.dataset.is_explicit else None
         )
         return [str(i) for i in items], ratings
+
+    def reviews_of(self, user: str) -> list[tuple[float, str]]:
+        """The auxiliary-domain reviews of a user of the dataset, (timestamp, text) pairs, as
+        ``dataset_prep features`` read them ([] when the dataset has none)."""
+        if self._aux_reviews is None:  # the whole file is read once
+            folder, name = Path(self.dataset.dataset_path), self.dataset.dataset_name
+            has_reviews = (folder / f"{name}.review").is_file()
+            self._aux_reviews = reviews_by_user(folder, name, "aux") if has_reviews else {}
+        return self._aux_reviews.get(user, [])

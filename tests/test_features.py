@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_models import CORPUS, save_model, save_tiny_bert, tiny_tokenizer
 
 from dataset_prep.features.encoders import EncoderError, EncoderSpec, load_encoder
 from dataset_prep.features.pipeline import FeatureError, RunSettings, embed_table, verify_table
@@ -18,43 +19,9 @@ from recbole_music.data.feature_store import load_vectors, save_vectors
 
 torch.set_num_threads(1)
 
-CORPUS = [
-    "a dark brooding film about the night and the harbor",
-    "a calm gentle album of soothing quiet songs",
-    "upbeat cheerful pop music with catchy bouncy melodies",
-    "summarise the key features of this item title categories description summary",
-    "reviews one customer wrote newest first tastes genres moods",
-    "thriller horror comedy romance ambient metal soul movies tv cds vinyl",
-]
-
-
-def _tokenizer(with_pad: bool = True):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(
-        special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<image>"]))
-    kwargs = {"pad_token": "<pad>"} if with_pad else {}
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", model_max_length=64, **kwargs)
-
-
-def _save(folder, model, *parts):
-    torch.manual_seed(0)
-    model.save_pretrained(folder)
-    for p in parts:
-        p.save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from transformers import (
-        BertConfig,
-        BertModel,
         CLIPConfig,
         CLIPImageProcessorPil,
         CLIPModel,
@@ -67,26 +34,24 @@ def models(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
-    tok = _tokenizer()
+    tok = tiny_tokenizer()
     v = len(tok)
     out = {}
-    out["bert"] = _save(root / "bert", BertModel(BertConfig(
-        vocab_size=v, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64)), tok)
+    out["bert"] = save_tiny_bert(root / "bert")
     # A Llama-3-like tokenizer: no pad token.
-    out["llama"] = _save(root / "llama", LlamaForCausalLM(LlamaConfig(
+    out["llama"] = save_model(root / "llama", LlamaForCausalLM(LlamaConfig(
         vocab_size=v, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)),
-        _tokenizer(with_pad=False))
+        tiny_tokenizer(with_pad=False))
     improc = CLIPImageProcessorPil(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
-    out["clip"] = _save(root / "clip", CLIPModel(CLIPConfig(
+    out["clip"] = save_model(root / "clip", CLIPModel(CLIPConfig(
         text_config={"vocab_size": v, "hidden_size": 16, "intermediate_size": 32,
                      "num_hidden_layers": 1, "num_attention_heads": 2,
                      "max_position_embeddings": 64},
         vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
                        "num_attention_heads": 2, "image_size": 16, "patch_size": 8},
         projection_dim=8)), tok, improc)
-    ltok = _tokenizer()
+    ltok = tiny_tokenizer()
     ltok.add_special_tokens({"additional_special_tokens": ["<image>"]})
     proc = LlavaProcessor(image_processor=improc, tokenizer=ltok, patch_size=8,
                           vision_feature_select_strategy="default", image_token="<image>",
@@ -100,7 +65,7 @@ def models(tmp_path_factory):
                      "num_key_value_heads": 1, "max_position_embeddings": 128},
         image_token_index=ltok.convert_tokens_to_ids("<image>"),
         vision_feature_select_strategy="default", vision_feature_layer=-1))
-    out["llava"] = _save(root / "llava", llava, proc)
+    out["llava"] = save_model(root / "llava", llava, proc)
     return out
 
 

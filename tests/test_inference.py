@@ -44,6 +44,8 @@ def test_bad_histories_are_refused(checkpoint):
         recommender.fold_in_aux_feature(["a000"])
     with pytest.raises(ValueError, match="none of the history"):
         recommender.fold_in_aux_feature(["nope"], [3.0])
+    with pytest.raises(ValueError, match="'s000' has no auxiliary-domain interactions"):
+        recommender.history_of("s000")  # a side user: target domain only
 
 
 def test_command_prints_a_ranked_list(checkpoint, tmp_path, capsys):
@@ -78,3 +80,91 @@ def test_new_user_generation_is_the_models_own(checkpoint):
             model.denoiser, cond=u_a.view(1, -1), x_T=x_T
         )
         assert not torch.allclose(plain[0], expected[0])
+
+
+# -- a model whose user vectors read reviews (user_vectors: both) ----------------------------
+
+
+@pytest.fixture
+def review_checkpoint(tiny_data_root, tmp_path):
+    """MuSiC trained on review vectors that the real feature pipeline wrote with a tiny BERT."""
+    import numpy as np
+    from tiny_models import CORPUS, save_tiny_bert
+
+    from dataset_prep.features.encoders import EncoderSpec
+    from dataset_prep.features.pipeline import RunSettings, extract_features
+    from recbole_music.data.feature_store import save_vectors
+
+    folder = tiny_data_root / "tiny"
+    rows = [line.split("\t") for line in (folder / "tiny.inter").read_text().splitlines()[1:]]
+    rng = np.random.default_rng(0)
+    words = " ".join(CORPUS).split()
+    with open(folder / "tiny.review", "w") as out:
+        out.write("user_id:token\titem_id:token\tdomain:token\ttext:token_seq\n")
+        for user, item, *_, domain in rows:
+            out.write(f"{user}\t{item}\t{domain}\t{' '.join(rng.choice(words, size=6))}\n")
+    items = sorted({row[1] for row in rows})
+    save_vectors(folder / "features", "items", items, rng.normal(size=(len(items), 6)))
+    encoder = EncoderSpec(model=save_tiny_bert(tmp_path / "bert"), kind="text")
+    extract_features(
+        tiny_data_root,
+        "tiny",
+        encoder,
+        tables=("users_aux", "users_target"),
+        settings=RunSettings(progress=False),
+    )
+    config = {**FAST, "feature_source": "multimodal", "user_vectors": "both"}
+    run_recbole_music("MuSiC", "tiny", config_dict=config, saved=True)
+    return glob.glob("saved/MuSiC-*.pth")[0]
+
+
+def test_a_users_reviews_fold_in_to_the_u_a_the_model_trained_on(review_checkpoint, caplog):
+    """Re-embedding a held-out user's auxiliary reviews (encoder, prompt and merging rule read
+    from the table's manifest) and their history gives exactly the u_A the model trained on."""
+    recommender = ColdStartRecommender.from_checkpoint(review_checkpoint)
+    model = recommender.model
+    assert recommender.reads_reviews
+    held = int(torch.nonzero(model.is_held_out).flatten()[0])
+    user = recommender.dataset.id2token("user_id", held)
+    items, ratings = recommender.history_of(user)
+    reviews = recommender.reviews_of(user)
+    assert len(reviews) == len(items)
+    folded = recommender.fold_in_aux_feature(items, ratings, reviews)
+    with torch.no_grad():
+        trained = model.features.users_aux(torch.tensor([held]))[0]
+    assert torch.allclose(folded, trained, atol=1e-5)
+    assert recommender.fold_in_path(reviews) == "exact (the model's user MLP over reviews + history)"
+
+    # other words, another u_A: the reviews are read
+    other = [(stamp, "upbeat cheerful pop music") for stamp, _ in reviews]
+    assert not torch.allclose(recommender.fold_in_aux_feature(items, ratings, other), folded)
+    # no reviews: the ridge fit, said in the log
+    with caplog.at_level("WARNING"):
+        ridge = recommender.fold_in_aux_feature(items, ratings)
+    assert "none were given" in caplog.text
+    assert not torch.allclose(ridge, folded)
+
+
+def test_command_reads_a_users_reviews(review_checkpoint, tmp_path, capsys):
+    recommender = ColdStartRecommender.from_checkpoint(review_checkpoint)
+    held = int(torch.nonzero(recommender.model.is_held_out).flatten()[0])
+    user = recommender.dataset.id2token("user_id", held)
+    assert recommend_main(["--checkpoint", review_checkpoint, "--user", user, "--topk", "3"]) == 0
+    by_user = capsys.readouterr().out.splitlines()
+    assert "reviews; u_A: exact (the model's user MLP over reviews + history)" in by_user[0]
+
+    # the same user as files: history.tsv and reviews.tsv (timestamp, tab, text)
+    items, ratings = recommender.history_of(user)
+    history, reviews = tmp_path / "history.tsv", tmp_path / "reviews.tsv"
+    history.write_text("".join(f"{i}\t{r:g}\n" for i, r in zip(items, ratings)))
+    stamped = recommender.reviews_of(user)
+    reviews.write_text("".join(f"{stamp:g}\t{text}\n" for stamp, text in stamped))
+    args = ["--checkpoint", review_checkpoint, "--history", str(history), "--topk", "3"]
+    assert recommend_main([*args, "--reviews", str(reviews)]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == by_user[2:]  # same ranking and scores
+    assert recommend_main(args) == 0  # no reviews: a visible fallback
+    assert "u_A: ridge fit" in capsys.readouterr().out
+
+    reviews.write_text("great\tpop album\n")
+    assert recommend_main([*args, "--reviews", str(reviews)]) == 2
+    assert "reviews.tsv:1: field 'timestamp'" in capsys.readouterr().err

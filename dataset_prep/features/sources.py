@@ -100,9 +100,9 @@ def item_rows(folder: Path, name: str, prompts: PromptSet) -> list[Row]:
     return out
 
 
-def user_rows(folder: Path, name: str, domain: str, prompts: PromptSet,
-              rule: UserTextRule) -> list[Row]:
-    """One row per user with reviews in ``domain`` (``aux`` or ``target``)."""
+def reviews_by_user(folder: Path, name: str, domain: str) -> dict[str, list[tuple[float, str]]]:
+    """Each user's (timestamp, review text) pairs in ``domain`` (``aux`` or ``target``), the
+    timestamps from ``<name>.inter`` (0 where the interaction has none)."""
     times: dict[tuple[str, str], float] = {}
     _, inter = _read_atomic(folder / f"{name}.inter")
     for r in inter:
@@ -118,11 +118,24 @@ def user_rows(folder: Path, name: str, domain: str, prompts: PromptSet,
             by_user.setdefault(r["user_id"], []).append(
                 (times.get((r["user_id"], r["item_id"]), 0.0), r["text"])
             )
+    return by_user
+
+
+def user_text(reviews: list[tuple[float, str]], domain: str, prompts: PromptSet,
+              rule: UserTextRule) -> str:
+    """The text the encoder reads for one user in one domain ('' when no review has words)."""
+    merged = rule.merge(reviews)
+    return prompts.user_text(merged, domain) if merged else ""
+
+
+def user_rows(folder: Path, name: str, domain: str, prompts: PromptSet,
+              rule: UserTextRule) -> list[Row]:
+    """One row per user with reviews in ``domain`` (``aux`` or ``target``)."""
+    by_user = reviews_by_user(folder, name, domain)
     out = []
     for user in sorted(by_user):
-        merged = rule.merge(by_user[user])
-        text = prompts.user_text(merged, domain) if merged else ""
-        out.append(Row(user, text, "", not merged))
+        text = user_text(by_user[user], domain, prompts, rule)
+        out.append(Row(user, text, "", not text))
     return out
 
 

@@ -162,8 +162,17 @@ class FeatureSource(nn.Module):
     def users_target(self, ids: torch.Tensor) -> torch.Tensor:
         return self._features("users_target", ids)
 
-    def aux_feature_from_history(self, ids, ratings, domain_mean) -> torch.Tensor:
-        """``u_A`` of a new user from their auxiliary items (and ratings): exact when the user
-        vectors are built from history (``user_vectors: history``) and features are multimodal."""
-        vector = history_vector(self.item_vectors[ids], ratings, domain_mean)
-        return self.user_mlp(vector[None])[0]
+    def new_user_aux_feature(
+        self, rule: str, ids, ratings, domain_mean, review_vector=None
+    ) -> torch.Tensor:
+        """``u_A`` of a user who was not in training, by the model's own path (multimodal
+        features): the user vector that ``rule`` builds -- their review vector, the vector of
+        their auxiliary items and ratings, or both side by side -- through the user MLP."""
+        parts = []
+        if rule in ("reviews", "both"):
+            if review_vector is None:
+                raise ValueError(f"user_vectors={rule}: a new user's review vector is needed")
+            parts.append(review_vector.to(self.user_aux_vectors))
+        if rule in ("history", "both"):
+            parts.append(history_vector(self.item_vectors[ids], ratings, domain_mean))
+        return self.user_mlp(torch.cat(parts)[None])[0]
