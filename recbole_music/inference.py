@@ -91,6 +91,13 @@ class ColdStartRecommender:
         model = self.model
         y = self._history_targets(items, ratings, known)
         rule = model.user_vectors
+        if reviews is not None and not self.reads_reviews:
+            logger.warning(
+                "this model's user vectors do not read reviews (feature_source=%s, "
+                "user_vectors=%s): the reviews given are not used",
+                model.feature_source,
+                rule,
+            )
         with torch.no_grad():
             if self._exact_fold_in(reviews):
                 review_vector = (

@@ -48,6 +48,15 @@ def test_bad_histories_are_refused(checkpoint):
         recommender.history_of("s000")  # a side user: target domain only
 
 
+def test_reviews_given_to_a_model_that_does_not_read_them_are_said_unused(checkpoint, caplog):
+    recommender = ColdStartRecommender.from_checkpoint(checkpoint)
+    assert not recommender.reads_reviews  # no feature tables: ID embeddings
+    with caplog.at_level("WARNING"):
+        with_reviews = recommender.fold_in_aux_feature(["a001"], [5.0], [(1.0, "great album")])
+    assert "the reviews given are not used" in caplog.text
+    assert torch.equal(with_reviews, recommender.fold_in_aux_feature(["a001"], [5.0]))
+
+
 def test_command_prints_a_ranked_list(checkpoint, tmp_path, capsys):
     history = tmp_path / "history.tsv"
     history.write_text("a001\t5\na002\t1\na003\t4\n")
