@@ -129,6 +129,13 @@ def main(argv=None) -> int:
         Path(args.out).write_text(report(ran, names, seeds, runs, total))
         print(Path(args.out).read_text())
         return 0
+    if not (ROOT / "dataset" / args.dataset / f"{args.dataset}.inter").is_file():
+        # real data (../shared/data) is never in the project: no data set, no benchmark
+        print(
+            f"skipped: dataset/{args.dataset} is absent; build it first (README: "
+            f"`python -m dataset_prep build --name {args.dataset} ...`)"
+        )
+        return 0
     sys.argv = [sys.argv[0]]  # RecBole's Config reads --key=value from sys.argv
     import torch
 

@@ -44,12 +44,10 @@ VARIANTS = {  # Table 3's rows, by the overrides its cells pass
 def held_out_predictions(dataset: str, beta: float, seed: int, overrides: dict):
     """(predictions, ratings) of every held-out target rating of the test users."""
     from recbole.config import Config
-    from recbole.utils import get_trainer, init_seed
+    from recbole.utils import init_seed
 
     import recbole_music
-    from recbole_music.data.dataset import CrossDomainDataset
-    from recbole_music.quick_start import ensure_dataset, prepare_data, resolve_model
-    from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+    from recbole_music.quick_start import build_run, ensure_dataset, resolve_model
 
     model_class = resolve_model("MuSiC")
     ensure_dataset(dataset, ROOT / "dataset")  # the demo is generated on first use
@@ -69,18 +67,12 @@ def held_out_predictions(dataset: str, beta: float, seed: int, overrides: dict):
             },
         )
         init_seed(config["seed"], config["reproducibility"])  # as run_recbole_music
-        data = CrossDomainDataset(config)
-        train_data, valid_set, test_set = prepare_data(config, data)
-        init_seed(config["seed"], config["reproducibility"])
-        model = model_class(config, train_data._dataset)
-        trainer = with_cold_start_evaluation(get_trainer(config["MODEL_TYPE"], "MuSiC"))(
-            config, model
-        )
+        train_data, valid_set, test_set, model, trainer = build_run(config, model_class)
         trainer.fit(train_data, valid_set, saved=True, verbose=False)
         trainer.load_checkpoint(trainer.saved_model_file)
     model.eval()
     feat = test_set.inter_feat
-    target = feat[test_set.inter_feat[test_set.domain_field] == test_set.target_domain_id]
+    target = feat[feat[test_set.domain_field] == test_set.target_domain_id]
     with torch.no_grad():
         return model.predict(target), target[model.RATING].float()
 

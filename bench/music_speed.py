@@ -27,12 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 def build(model_name, dataset, overrides):
     from recbole.config import Config
-    from recbole.utils import get_trainer, init_seed
+    from recbole.utils import init_seed
 
     import recbole_music
-    from recbole_music.data.dataset import CrossDomainDataset
-    from recbole_music.quick_start import prepare_data, resolve_model
-    from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+    from recbole_music.quick_start import build_run, resolve_model
 
     model_class = resolve_model(model_name)
     config = Config(
@@ -42,12 +40,7 @@ def build(model_name, dataset, overrides):
         config_dict={"state": "ERROR", **overrides},
     )
     init_seed(config["seed"], True)
-    data = CrossDomainDataset(config)
-    train_data, _, _ = prepare_data(config, data)
-    model = model_class(config, train_data._dataset)
-    trainer = with_cold_start_evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))(
-        config, model
-    )
+    train_data, _, _, model, trainer = build_run(config, model_class)
     return model, trainer, train_data
 
 

@@ -139,6 +139,39 @@ def _quiet_known_recbole_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*inplace method.*", category=FutureWarning)
 
 
+def build_run(config, model_class: type):
+    """(train data, valid set, test set, model, trainer) of one run of ``config``, built and
+    seeded as :func:`run_recbole_music` builds them (so a bench that needs the model itself gets
+    the numbers of the run's result): the split, the model seeded again after it, and the trainer
+    with the protocol's evaluation. ``init_seed`` must have run for the split."""
+    logger = logging.getLogger()
+    sequential = is_sequential(model_class)
+    data = (SequentialCrossDomainDataset if sequential else CrossDomainDataset)(config)
+    logger.info(data)
+    train_data, valid_set, test_set = prepare_data(config, data)
+
+    init_seed(config["seed"], config["reproducibility"])
+    model_obj = model_class(config, train_data._dataset).to(config["device"])
+    logger.info(model_obj)
+    if not predicts_ratings(model_obj) and config["valid_metric"].split("@")[0].lower() in (
+        "mae",
+        "rmse",
+    ):
+        # A ranking model has no MAE/RMSE to select on: select on full-ranking NDCG instead.
+        config["valid_metric"] = f"NDCG@{config['topk'][0]}"
+        config["valid_metric_bigger"] = True
+        logger.info(
+            f"{config['model']} ranks rather than rates: model selection on "
+            f"{config['valid_metric']}"
+        )
+    if sequential:
+        _check_sequential_valid_metric(config, logger)
+    evaluation = with_sequential_evaluation if sequential else with_cold_start_evaluation
+    trainer_class = evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
+    trainer = trainer_class(config, model_obj)
+    return train_data, valid_set, test_set, model_obj, trainer
+
+
 def run_recbole_music(
     model: str,
     dataset: str,
@@ -177,27 +210,7 @@ def run_recbole_music(
         )
     logger.info(config)
 
-    data = (SequentialCrossDomainDataset if sequential else CrossDomainDataset)(config)
-    logger.info(data)
-    train_data, valid_set, test_set = prepare_data(config, data)
-
-    init_seed(config["seed"], config["reproducibility"])
-    model_obj = model_class(config, train_data._dataset).to(config["device"])
-    logger.info(model_obj)
-    if not predicts_ratings(model_obj) and config["valid_metric"].split("@")[0].lower() in (
-        "mae",
-        "rmse",
-    ):
-        # A ranking model has no MAE/RMSE to select on: select on full-ranking NDCG instead.
-        config["valid_metric"] = f"NDCG@{config['topk'][0]}"
-        config["valid_metric_bigger"] = True
-        logger.info(f"{model} ranks rather than rates: model selection on {config['valid_metric']}")
-    if sequential:
-        _check_sequential_valid_metric(config, logger)
-    evaluation = with_sequential_evaluation if sequential else with_cold_start_evaluation
-    trainer_class = evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
-    trainer = trainer_class(config, model_obj)
-
+    train_data, valid_set, test_set, _, trainer = build_run(config, model_class)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_set, saved=saved, show_progress=config["show_progress"]
     )

@@ -9,7 +9,6 @@ user's reviews into the vector the model's user MLP was trained on.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 from dataset_prep.features.encoders import EncoderSpec, load_encoder
 from dataset_prep.features.prompts import PromptSet
 from dataset_prep.features.sources import UserTextRule, user_text
+from recbole_music.data.feature_store import load_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class ReviewVectorizer:
             )
         self.manifest = manifest
         self.source = source
+        self.dim = int(manifest["dim"])  # written by every feature table; the encoder must match
         self.domain = manifest.get("domain", "aux")
         self.rule = UserTextRule(**manifest["user_text_rule"])
         self.prompts = PromptSet("manifest", item="", user=manifest["prompt_template"])
@@ -42,10 +43,8 @@ class ReviewVectorizer:
 
     @classmethod
     def for_table(cls, features_folder: str | Path, table: str = "users_aux") -> ReviewVectorizer:
-        path = Path(features_folder) / f"{table}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no review-vector table to match")
-        return cls(json.loads(path.read_text()), str(path))
+        """The vectorizer of a feature table (its manifest, checked by the feature store)."""
+        return cls(load_vectors(features_folder, table).meta, f"{features_folder}/{table}.json")
 
     def text(self, reviews: list[tuple[float, str]]) -> str:
         """What the encoder reads: the reviews merged (newest first, within the word budget)
@@ -56,11 +55,10 @@ class ReviewVectorizer:
         """The review vector of (timestamp, text) pairs; zeros when no review has words, as
         the tables hold for users without review text."""
         text = self.text(reviews)
-        encoder = self.encoder()
         if not text:
             logger.warning("the new user's reviews hold no words: their review vector is zeros")
-            return torch.zeros(encoder.dim)
-        return torch.from_numpy(encoder.encode_texts([text])[0]).float()
+            return torch.zeros(self.dim)
+        return torch.from_numpy(self.encoder().encode_texts([text])[0]).float()
 
     def encoder(self):
         """The manifest's encoder, loaded on first use (``from_pretrained``)."""
@@ -78,10 +76,9 @@ class ReviewVectorizer:
                 first_layer=m.get("first_layer") or 1,
             )
             self._encoder = load_encoder(spec)
-            expected = m.get("model_dim", m.get("dim"))
-            if expected is not None and self._encoder.dim != int(expected):
+            if self._encoder.dim != self.dim:
                 raise ValueError(
-                    f"{self.source}: vectors of dim {expected}, but {model} gives "
+                    f"{self.source}: vectors of dim {self.dim}, but {model} gives "
                     f"{self._encoder.dim}: not the encoder that wrote the table"
                 )
         return self._encoder
