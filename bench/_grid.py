@@ -1,4 +1,4 @@
-"""Shared by the grid benchmarks (cold_start_grid.py, compare.py): one cell = one run of
+"""Shared by the grid benchmark (compare.py): one cell = one run of
 ``run_recbole_music.py`` in a subprocess, its result JSON cached; mean ± std tables.
 
 A cell is (dataset, model, RecBole overrides, β, seed). Its JSON is written only once the run

@@ -1,4 +1,4 @@
-"""The cold-start split (PROTOCOL.md): the pure function and CrossDomainDataset.build()."""
+"""The cold-start split (docs/protocol.md): the pure function and CrossDomainDataset.build()."""
 
 from __future__ import annotations
 

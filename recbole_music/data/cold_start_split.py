@@ -1,4 +1,4 @@
-"""The cold-start user split of PROTOCOL.md, as a pure function over user ids.
+"""The cold-start user split (docs/protocol.md), as a pure function over user ids.
 
 β (``cold_ratio``) of the overlapping users are held out: their target-domain interactions are the
 test set and nothing of them in the target domain is trained on. An optional ``valid_ratio`` of

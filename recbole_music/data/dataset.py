@@ -127,7 +127,7 @@ class CrossDomainDataset(Dataset):
         return part, split
 
     def build(self):
-        """Return [train, valid, test] datasets of the cold-start protocol (PROTOCOL.md)."""
+        """Return [train, valid, test] datasets of the cold-start protocol (docs/protocol.md)."""
         self._change_feat_format()
         users, items, is_target = self._domain_rows()
         part, split = self._split_users()

@@ -1,7 +1,7 @@
 """Precomputed feature vectors beside a dataset: binary tables keyed by the dataset's raw ids.
 
-LLM hidden sizes are 2,048–4,096: such tables do not belong in text atomic files (STACK.md: a
-100k × 4,096 table is 3.3 GB of text and minutes to parse, 1.5 GiB of float32 ``.npy`` that
+LLM hidden sizes are 2,048–4,096: such tables do not belong in text atomic files (measured:
+a 100k × 4,096 table is 3.3 GB of text and minutes to parse, 1.5 GiB of float32 ``.npy`` that
 memory-maps in milliseconds). A table ``<dataset>/features/<name>`` is three files:
 
 * ``<name>.npy``  — float32 ``[n, dim]``;

@@ -1,6 +1,6 @@
 """User vectors built from the items a user interacted with, for data without review text.
 
-MuSiC reads a user's vector in a domain from an LLM over their reviews there (METHOD.md §1).
+MuSiC reads a user's vector in a domain from an LLM over their reviews there (docs/music.md, Features).
 Where there are no reviews (``../shared/data/food_kitchen``) or they are short, the user's
 *history* says the same kind of thing: which items they chose and how they rated them. For each
 user and domain, over their **training** interactions only (a held-out user's target history is

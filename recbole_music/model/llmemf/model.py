@@ -1,4 +1,4 @@
-"""LLMEMF: the RecBole sequential model of LLM-EMF (METHOD.md, last section).
+"""LLMEMF: the RecBole sequential model of LLM-EMF (docs/llmemf.md).
 
 Input: a user's merged two-domain sequence (``item_id_list``, ``item_length``, from
 :class:`SequentialCrossDomainDataset`); the model splits it into the target- and auxiliary-domain
