@@ -10,7 +10,7 @@ seed run one after another, seeds in turn, so a busy machine slows them alike; t
 training epoch is measured around RecBole's ``Trainer._train_epoch`` and reported as a ratio to
 SASRec's.
 
-Needs ``dataset/food_kitchen`` (README: the build command) and its item features
+Needs ``dataset/food_kitchen`` (docs/llmemf.md: the build command) and its item features
 (``python -m dataset_prep enrich --dataset food_kitchen``; without them LLMEMF runs on IDs only,
 and the table says what it ran on). Writes ``bench/results/llmemf_food_kitchen.md`` and a JSON of
 every run beside it.
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     if not (ROOT / "dataset" / args.dataset / f"{args.dataset}.inter").is_file():
         # real data (../shared/data) is never in the project: no data set, no benchmark
         print(
-            f"skipped: dataset/{args.dataset} is absent; build it first (README: "
+            f"skipped: dataset/{args.dataset} is absent; build it first (docs/llmemf.md: "
             f"`python -m dataset_prep build --name {args.dataset} ...`)"
         )
         return 0
