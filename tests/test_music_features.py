@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_config
+from recbole.data.interaction import cat_interactions
 
 import recbole_music  # noqa: F401
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
 from recbole_music.data.feature_store import save_vectors
+from recbole_music.model.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music import MuSiC
 from recbole_music.model.music_features import resolve_feature_source, resolve_user_vectors
 from recbole_music.model.user_history_vectors import history_vector_dim, user_history_vectors
@@ -108,7 +110,9 @@ def test_auto_user_vectors_use_reviews_and_history_when_both_exist(tiny_data_roo
 )
 def test_music_projects_the_chosen_user_vectors(tiny_data_root, rule, width):
     _write_item_vectors(tiny_data_root, with_users=True)
-    config, train, _ = _train_split(feature_source="multimodal", user_vectors=rule)
+    config, train, _ = _train_split(
+        feature_source="multimodal", user_vectors=rule, interaction_vector_dim=0
+    )
     model = MuSiC(config, train)
     assert model.features.user_aux_vectors.shape == (train.user_num, width)
     assert model.features.user_mlp.net[0].in_features == width
@@ -228,3 +232,35 @@ def test_condition_residual_needs_x0_prediction(tiny_data_root):
     config, train, _ = _train_split(diffusion_prediction="eps", condition_residual=True)
     with pytest.raises(ValueError, match="condition_residual.*diffusion_prediction: x0"):
         MuSiC(config, train)
+
+
+def test_interaction_vectors_come_from_training_rows_only_and_are_deterministic(tiny_data_root):
+    _, train, test = _train_split("tiny_implicit")
+    first = interaction_item_vectors(train, 4)
+    assert first.shape == (train.item_num, 4)
+    assert torch.equal(first, interaction_item_vectors(train, 4))  # same data, same vectors
+    seen = torch.zeros(train.item_num, dtype=torch.bool)
+    seen[train.inter_feat["item_id"]] = True
+    assert (first[~seen] == 0).all() and (first[seen].norm(dim=1) > 0).any()
+    # a held-out user's target rows are not in the matrix: adding them changes the vectors
+    leaked = train.copy(cat_interactions([train.inter_feat, test.inter_feat]))
+    assert not torch.allclose(first, interaction_item_vectors(leaked, 4))
+
+
+def test_auto_feature_source_uses_interaction_vectors_without_content(tiny_data_root, caplog):
+    config, train, _ = _train_split("tiny_implicit", interaction_vector_dim=4)
+    with caplog.at_level(logging.WARNING):
+        model = MuSiC(config, train)
+    assert model.feature_source == "interactions" and "feature_source=interactions" in caplog.text
+    assert model.features.item_vectors.shape == (train.item_num, 4)
+    config, train, _ = _train_split("tiny_implicit", interaction_vector_dim=0)
+    assert MuSiC(config, train).feature_source == "collaborative"
+
+
+def test_interaction_vectors_are_appended_to_the_content_vectors(tiny_data_root):
+    _write_item_vectors(tiny_data_root)
+    config, train, _ = _train_split(feature_source="multimodal", interaction_vector_dim=3)
+    model = MuSiC(config, train)
+    assert model.features.item_vectors.shape == (train.item_num, ITEM_DIM + 3)
+    content, _ = train.load_features("items", "item_id")
+    assert torch.allclose(model.features.item_vectors[:, :ITEM_DIM], content.float())

@@ -75,7 +75,10 @@ class MuSiC(TargetDomainRecommender):
 
         self.user_vectors = resolve_user_vectors(config["user_vectors"], dataset)
         self.feature_source = resolve_feature_source(
-            config["feature_source"], self.user_vectors, dataset
+            config["feature_source"],
+            self.user_vectors,
+            dataset,
+            int(config["interaction_vector_dim"]),
         )
         self.features = FeatureSource(config, dataset, self.feature_source, dim, self.user_vectors)
         self.diffusion = GaussianDiffusion(

@@ -6,8 +6,15 @@
   "w/o MLLM" ablation): items one embedding, users one per domain;
 * ``fused`` — both, summed, so the diffusion can work on what the interactions know where
   content alone transfers poorly (short titles, sparse text);
+* ``interactions`` — frozen item vectors from the training interactions alone (a truncated SVD,
+  see interaction_vectors), through the same MLPs as ``multimodal``: data with no content;
 * ``auto`` (default) — ``multimodal`` when the dataset has the feature tables, else
-  ``collaborative``, with a warning that says so.
+  ``interactions`` (or ``collaborative`` when ``interaction_vector_dim`` is 0), with a warning
+  that says so.
+
+With ``interaction_vector_dim`` > 0 the frozen item vectors of ``multimodal`` and ``fused`` are
+the content vectors with the interaction vectors appended, and so are the history vectors built
+from them.
 
 A user's *target* vector is read only for users whose target interactions are in training
 (side users, training overlap users): held-out users' target reviews are test information.
@@ -20,10 +27,12 @@ import logging
 import torch
 from torch import nn
 
+from recbole_music.model.interaction_vectors import interaction_item_vectors
 from recbole_music.model.projection import ProjectionMLP
 from recbole_music.model.user_history_vectors import history_vector, user_history_vectors
 
-FEATURE_SOURCES = ("multimodal", "collaborative", "fused")
+FEATURE_SOURCES = ("multimodal", "collaborative", "fused", "interactions")
+FROZEN_VECTOR_SOURCES = ("multimodal", "fused", "interactions")
 USER_VECTOR_RULES = ("reviews", "history", "both")
 USER_TABLES = ("users_aux", "users_target")
 
@@ -51,9 +60,12 @@ def resolve_user_vectors(requested: str | None, dataset) -> str:
     return requested
 
 
-def resolve_feature_source(requested: str | None, user_rule: str, dataset) -> str:
+def resolve_feature_source(
+    requested: str | None, user_rule: str, dataset, interaction_dim: int = 0
+) -> str:
     """The feature source to use; ``auto`` -> multimodal when its tables exist (the items
-    table, plus the user tables when ``user_rule`` reads reviews), else collaborative."""
+    table, plus the user tables when ``user_rule`` reads reviews), else interactions (with
+    ``interaction_dim`` > 0) or collaborative."""
     requested = (requested or "auto").lower()
     needed = ["items"] + (list(USER_TABLES) if user_rule in ("reviews", "both") else [])
     missing = [t for t in needed if not _has_table(dataset, t)]
@@ -61,20 +73,28 @@ def resolve_feature_source(requested: str | None, user_rule: str, dataset) -> st
     if requested == "auto":
         if not missing:
             return "multimodal"
+        fallback = "interactions" if interaction_dim > 0 else "collaborative"
+        meaning = {
+            "interactions": "frozen item vectors from the training interactions",
+            "collaborative": "learned ID embeddings, the paper's 'w/o MLLM'",
+        }[fallback]
         logging.getLogger().warning(
-            "MuSiC: feature tables %s missing in %s -> feature_source=collaborative (learned "
-            "ID embeddings, the paper's 'w/o MLLM'). Run `python -m dataset_prep features "
-            "--dataset %s` for multimodal features.",
+            "MuSiC: feature tables %s missing in %s -> feature_source=%s (%s). Run `python -m "
+            "dataset_prep features --dataset %s` for multimodal features.",
             missing,
             folder,
+            fallback,
+            meaning,
             dataset.dataset_name,
         )
-        return "collaborative"
+        return fallback
     if requested not in FEATURE_SOURCES:
         raise ValueError(
             f"feature_source must be auto or one of {FEATURE_SOURCES}, got {requested}"
         )
-    if requested != "collaborative" and missing:
+    if requested == "interactions" and interaction_dim <= 0:
+        raise ValueError("feature_source=interactions needs interaction_vector_dim > 0")
+    if requested in ("multimodal", "fused") and missing:
         raise FileNotFoundError(
             f"feature_source={requested} with user_vectors={user_rule} needs the feature "
             f"tables {missing} in {folder}; run `python -m dataset_prep features --dataset "
@@ -108,8 +128,14 @@ class FeatureSource(nn.Module):
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
         activation = config["activation"] or "tanh"
         n_users, n_items = dataset.user_num, dataset.item_num
-        if source in ("multimodal", "fused"):
-            items, _ = dataset.load_features("items", "item_id")
+        interaction_dim = int(config["interaction_vector_dim"])
+        if source in FROZEN_VECTOR_SOURCES:
+            parts = []
+            if source != "interactions":
+                parts.append(dataset.load_features("items", "item_id")[0])
+            if interaction_dim > 0:
+                parts.append(interaction_item_vectors(dataset, interaction_dim).to(parts[0] if parts else torch.float32))
+            items = torch.cat(parts, dim=1)
             users_aux, users_target = user_vectors(user_rule, dataset, items)
             # Frozen LLM vectors: buffers, not parameters (they ride along in checkpoints).
             self.register_buffer("item_vectors", items)
@@ -144,7 +170,7 @@ class FeatureSource(nn.Module):
     def _project(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         vectors, mlp, embedding = self._PARTS[table]
         parts = []
-        if self.source in ("multimodal", "fused"):
+        if self.source in FROZEN_VECTOR_SOURCES:
             parts.append(getattr(self, mlp)(getattr(self, vectors)[ids]))
         if self.source in ("collaborative", "fused"):
             parts.append(getattr(self, embedding)(ids))
