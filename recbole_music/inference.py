@@ -31,6 +31,7 @@ from recbole.utils import init_seed
 
 import recbole_music  # noqa: F401  (registers the plugin)
 from dataset_prep.features.sources import reviews_by_user
+from recbole_music.checkpoint import CheckpointError, config_from_checkpoint, read_checkpoint
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.quick_start import prepare_data
 from recbole_music.registry import PLUGIN_MODELS
@@ -60,13 +61,17 @@ class ColdStartRecommender:
     @classmethod
     def from_checkpoint(cls, checkpoint_file: str | Path) -> ColdStartRecommender:
         """Rebuild the dataset and model a checkpoint was trained with, and load its weights."""
-        checkpoint = torch.load(str(checkpoint_file), map_location="cpu", weights_only=False)
-        config = checkpoint["config"]
-        config["device"] = torch.device("cpu")
+        checkpoint = read_checkpoint(checkpoint_file)  # weights_only: nothing in it runs
+        model_name = checkpoint["config"].get("model")
+        if model_name not in PLUGIN_MODELS:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_file} is of model {model_name!r}: use a MuSiC checkpoint"
+            )
+        config = config_from_checkpoint(checkpoint, PLUGIN_MODELS[model_name])
         init_seed(config["seed"], config["reproducibility"])
         dataset = CrossDomainDataset(config)
         train_data, _, _ = prepare_data(config, dataset)
-        model = PLUGIN_MODELS[config["model"]](config, train_data._dataset)
+        model = PLUGIN_MODELS[model_name](config, train_data._dataset)
         model.load_state_dict(checkpoint["state_dict"])
         return cls(model, train_data._dataset)
 

@@ -39,7 +39,7 @@ def test_runs_started_in_the_same_second_keep_their_own_checkpoints(tiny_data_ro
     assert second.saved_model_file != first.saved_model_file
     assert second.saved_model_file.endswith("-2.pth")
     for trainer in (first, second):  # one epoch: the best checkpoint holds the final weights
-        saved = torch.load(trainer.saved_model_file, weights_only=False)["state_dict"]
+        saved = torch.load(trainer.saved_model_file, weights_only=True)["state_dict"]
         for name, value in trainer.model.state_dict().items():
             assert torch.equal(saved[name], value), name
     assert not [f for f in os.listdir("saved") if ".partial-" in f]

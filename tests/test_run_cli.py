@@ -220,7 +220,6 @@ def test_demo_is_built_on_first_use(tmp_path, monkeypatch):
 # -- checkpoints ---------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_checkpoint_round_trip_reproduces_the_test_result(tiny_data_root):
     from recbole.utils import init_seed
 
@@ -240,6 +239,5 @@ def test_checkpoint_round_trip_reproduces_the_test_result(tiny_data_root):
     assert fresh != result["test_result"]
     loaded = trainer.evaluate(test, load_best_model=True, model_file=str(checkpoint))
     assert dict(loaded) == result["test_result"]
-    # it is a full RecBole checkpoint, which plain torch.load (weights_only=True) refuses
-    with pytest.raises(Exception, match="weights_only"):
-        torch.load(checkpoint)
+    # it holds no pickled objects: plain torch.load (weights_only=True) reads it
+    assert torch.load(checkpoint)["config"]["model"] == "TargetMF"

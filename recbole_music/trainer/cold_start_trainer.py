@@ -6,9 +6,9 @@
 * ``evaluate`` runs :class:`ColdStartEvaluator` on the held-out users (rating and ranking passes,
   both NDCG conventions), whether it is handed our split datasets or RecBole's eval dataloaders,
   so early stopping, ``valid_metric`` and the returned result dicts work as in RecBole;
-* checkpoints reload on torch >= 2.6, whose ``torch.load`` defaults to ``weights_only=True`` and
-  refuses RecBole's checkpoints (they pickle the Config). We load them with
-  ``weights_only=False`` — they are files this trainer wrote itself;
+* checkpoints hold tensors, numbers and plain settings only, and load with
+  ``weights_only=True`` (:mod:`recbole_music.checkpoint`): a checkpoint cannot run code, and a
+  pickled one (RecBole's own format, a foreign file) is refused;
 * each run owns its checkpoint file, and writes it atomically. RecBole names it
   ``<model>-<local time to the second>.pth``: two runs started in the same second in one
   ``checkpoint_dir`` (a grid launched with ``&``) would overwrite each other's best epoch and each
@@ -28,6 +28,7 @@ from recbole.data.utils import get_dataloader
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
+from recbole_music.checkpoint import checkpoint_state, read_checkpoint, write_checkpoint
 from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
 
 
@@ -47,19 +48,15 @@ class ColdStartEvaluationMixin:
                 self.saved_model_file = reserve_checkpoint_file(self.saved_model_file)
                 self._checkpoint_reserved = True
             target = self.saved_model_file
-        partial = f"{target}.partial-{os.getpid()}"
         try:
-            super()._save_checkpoint(epoch, verbose=False, saved_model_file=partial, **kwargs)
-            os.replace(partial, target)
+            write_checkpoint(checkpoint_state(self, epoch), target)
         finally:
-            if os.path.exists(partial):
-                os.remove(partial)
             _remove_if_empty(target)  # a reservation whose first save failed
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {target}")
 
     def load_checkpoint(self, checkpoint_file) -> dict:
-        checkpoint = torch.load(str(checkpoint_file), map_location=self.device, weights_only=False)
+        checkpoint = read_checkpoint(checkpoint_file, map_location=self.device)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.logger.info(set_color("Loaded model parameters from", "blue") + f" {checkpoint_file}")
