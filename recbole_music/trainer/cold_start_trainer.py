@@ -38,6 +38,7 @@ class ColdStartEvaluationMixin:
     evaluator_class = ColdStartEvaluator  # the protocol's evaluator (sequential: its own)
 
     _checkpoint_reserved = False  # set once this run owns saved_model_file
+    best_epoch = None  # the epoch of the last checkpoint saved (the best, or the last one)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not isinstance(self, Trainer):  # RecBole's tree trainers: their own signature
@@ -45,13 +46,14 @@ class ColdStartEvaluationMixin:
         target = kwargs.pop("saved_model_file", None)
         if target is None:
             if not self._checkpoint_reserved:
-                self.saved_model_file = reserve_checkpoint_file(self.saved_model_file)
+                self.saved_model_file = reserve_file(self.saved_model_file)
                 self._checkpoint_reserved = True
             target = self.saved_model_file
         try:
             write_checkpoint(checkpoint_state(self, epoch), target)
         finally:
             _remove_if_empty(target)  # a reservation whose first save failed
+        self.best_epoch = epoch
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {target}")
 
@@ -87,9 +89,10 @@ class ColdStartEvaluationMixin:
         return result
 
 
-def reserve_checkpoint_file(path: str) -> str:
-    """``path``, or ``<stem>-2.pth``, ``<stem>-3.pth`` … : the first name no other run holds,
-    claimed with an exclusive create (an empty file until the first save replaces it)."""
+def reserve_file(path: str) -> str:
+    """``path``, or ``<stem>-2<ext>``, ``<stem>-3<ext>`` … : the first name no other run holds,
+    claimed with an exclusive create (an empty file until the run writes it: a checkpoint's
+    first save, a log's first line)."""
     stem, ext = os.path.splitext(path)
     candidate, n = path, 1
     while True:
