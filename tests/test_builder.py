@@ -182,6 +182,11 @@ def test_each_filter_can_be_turned_off(tmp_path):
     assert ("u2", "m9") not in pairs
     assert result.stats["dropped"]["aux"]["duplicates"] == 1  # duplicates always go
     assert len(inter) == 13  # 10 + 5 read, less one duplicate and one review without meta
+    # items without description/image were not counted with those filters off: not "0"
+    assert result.stats["dropped"]["aux"]["items_no_description"] is None
+    assert result.stats["dropped"]["target"]["items_no_image"] is None
+    stats_md = (result.path / "stats.md").read_text()
+    assert "| items without description | not checked (filter off) |" in stats_md
 
 
 def test_default_filters_by_layout():
