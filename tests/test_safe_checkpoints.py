@@ -185,3 +185,30 @@ def test_plain_run_recbole_reloads_its_best_epoch_in_the_safe_format(tiny_data_r
     checkpoint = torch.load(path, weights_only=True)
     assert checkpoint["format"] == FORMAT and checkpoint["config"]["model"] == "BPR"
     assert not [f for f in os.listdir("saved") if ".partial-" in f]
+
+
+def test_array_and_sparse_model_parameters_survive_the_safe_format(tmp_path):
+    """ItemKNN-style models keep scipy matrices and arrays as other parameters: stored as
+    tensors, rebuilt on load (nothing pickled)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recbole_music.checkpoint import _plain_parameter, write_checkpoint
+
+    similarity = sp.random(5, 4, density=0.5, format="csr", random_state=0)
+    means = np.arange(3, dtype=np.float32)
+    state = {
+        "format": FORMAT,
+        "config": {"model": "ItemKNN"},
+        "other_parameter": {
+            name: _plain_parameter(value)
+            for name, value in {"w": similarity, "m": means, "n": np.float64(2.5)}.items()
+        },
+    }
+    path = tmp_path / "knn.pth"
+    write_checkpoint(state, path)
+    other = read_checkpoint(path)["other_parameter"]
+    assert (other["w"] != similarity).nnz == 0 and other["w"].shape == (5, 4)
+    assert np.array_equal(other["m"], means) and other["n"] == 2.5
+    with pytest.raises(CheckpointError, match="cannot store a model parameter of type object"):
+        _plain_parameter(object())
