@@ -86,14 +86,12 @@ def config_from_checkpoint(checkpoint: dict, model_class: type):
 # -- model parameters that are not tensors ------------------------------------------------------
 def _plain_parameter(value):
     """A model's ``other_parameter`` value in a form ``weights_only`` loads (tensors stay)."""
-    if value is None or isinstance(value, (torch.Tensor, bool, int, str)):
-        return value
-    if isinstance(value, float):
+    if isinstance(value, np.generic):  # before float: np.float64 is a float subclass
+        return value.item()
+    if value is None or isinstance(value, (torch.Tensor, bool, int, float, str)):
         return value
     if isinstance(value, np.ndarray):
         return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
-    if isinstance(value, np.generic):
-        return value.item()
     if sp.issparse(value):
         csr = sp.csr_matrix(value)
         return {
@@ -158,7 +156,7 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     try:
         checkpoint = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001  (torch raises several kinds; none may escape)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        reason = _load_failure_reason(error)
         raise CheckpointError(
             f"checkpoint {path} refused: it is not a safe recbole-music checkpoint (tensors and "
             "plain settings only). It may be RecBole's own format, an older recbole-music "
@@ -175,6 +173,15 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
         k: _restored_parameter(v) for k, v in (checkpoint.get("other_parameter") or {}).items()
     }
     return checkpoint
+
+
+def _load_failure_reason(error: Exception) -> str:
+    """The informative line of torch's message (which global it refused), else its first."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported" in line:  # "WeightsUnpickler error: Unsupported global: GLOBAL os.system"
+            return line.split(" was not an allowed")[0]  # not torch's hint to allow-list it
+    return lines[0] if lines else repr(error)
 
 
 # -- RecBole's own Trainer --------------------------------------------------------------------------
