@@ -360,7 +360,7 @@ def _umask() -> int:
     return mask
 
 
-def format_comparison_table(results: dict[str, dict], notes: list[str] = ()) -> str:
+def format_comparison_table(results: dict[str, dict], notes: tuple[str, ...] | list[str] = ()) -> str:
     """Test metrics of several models run on the same split, one row per model; ``notes``
     (e.g. one model's own settings) close the table."""
     keys: list[str] = []
