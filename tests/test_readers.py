@@ -506,3 +506,18 @@ def test_on_bytes_adds_up_to_file_size(tmp_path, monkeypatch, gz, layout):
     assert len(calls) > 3
     assert all(n >= 0 for n in calls)
     assert sum(calls) == os.path.getsize(path)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({k: v for k, v in REVIEW_2018.items() if k != "unixReviewTime"}, "missing"),
+        ({**REVIEW_2018, "unixReviewTime": -1}, "-1 is outside 0..4102444800 (seconds"),
+        ({**REVIEW_2018, "unixReviewTime": 1.7e12}, "is outside 0..4102444800"),  # milliseconds
+    ],
+)
+def test_2018_review_time_is_required_and_in_range(tmp_path, bad, message):
+    path = write(tmp_path, "Gift_Cards.json", [REVIEW_2018, bad])
+    error = strict(path)
+    assert (error.line, error.field) == (2, "unixReviewTime")
+    assert message in error.message
