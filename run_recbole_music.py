@@ -5,7 +5,11 @@
 
 Any recbole-music model or RecBole built-in model name works; several, comma-separated, run on
 the same data, split and evaluator, and a side-by-side table closes the run. RecBole's own
-``--key=value`` overrides (``--epochs=10``, ``--learning_rate=0.01``, ...) are passed through.
+``--key=value`` settings (``--epochs=10``, ``--learning_rate=0.01``, ...) apply to every model;
+``--model-arg MuSiC:learning_rate=0.01`` to one. Names and value types are checked before
+anything trains: a misspelt name is an error that suggests the closest known ones.
+
+    python run_recbole_music.py --model=TargetMF,MuSiC --model-arg MuSiC:ema_decay=0
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ def parse_args(argv):
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed (split and model)")
     parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="MODEL:KEY=VALUE",
+        help="a setting for one model only (repeatable), e.g. MuSiC:learning_rate=0.01; "
+        "the other models keep theirs",
+    )
+    parser.add_argument(
         "--result_json",
         default=None,
         help="write {valid, test} metrics as JSON here (one model) or "
@@ -53,14 +65,57 @@ def parse_args(argv):
     bad = [arg for arg in rest if not (arg.startswith("--") and "=" in arg)]
     if bad:
         parser.error(f"unrecognised arguments {bad}; RecBole overrides take the form --key=value")
-    return args, rest
+    from recbole_music.settings import parse_model_arg, split_setting
+
+    args.settings = dict(split_setting(arg[2:]) for arg in rest)
+    args.model_settings = {}
+    for spec in args.model_arg:
+        try:
+            model, key, value = parse_model_arg(spec)
+        except ValueError as error:
+            parser.error(f"--model-arg {error}")
+        args.model_settings.setdefault(model, {})[key] = value
+    return args
+
+
+def plan_runs(args) -> list[tuple[str, dict]]:
+    """(model, config_dict) of each run, every name, value and file checked before any trains."""
+    from recbole_music.quick_start import resolve_model
+    from recbole_music.settings import SettingsError, check_settings, known_settings, read_yaml
+
+    models = [name.strip() for name in args.model.split(",") if name.strip()]
+    if not models:
+        raise SettingsError("--model: give at least one model name")
+    for model in models:
+        resolve_model(model)  # an unknown name is a ValueError before anything trains
+    strays = sorted(set(args.model_settings) - set(models))
+    if strays:
+        raise SettingsError(f"--model-arg for {strays}, which --model does not run ({models})")
+    user_files = args.config_files.split() if args.config_files else []
+    for path in user_files:
+        read_yaml(path)  # exists, is YAML
+    known = known_settings(user_files)
+    shared = check_settings(args.settings, known)
+    base = {}
+    if args.cold_ratio is not None:
+        base["cold_ratio"] = args.cold_ratio
+    if args.seed is not None:
+        base["seed"] = args.seed
+    runs = []
+    for model in models:
+        own = check_settings(
+            args.model_settings.get(model, {}), known, flag=f"--model-arg {model}:"
+        )
+        runs.append((model, {**base, **shared, **own}))
+    return runs
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args, recbole_overrides = parse_args(argv)
-    # RecBole's Config reads --key=value overrides from sys.argv itself; leave it only those.
-    sys.argv = [sys.argv[0], *recbole_overrides]
+    args = parse_args(argv)
+    # RecBole's Config reads --key=value overrides from sys.argv itself: they reach it checked
+    # and typed through config_dict instead, so leave it none.
+    sys.argv = sys.argv[:1]
 
     import recbole_music  # noqa: F401  (registers the plugin with RecBole)
     from dataset_prep.errors import DataError
@@ -72,29 +127,27 @@ def main(argv=None) -> int:
         write_json_atomic,
     )
 
-    config_dict = {}
-    if args.cold_ratio is not None:
-        config_dict["cold_ratio"] = args.cold_ratio
-    if args.seed is not None:
-        config_dict["seed"] = args.seed
     user_files = args.config_files.split() if args.config_files else None
-    models = [name.strip() for name in args.model.split(",") if name.strip()]
-
     results = {}
     try:
-        for model in models:
+        runs = plan_runs(args)
+        for model, config_dict in runs:
             results[model] = run_recbole_music(
                 model,
                 args.dataset,
                 config_file_list=user_files,
-                config_dict=dict(config_dict),
-                result_json=args.result_json if len(models) == 1 else None,
+                config_dict=config_dict,
+                result_json=args.result_json if len(runs) == 1 else None,
             )
     except (DatasetNotFoundError, DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if len(models) > 1:
-        print("\n" + format_comparison_table(results))
+    if len(runs) > 1:
+        notes = [
+            f"{model} alone: " + ", ".join(f"{k}={v}" for k, v in settings.items())
+            for model, settings in args.model_settings.items()
+        ]
+        print("\n" + format_comparison_table(results, notes))
         if args.result_json:
             write_json_atomic({m: result_payload(r) for m, r in results.items()}, args.result_json)
     return 0

@@ -785,12 +785,16 @@ def parse_args(argv: list[str]):
         parser.error(f"{clash}: the grid sets these itself (use --tasks/--models/--betas/--seeds)")
     args.overrides = tuple(rest)
     args.model_args = []
+    from recbole_music.settings import parse_model_arg  # the main command's own parsing
+
     for spec in args.model_arg:
-        name, _, kv = spec.partition(":")
-        key = kv.split("=", 1)[0]
-        if not name or "=" not in kv or key in RESERVED:
+        try:
+            name, key, value = parse_model_arg(spec)
+        except ValueError:
+            key = None
+        if key is None or key in RESERVED:
             parser.error(f"--model-arg {spec!r}: expected MODEL:KEY=VALUE (not {sorted(RESERVED)})")
-        args.model_args.append((name, kv))
+        args.model_args.append((name, f"{key}={value}"))
     args.argv = list(argv)
     args.tasks = _split_list(args.tasks)
     args.models = _split_list(args.models)

@@ -123,7 +123,7 @@ def build_dataset(
         _check_not_empty(role, spools[role], filters, inter)
     roles = _user_roles(inter, aux, target)
 
-    explicit = bool(inter["rating"].notna().all())
+    explicit = _explicit_feedback(inter, labels={r: sources[r].label for r in ROLES})
     inter = inter.sort_values(
         ["user_id", "timestamp", "item_id", "domain"], kind="mergesort", ignore_index=True
     )
@@ -261,6 +261,26 @@ def _user_roles(inter: pd.DataFrame, aux: DomainSource, target: DomainSource) ->
         index=users,
         dtype=object,
     )
+
+
+def _explicit_feedback(inter: pd.DataFrame, labels: dict[str, str]) -> bool:
+    """Explicit when every interaction has a rating. A reader's rating column is all or nothing
+    (an empty cell is a bad line), so a mix means one domain's input has no ratings at all: the
+    data set is implicit, and the other domain's ratings are dropped — said, not silent."""
+    rated = inter["rating"].notna()
+    if rated.all():
+        return True
+    if rated.any():
+        unrated = sorted(labels[d] for d in set(inter.loc[~rated, "domain"]))
+        rated_domains = sorted(labels[d] for d in set(inter.loc[rated, "domain"]))
+        logger.warning(
+            "domain(s) %s have no ratings, %s have: built as implicit feedback, and the "
+            "ratings of %s are not used",
+            unrated,
+            rated_domains,
+            rated_domains,
+        )
+    return False
 
 
 def _write_inter(path: Path, inter: pd.DataFrame, explicit: bool) -> None:

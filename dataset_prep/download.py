@@ -106,18 +106,21 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming ``<dest>.part``), verify it, and return ``dest``.
 
-    An existing ``dest`` is taken as complete (only a verified file is ever renamed there) and
-    nothing is fetched. Connection errors, timeouts, 5xx answers and short reads are retried up to
+    An existing ``dest`` is kept and nothing is fetched when it passes the offline check (not
+    empty; a ``.gz`` decompresses whole) — a file copied there by hand or cut short by a full
+    disk is downloaded again. Connection errors, timeouts, 5xx answers and short reads are retried up to
     ``retries`` times with a growing pause, each time resuming from the bytes already on disk.
     4xx answers raise :class:`DownloadError` at once. A file that fails the size or gzip check
     raises :class:`DownloadError` and its ``.part`` is removed, so the next run starts over.
     """
     dest = Path(dest)
     if dest.is_file():
-        if dest.stat().st_size > 0:
+        problem = _existing_file_problem(dest)
+        if problem is None:
             logger.info("already downloaded, skipping: %s", dest)
             return dest
-        logger.warning("%s is empty; downloading it again", dest)
+        logger.warning("%s %s; downloading it again", dest, problem)
+        dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
 
@@ -330,18 +333,34 @@ def _verify(url: str, dest: Path, part: Path, total: int | None) -> None:
     elif size == 0:
         problem = "the server sent an empty file"
     elif dest.name.endswith(".gz"):
-        logger.info("verifying gzip stream of %s (%d bytes)", dest.name, size)
-        try:
-            with gzip.open(part, "rb") as stream:
-                while stream.read(_VERIFY_CHUNK):
-                    pass
-        except (OSError, EOFError, zlib.error) as exc:
-            problem = f"corrupt or truncated gzip data ({type(exc).__name__}: {exc})"
+        problem = _gzip_problem(part, dest.name)
     if problem is not None:
         part.unlink(missing_ok=True)
         raise DownloadError(
             url, f"{problem}; removed {part.name}, rerun to download it again", dest=dest
         )
+
+
+def _gzip_problem(path: Path, name: str) -> str | None:
+    """What is wrong with a gzip file's stream (gzip checks CRC and length), or None."""
+    logger.info("verifying gzip stream of %s (%d bytes)", name, path.stat().st_size)
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(_VERIFY_CHUNK):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"corrupt or truncated gzip data ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _existing_file_problem(dest: Path) -> str | None:
+    """Why a file already at ``dest`` cannot be taken as downloaded, or None."""
+    if dest.stat().st_size == 0:
+        return "is empty"
+    if dest.name.endswith(".gz"):
+        problem = _gzip_problem(dest, dest.name)
+        return None if problem is None else f"holds {problem}"
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -59,6 +59,12 @@ DROP_ROWS = (
     ("interactions", "interactions kept"),
 )
 
+# Counts made only while their filter is on: with it off, nothing was checked (not "0").
+COUNTED_BY_FILTER = {
+    "items_no_description": "require_description",
+    "items_no_image": "require_image",
+}
+
 
 def _domain_block(inter: pd.DataFrame, label: str) -> dict:
     users = int(inter["user_id"].nunique())
@@ -105,8 +111,17 @@ def dataset_stats(
         "items": int(inter["item_id"].nunique()),
         "interactions": int(len(inter)),
         "filters": dict(filters),
-        "dropped": {d: counts[d].as_dict() for d in ("aux", "target")},
+        "dropped": {d: _checked_counts(counts[d], filters) for d in ("aux", "target")},
     }
+
+
+def _checked_counts(counts: DomainCounts, filters: dict) -> dict:
+    """The funnel's counts; ``None`` for a count whose filter was off (not checked)."""
+    result = counts.as_dict()
+    for key, flag in COUNTED_BY_FILTER.items():
+        if not filters.get(flag, True):
+            result[key] = None
+    return result
 
 
 def _rows(stats: dict) -> tuple[list[list[str]], list[list[str]]]:
@@ -126,10 +141,12 @@ def _rows(stats: dict) -> tuple[list[list[str]], list[list[str]]]:
         )
     drops = [["step", f"aux ({doms['aux']['name']})", f"target ({doms['target']['name']})"]]
     for key, label in DROP_ROWS:
-        drops.append(
-            [label, f"{stats['dropped']['aux'][key]:,}", f"{stats['dropped']['target'][key]:,}"]
-        )
+        drops.append([label, *(_count(stats["dropped"][d][key]) for d in ("aux", "target"))])
     return table, drops
+
+
+def _count(value: int | None) -> str:
+    return "not checked (filter off)" if value is None else f"{value:,}"
 
 
 def _plain(rows: list[list[str]]) -> str:

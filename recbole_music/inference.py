@@ -31,12 +31,37 @@ from recbole.utils import init_seed
 
 import recbole_music  # noqa: F401  (registers the plugin)
 from dataset_prep.features.sources import reviews_by_user
+from recbole_music.checkpoint import CheckpointError, config_from_checkpoint, read_checkpoint
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.quick_start import prepare_data
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.review_vectors import ReviewVectorizer
 
 logger = logging.getLogger(__name__)
+
+
+def check_history(
+    items: list[str], ratings: list[float] | None, rating_range: tuple[float, float] | None
+) -> None:
+    """A history names each item once, and its ratings (when the model was trained on ratings)
+    are finite and within the trained range: a rating of 99 or NaN would give meaningless
+    scores, not an error, further on."""
+    seen = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"item {item!r} is listed twice in the history")
+        seen.add(item)
+    if rating_range is None or ratings is None:
+        return
+    if len(ratings) != len(items):
+        raise ValueError(f"{len(items)} items but {len(ratings)} ratings")
+    low, high = rating_range
+    for item, value in zip(items, ratings):
+        if not low <= float(value) <= high:  # NaN fails this too
+            raise ValueError(
+                f"rating {value!r} of item {item!r} is outside the trained ratings' range "
+                f"{low:g}..{high:g}"
+            )
 
 
 @dataclass
@@ -60,13 +85,17 @@ class ColdStartRecommender:
     @classmethod
     def from_checkpoint(cls, checkpoint_file: str | Path) -> ColdStartRecommender:
         """Rebuild the dataset and model a checkpoint was trained with, and load its weights."""
-        checkpoint = torch.load(str(checkpoint_file), map_location="cpu", weights_only=False)
-        config = checkpoint["config"]
-        config["device"] = torch.device("cpu")
+        checkpoint = read_checkpoint(checkpoint_file)  # weights_only: nothing in it runs
+        model_name = checkpoint["config"].get("model")
+        if model_name not in PLUGIN_MODELS:
+            raise CheckpointError(
+                f"checkpoint {checkpoint_file} is of model {model_name!r}: use a MuSiC checkpoint"
+            )
+        config = config_from_checkpoint(checkpoint, PLUGIN_MODELS[model_name])
         init_seed(config["seed"], config["reproducibility"])
         dataset = CrossDomainDataset(config)
         train_data, _, _ = prepare_data(config, dataset)
-        model = PLUGIN_MODELS[config["model"]](config, train_data._dataset)
+        model = PLUGIN_MODELS[model_name](config, train_data._dataset)
         model.load_state_dict(checkpoint["state_dict"])
         return cls(model, train_data._dataset)
 
@@ -82,9 +111,17 @@ class ColdStartRecommender:
         data) and, for a model whose user vectors read reviews, their auxiliary reviews as
         (timestamp, text) pairs: exact by the model's own path with multimodal features, else
         the ridge fit of ``u_A`` to the history with item features frozen."""
-        known = [i for i in items if i in self.dataset.field2token_id[self.dataset.iid_field]]
+        check_history(items, ratings, self.rating_range if self.model.explicit else None)
+        known, unknown = self.split_known(items)
         if not known:
             raise ValueError("none of the history's items is known to the trained model")
+        if unknown:
+            logger.warning(
+                "%d of the history's %d items are unknown to the trained model and not used: %s",
+                len(unknown),
+                len(items),
+                ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else ""),
+            )
         ids = torch.as_tensor(self.dataset.token2id(self.dataset.iid_field, known))
         if (self.dataset.target_item_mask[ids]).any():
             raise ValueError("the history must hold auxiliary-domain items only")
@@ -118,6 +155,19 @@ class ColdStartRecommender:
                     rule,
                 )
             return self._ridge_fold_in(ids, y, reg)
+
+    def split_known(self, items: list[str]) -> tuple[list[str], list[str]]:
+        """(items the trained model knows, the others), each in history order."""
+        vocabulary = self.dataset.field2token_id[self.dataset.iid_field]
+        return [i for i in items if i in vocabulary], [i for i in items if i not in vocabulary]
+
+    @property
+    def rating_range(self) -> tuple[float, float] | None:
+        """(lowest, highest) rating the model was trained on; None on implicit data."""
+        if not self.dataset.is_explicit:
+            return None
+        ratings = self.dataset.inter_feat[self.dataset.rating_field]
+        return float(ratings.min()), float(ratings.max())
 
     @property
     def reads_reviews(self) -> bool:

@@ -10,21 +10,25 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import torch
 from recbole.config import Config
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import ModelType, get_model, get_trainer, init_logger, init_seed, set_color
 
+from recbole_music.checkpoint import plain_settings
 from recbole_music.config import PROPERTIES_DIR, config_files
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.evaluation.cold_start_evaluator import convention_of, predicts_ratings
 from recbole_music.registry import PLUGIN_MODELS
-from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+from recbole_music.trainer.cold_start_trainer import reserve_file, with_cold_start_evaluation
 from recbole_music.trainer.sequential_trainer import with_sequential_evaluation
 
 DEMO_DATASET = "movie_music_demo"
@@ -127,8 +131,18 @@ def _init_run_logger(config) -> None:
         root.removeHandler(handler)
         handler.close()
     before = set(root.handlers)
-    init_logger(config)
+    # RecBole names the file after model, dataset, time to the second and a hash of the settings:
+    # two identical runs started in the same second would append to one file, interleaved.
+    with mock.patch.object(logging, "FileHandler", _OwnFileHandler):
+        init_logger(config)
     _run_log_handlers[:] = [h for h in root.handlers if h not in before]
+
+
+class _OwnFileHandler(logging.FileHandler):
+    """A log file of this run alone: RecBole's name, or ``-2``, ``-3`` … when it is taken."""
+
+    def __init__(self, filename, *args, **kwargs):
+        super().__init__(reserve_file(os.fspath(filename)), *args, **kwargs)
 
 
 def _quiet_known_recbole_warnings() -> None:
@@ -211,12 +225,15 @@ def run_recbole_music(
     logger.info(config)
 
     train_data, valid_set, test_set, _, trainer = build_run(config, model_class)
+    started = time.perf_counter()
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_set, saved=saved, show_progress=config["show_progress"]
     )
+    trained = time.perf_counter()
     test_result = trainer.evaluate(
         test_set, load_best_model=saved, show_progress=config["show_progress"]
     )
+    evaluated = time.perf_counter()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
     logger.info("\n" + format_result_table(best_valid_result, test_result))
@@ -241,6 +258,15 @@ def run_recbole_music(
             if valid_set is not None
             else "last epoch (no validation users)",
             "conventions": {key: convention_of(key) for key in dict(test_result or {})},
+            "seconds": {
+                "training": round(trained - started, 3),  # validation epochs included
+                "evaluation": round(evaluated - trained, 3),  # the test users
+            },
+            "best_epoch": getattr(trainer, "best_epoch", None),
+            "checkpoint": trainer.saved_model_file
+            if saved and os.path.isfile(trainer.saved_model_file)
+            else None,
+            "settings_changed": changed_settings(config, model, dataset, data_root, sequential),
         },
     }
     if sequential:
@@ -254,6 +280,24 @@ def run_recbole_music(
     if result_json:
         write_json_atomic(result_payload(result), result_json)
     return result
+
+
+def changed_settings(config, model: str, dataset: str, data_root: Path, sequential: bool) -> dict:
+    """The run's settings that differ from the defaults it would get with no user file, no
+    ``config_dict`` and no command-line setting (RecBole's, the plugin's and the dataset's YAML),
+    as plain data; settings the run itself changed (``valid_metric`` of a ranking model) count."""
+    with mock.patch.object(sys, "argv", sys.argv[:1]):
+        defaults = Config(
+            model=resolve_model(model),
+            dataset=dataset,
+            config_file_list=run_config_files(model, dataset, data_root, None, sequential),
+        )
+    default_values = plain_settings(defaults)
+    return {
+        key: value
+        for key, value in plain_settings(config).items()
+        if key not in default_values or default_values[key] != value
+    }
 
 
 def _check_sequential_valid_metric(config, logger) -> None:
@@ -300,6 +344,7 @@ def write_json_atomic(payload: dict, path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the results from others
         with os.fdopen(fd, "w") as handle:
             json.dump(payload, handle, indent=2)
             handle.write("\n")
@@ -309,8 +354,15 @@ def write_json_atomic(payload: dict, path: str | Path) -> None:
         raise
 
 
-def format_comparison_table(results: dict[str, dict]) -> str:
-    """Test metrics of several models run on the same split, one row per model."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def format_comparison_table(results: dict[str, dict], notes: tuple[str, ...] | list[str] = ()) -> str:
+    """Test metrics of several models run on the same split, one row per model; ``notes``
+    (e.g. one model's own settings) close the table."""
     keys: list[str] = []
     for result in results.values():
         keys += [k for k in result["test_result"] if k not in keys]
@@ -323,8 +375,9 @@ def format_comparison_table(results: dict[str, dict]) -> str:
     if all(r["run"].get("protocol", "").startswith("sequential") for r in results.values()):
         from recbole_music.evaluation.sequential_evaluator import SEQUENTIAL_CONVENTION
 
-        notes = [f"  all: {SEQUENTIAL_CONVENTION}"]
+        conventions = [f"  all: {SEQUENTIAL_CONVENTION}"]
         return "test metrics (held-out users' last target item)\n" + "\n".join(
-            lines + ["", *notes])
-    notes = [f"  {k}: {convention_of(k)}" for k in keys]
-    return "test metrics (cold-start users)\n" + "\n".join(lines + ["", *notes])
+            lines + ["", *conventions, *(f"  {n}" for n in notes)])
+    conventions = [f"  {k}: {convention_of(k)}" for k in keys]
+    return "test metrics (cold-start users)\n" + "\n".join(
+        lines + ["", *conventions, *(f"  {n}" for n in notes)])

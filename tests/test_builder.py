@@ -182,6 +182,11 @@ def test_each_filter_can_be_turned_off(tmp_path):
     assert ("u2", "m9") not in pairs
     assert result.stats["dropped"]["aux"]["duplicates"] == 1  # duplicates always go
     assert len(inter) == 13  # 10 + 5 read, less one duplicate and one review without meta
+    # items without description/image were not counted with those filters off: not "0"
+    assert result.stats["dropped"]["aux"]["items_no_description"] is None
+    assert result.stats["dropped"]["target"]["items_no_image"] is None
+    stats_md = (result.path / "stats.md").read_text()
+    assert "| items without description | not checked (filter off) |" in stats_md
 
 
 def test_default_filters_by_layout():
@@ -524,3 +529,47 @@ def test_presets_missing_files_lists_names(tmp_path):
     assert (
         str(tmp_path) in msg and "meta_Books.jsonl.gz" in msg and "reviews_Books_5.json.gz" in msg
     )
+
+
+def rated_tabular_raw(folder: Path, empty_cell: bool) -> tuple[DomainSource, DomainSource]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [
+        ("a", "f1", "food", 0, 5),
+        ("a", "k1", "kitchen", 1, 4),
+        ("b", "f2", "food", 0, 3),
+        ("c", "k2", "kitchen", 0, 2),
+        ("c", "k1", "kitchen", 1, "" if empty_cell else 1),
+    ]
+    inter = write_tsv(
+        folder / "interactions.tsv", ["user_id", "item_id", "domain", "position", "rating"], rows
+    )
+    items = write_tsv(
+        folder / "items.tsv",
+        ["item_id", "domain", "title"],
+        [("f1", "food", "Tea"), ("f2", "food", "Jam"), ("k1", "kitchen", "Pot"),
+         ("k2", "kitchen", "Pan")],
+    )
+    aux = DomainSource(inter, items, "csv", where={"domain": "food"})
+    target = DomainSource(inter, items, "csv", where={"domain": "kitchen"})
+    return aux, target
+
+
+def test_an_empty_rating_cell_is_a_bad_line_not_implicit_feedback(tmp_path, caplog):
+    aux, target = rated_tabular_raw(tmp_path / "raw", empty_cell=True)
+    with caplog.at_level(logging.WARNING):
+        result = build(tmp_path, aux, target, name="fk", filters=default_filters("csv"))
+    assert result.stats["feedback"] == "explicit"  # the other ratings are kept
+    inter = read_atomic(result.path / "fk.inter")
+    assert "rating:float" in inter.columns and len(inter) == 4  # the bad line is dropped
+    assert "interactions.tsv:6: field 'rating': missing" in caplog.text
+    with pytest.raises(DataError, match=r"interactions.tsv:6: field 'rating': missing"):
+        build(tmp_path, aux, target, name="fk2", filters=default_filters("csv"), max_bad_lines=0)
+
+
+def test_a_domain_without_ratings_makes_the_data_implicit_and_says_so(tmp_path, caplog):
+    aux, target = rated_tabular_raw(tmp_path / "raw", empty_cell=False)
+    unrated, _ = tabular_raw(tmp_path / "unrated")  # food without a rating column
+    with caplog.at_level(logging.WARNING):
+        result = build(tmp_path, unrated, target, name="fk", filters=default_filters("csv"))
+    assert result.stats["feedback"] == "implicit"
+    assert "domain(s) ['food'] have no ratings, ['kitchen'] have" in caplog.text

@@ -12,7 +12,7 @@ import recbole_music  # noqa: F401  (registers the plugin)
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.quick_start import prepare_data
 from recbole_music.registry import PLUGIN_MODELS
-from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer, reserve_checkpoint_file
+from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer, reserve_file
 
 pytestmark = [
     pytest.mark.usefixtures("restore_root_logger"),
@@ -39,7 +39,7 @@ def test_runs_started_in_the_same_second_keep_their_own_checkpoints(tiny_data_ro
     assert second.saved_model_file != first.saved_model_file
     assert second.saved_model_file.endswith("-2.pth")
     for trainer in (first, second):  # one epoch: the best checkpoint holds the final weights
-        saved = torch.load(trainer.saved_model_file, weights_only=False)["state_dict"]
+        saved = torch.load(trainer.saved_model_file, weights_only=True)["state_dict"]
         for name, value in trainer.model.state_dict().items():
             assert torch.equal(saved[name], value), name
     assert not [f for f in os.listdir("saved") if ".partial-" in f]
@@ -75,9 +75,9 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_leaves_no_debris(
     assert not os.path.exists(os.path.join("saved", "Fresh.pth"))
 
 
-def test_reserve_checkpoint_file_takes_the_first_free_name(tmp_path):
+def test_reserve_file_takes_the_first_free_name(tmp_path):
     path = str(tmp_path / "MuSiC-Nov-30-2026_14-00-00.pth")
-    assert reserve_checkpoint_file(path) == path
-    assert reserve_checkpoint_file(path) == path[: -len(".pth")] + "-2.pth"
-    assert reserve_checkpoint_file(path) == path[: -len(".pth")] + "-3.pth"
+    assert reserve_file(path) == path
+    assert reserve_file(path) == path[: -len(".pth")] + "-2.pth"
+    assert reserve_file(path) == path[: -len(".pth")] + "-3.pth"
     assert os.path.getsize(path) == 0  # claimed, not yet written

@@ -297,15 +297,29 @@ def test_http_5xx_is_retried_then_gives_up(server, tmp_path):
 def test_existing_dest_is_skipped_without_network(server, tmp_path, caplog):
     server.files["/a.jsonl.gz"] = _payload()
     dest = tmp_path / "a.jsonl.gz"
-    dest.write_bytes(b"already here")
+    already = gzip.compress(b'{"already": "here"}\n')
+    dest.write_bytes(already)
 
     with caplog.at_level("INFO", logger="dataset_prep.download"):
         got = _get(server.base + "/a.jsonl.gz", dest)
 
     assert got == dest
     assert server.requests == []
-    assert dest.read_bytes() == b"already here"
+    assert dest.read_bytes() == already
     assert any("skipping" in r.getMessage() for r in caplog.records)
+
+
+def test_truncated_file_at_dest_is_downloaded_again(server, tmp_path, caplog):
+    server.files["/a.jsonl.gz"] = _payload()
+    dest = tmp_path / "a.jsonl.gz"
+    dest.write_bytes(_payload()[:-20])  # cut short, e.g. copied by hand from a full disk
+
+    with caplog.at_level("INFO", logger="dataset_prep.download"):
+        _get(server.base + "/a.jsonl.gz", dest)
+
+    assert server.requests  # fetched, not skipped
+    assert dest.read_bytes() == _payload()
+    assert "holds corrupt or truncated gzip data" in caplog.text
 
 
 def test_download_categories_against_local_server(server, tmp_path):

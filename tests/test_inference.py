@@ -177,3 +177,56 @@ def test_command_reads_a_users_reviews(review_checkpoint, tmp_path, capsys):
     reviews.write_text("great\tpop album\n")
     assert recommend_main([*args, "--reviews", str(reviews)]) == 2
     assert "reviews.tsv:1: field 'timestamp'" in capsys.readouterr().err
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (b"a001\t5\na002\t99\n", "history.tsv:2: field 'rating': 99 is outside the trained"),
+        (b"a001\t-5\n", "history.tsv:1: field 'rating': -5 is outside"),
+        (b"a001\tnan\n", "history.tsv:1: field 'rating': 'nan' is not a finite number"),
+        (b"a001\t1e300\n", "history.tsv:1: field 'rating': 1e+300 is outside"),
+        (b"a001\t5\na002\t4\na001\t1\n", "history.tsv:3: field 'item': 'a001' is listed twice"),
+        (b"a001\t5\na\xe9\t4\n", "history.tsv:2: not valid UTF-8"),
+    ],
+)
+def test_command_refuses_a_bad_history_naming_file_and_line(checkpoint, tmp_path, capsys, lines,
+                                                            message):
+    history = tmp_path / "history.tsv"
+    history.write_bytes(lines)
+    assert recommend_main(["--checkpoint", checkpoint, "--history", str(history)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_command_refuses_bad_arguments(checkpoint, tmp_path, capsys):
+    assert recommend_main(["--checkpoint", checkpoint, "--history", str(tmp_path)]) == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+    history = tmp_path / "history.tsv"
+    history.write_text("a001\t5\n")
+    with pytest.raises(SystemExit) as caught:
+        recommend_main(["--checkpoint", checkpoint, "--history", str(history), "--topk", "-1"])
+    assert caught.value.code == 2
+    assert "expected a positive whole number, got '-1'" in capsys.readouterr().err
+
+
+def test_unknown_history_items_are_named_and_not_counted(checkpoint, tmp_path, capsys):
+    history = tmp_path / "history.tsv"
+    history.write_text("a001\t5\nnope1\t4\na002\t1\nnope2\t3\n")
+    assert recommend_main(["--checkpoint", checkpoint, "--history", str(history)]) == 0
+    captured = capsys.readouterr()
+    assert "2 history item(s) unknown to the model, not used: nope1, nope2" in captured.err
+    assert captured.out.startswith("history: 2 auxiliary items;")
+
+
+def test_api_refuses_impossible_ratings_and_repeated_items(checkpoint):
+    recommender = ColdStartRecommender.from_checkpoint(checkpoint)
+    assert recommender.rating_range == (1.0, 5.0)
+    for bad in (99.0, -5.0, float("nan"), 1e300):
+        with pytest.raises(ValueError, match="outside the trained ratings' range 1..5"):
+            recommender.fold_in_aux_feature(["a001", "a002"], [5.0, bad])
+    with pytest.raises(ValueError, match="'a001' is listed twice"):
+        recommender.fold_in_aux_feature(["a001", "a001"], [5.0, 1.0])

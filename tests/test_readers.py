@@ -231,6 +231,9 @@ BAD_2023_REVIEWS = [
     ({**REVIEW_2023, "parent_asin": ["B"]}, "parent_asin", "expected a string id, got list"),
     ({**REVIEW_2023, "title": {"t": 1}}, "title", "expected a string, got dict"),
     ({**REVIEW_2023, "timestamp": "yesterday"}, "timestamp", "expected a number, got str"),
+    ({k: v for k, v in REVIEW_2023.items() if k != "timestamp"}, "timestamp", "missing"),
+    ({**REVIEW_2023, "timestamp": -1000}, "timestamp", "outside 0..4102444800000 (milli"),
+    ({**REVIEW_2023, "timestamp": 1e30}, "timestamp", "outside 0..4102444800000"),
     ("\xe9t\xe9".encode("latin-1"), "encoding", "not valid UTF-8"),
 ]
 
@@ -367,13 +370,13 @@ def test_csv_reviews_with_columns(tmp_path, gz):
     rows = [
         "uid,Movie,Stars,Time,review",
         'u1,m1,4,100,"Great, really"',
-        "u2,m2,,200.5,",  # an empty rating cell: no rating
+        "u2,m2,3,200.5,",
     ]
     path = write(tmp_path, "ratings.csv" + (".gz" if gz else ""), rows, gz=gz)
     first, second = read_reviews(path, columns={"user": "uid", "item": "movie"})
     assert (first.user_id, first.item_id, first.rating, first.timestamp) == ("u1", "m1", 4.0, 100.0)
     assert (first.text, first.summary, first.line) == ("Great, really", "", 2)
-    assert (second.rating, second.timestamp, second.text) == (None, 200.5, "")
+    assert (second.rating, second.timestamp, second.text) == (3.0, 200.5, "")
 
 
 def test_tsv_unbalanced_quote_and_where(tmp_path):
@@ -423,6 +426,8 @@ def test_tabular_reviews_where_and_position(tmp_path):
         ("u1,m1,6", "rating", "6.0 is outside 1..5"),
         ("u1,m1,good", "rating", "expected a number, got 'good'"),
         (",m1,4", "user", "missing"),
+        # an empty rating cell is a bad line: it must not turn the whole file implicit
+        ("u1,m1,", "rating", "missing (the file has a rating column"),
         ("u1,m1,4,extra", None, "row has 4 fields, the header has 3"),
         (b"u1,m\xe9,4", "encoding", "not valid UTF-8"),
     ],
@@ -443,10 +448,22 @@ def test_unreadable_csv_row_is_a_bad_line(tmp_path):
     assert strict(path).line == 2
 
 
-def test_tabular_timestamp_must_parse(tmp_path):
-    path = write(tmp_path, "ratings.tsv", ["user\titem\ttime", "u1\tm1\tmonday"])
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("monday", "expected a number"),
+        ("", "missing"),  # not the line number among epoch seconds
+        ("-5", "outside 0..4102444800"),
+        ("1e30", "outside 0..4102444800"),
+        ("nan", "outside"),
+    ],
+)
+def test_tabular_timestamp_must_parse_and_be_in_range(tmp_path, cell, message):
+    path = write(tmp_path, "ratings.tsv", ["user\titem\ttime", "u0\tm0\t5", f"u1\tm1\t{cell}"])
     error = strict(path)
-    assert (error.line, error.field) == (2, "time")
+    assert (error.line, error.field) == (3, "time")
+    assert message in error.message
+    assert [r.timestamp for r in read_reviews(path)] == [5.0]
 
 
 @pytest.mark.parametrize(
@@ -489,3 +506,18 @@ def test_on_bytes_adds_up_to_file_size(tmp_path, monkeypatch, gz, layout):
     assert len(calls) > 3
     assert all(n >= 0 for n in calls)
     assert sum(calls) == os.path.getsize(path)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({k: v for k, v in REVIEW_2018.items() if k != "unixReviewTime"}, "missing"),
+        ({**REVIEW_2018, "unixReviewTime": -1}, "-1 is outside 0..4102444800 (seconds"),
+        ({**REVIEW_2018, "unixReviewTime": 1.7e12}, "is outside 0..4102444800"),  # milliseconds
+    ],
+)
+def test_2018_review_time_is_required_and_in_range(tmp_path, bad, message):
+    path = write(tmp_path, "Gift_Cards.json", [REVIEW_2018, bad])
+    error = strict(path)
+    assert (error.line, error.field) == (2, "unixReviewTime")
+    assert message in error.message

@@ -113,7 +113,7 @@ def test_real_run_recbole_end_to_end_matches_our_quick_start(tiny_data_root):
     assert set(result["best_valid_result"]) == RESULT_KEYS
     assert all(0.0 <= result["test_result"][k] <= 1.0 for k in RESULT_KEYS - {"mae", "rmse"})
     assert 0.0 < result["test_result"]["mae"] <= result["test_result"]["rmse"] < 4.0
-    # the best checkpoint was written and reloaded (torch >= 2.6: weights_only=False)
+    # the best checkpoint was written and reloaded (safe format, weights_only=True)
     assert list(Path("saved").glob("TargetMF-*.pth"))
     # RecBole's pipeline (dataloaders) and ours (split datasets) give the same numbers
     ours = run_recbole_music("TargetMF", "tiny", config_dict=config_dict)

@@ -91,11 +91,13 @@ def test_same_seed_same_json_other_seed_other_split(tiny_data_root, splits):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         argv = ["--model=TargetMF", "--dataset=tiny", FAST, f"--seed={seed}"]
         assert _main(*argv, f"--result_json={name}.json") == 0
-    a, b, c = (Path(f"{name}.json").read_text() for name in "abc")
+    a, b, c = (json.loads(Path(f"{name}.json").read_text()) for name in "abc")
+    for payload in (a, b, c):  # what may differ between identical runs: their time and file
+        del payload["run"]["seconds"], payload["run"]["checkpoint"]
     assert a == b
     assert a != c
     assert splits[0][1] == splits[1][1] != splits[2][1]
-    assert json.loads(c)["run"]["split_seed"] == 4
+    assert c["run"]["split_seed"] == 4
 
 
 def test_cold_ratio_changes_the_number_of_test_users(tiny_data_root, splits):
@@ -220,7 +222,6 @@ def test_demo_is_built_on_first_use(tmp_path, monkeypatch):
 # -- checkpoints ---------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_checkpoint_round_trip_reproduces_the_test_result(tiny_data_root):
     from recbole.utils import init_seed
 
@@ -240,6 +241,5 @@ def test_checkpoint_round_trip_reproduces_the_test_result(tiny_data_root):
     assert fresh != result["test_result"]
     loaded = trainer.evaluate(test, load_best_model=True, model_file=str(checkpoint))
     assert dict(loaded) == result["test_result"]
-    # it is a full RecBole checkpoint, which plain torch.load (weights_only=True) refuses
-    with pytest.raises(Exception, match="weights_only"):
-        torch.load(checkpoint)
+    # it holds no pickled objects: plain torch.load (weights_only=True) reads it
+    assert torch.load(checkpoint)["config"]["model"] == "TargetMF"

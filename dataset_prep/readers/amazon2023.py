@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dataset_prep.readers.fields import (
+    MAX_TIMESTAMP,
     FieldError,
-    optional_number,
     optional_str,
     rating,
     required_id,
@@ -18,6 +18,7 @@ from dataset_prep.readers.fields import (
     text_parts,
     unique,
 )
+from dataset_prep.readers.fields import timestamp as timestamp_field
 from dataset_prep.readers.lines import OnBytes, read_json_lines
 from dataset_prep.records import ItemMeta, Review
 
@@ -39,16 +40,16 @@ def review_fields(obj: dict, line: int) -> tuple:
         and (type(stars) is float or type(stars) is int)
         and 1 <= stars <= 5
         and type(timestamp) is int
+        and 0 <= timestamp <= MAX_TIMESTAMP * 1000
         and type(text) is str
         and type(title) is str
     ):
         return (user, item, float(stars), float(timestamp) / 1000, text, title, line)
-    timestamp = optional_number(timestamp, "timestamp")
     return (
         required_id(obj, "user_id"),
         required_id(obj, "parent_asin", "asin"),
         rating(stars, "rating"),
-        None if timestamp is None else timestamp / 1000,
+        timestamp_field(timestamp, "timestamp", per_second=1000),
         optional_str(obj, "text"),
         optional_str(obj, "title"),
         line,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from dataset_prep.readers.fields import (
     FieldError,
-    optional_number,
     optional_str,
     rating,
     required_id,
     show,
     text_parts,
+    timestamp,
     unique,
 )
 from dataset_prep.readers.lines import OnBytes, read_json_lines
@@ -31,7 +31,7 @@ def parse_review(obj: dict, line: int) -> Review:
         user_id=required_id(obj, "reviewerID"),
         item_id=required_id(obj, "asin"),
         rating=rating(obj.get("overall"), "overall"),
-        timestamp=optional_number(obj.get("unixReviewTime"), "unixReviewTime"),
+        timestamp=timestamp(obj.get("unixReviewTime"), "unixReviewTime"),
         text=optional_str(obj, "reviewText"),
         summary=optional_str(obj, "summary"),
         line=line,

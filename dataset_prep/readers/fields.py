@@ -6,7 +6,6 @@ turns it into a ``DataError`` and hands it to the bad-line budget.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 
@@ -61,13 +60,27 @@ def rating(value: object, field: str) -> float:
     raise FieldError(field, f"expected a number, got {show(value)}")
 
 
-def optional_number(value: object, field: str) -> float | None:
-    """A finite number (timestamps), or None when absent."""
+# The latest accepted timestamp: 2100-01-01 in seconds since the epoch. Anything later is a unit
+# mistake (milliseconds, microseconds) or garbage, and would sort before/after every real review.
+MAX_TIMESTAMP = 4_102_444_800
+
+
+def timestamp(value: object, field: str, per_second: int = 1) -> float:
+    """A required time in seconds since the epoch (or an order position), from a number in
+    ``1/per_second`` seconds: finite, not negative, not after 2100."""
     if value is None:
-        return None
-    if (type(value) is int or type(value) is float) and math.isfinite(value):
-        return float(value)
-    raise FieldError(field, f"expected a number, got {show(value)}")
+        raise FieldError(field, "missing (the file has timestamps: every line needs one)")
+    if type(value) is not int and type(value) is not float:
+        raise FieldError(field, f"expected a number, got {show(value)}")
+    seconds = value / per_second
+    if not 0 <= seconds <= MAX_TIMESTAMP:  # NaN fails this too
+        unit = "seconds" if per_second == 1 else "milliseconds"
+        raise FieldError(
+            field,
+            f"{value!r} is outside 0..{MAX_TIMESTAMP * per_second} ({unit} since 1970, up to "
+            "2100; a larger number is often a timestamp in a smaller unit)",
+        )
+    return float(seconds)
 
 
 def text_parts(value: object, field: str) -> list[str]:

@@ -13,7 +13,7 @@ from itertools import chain
 from pathlib import Path
 
 from dataset_prep.errors import BadLineBudget, DataError
-from dataset_prep.readers.fields import FieldError, rating, unique
+from dataset_prep.readers.fields import FieldError, rating, timestamp, unique
 from dataset_prep.readers.lines import OnBytes, iter_lines
 from dataset_prep.records import ItemMeta, Review
 
@@ -166,14 +166,34 @@ def _required(row: list[str], index: int, table: Table) -> str:
     return value
 
 
-def _number(row: list[str], index: int | None, table: Table) -> float | None:
-    """An optional numeric cell: an absent column or an empty cell is None, anything else must parse."""
-    if index is None or not (cell := row[index].strip()):
+def _number(row: list[str], index: int, table: Table) -> float | None:
+    """A numeric cell; an empty cell is None, anything else must parse."""
+    if not (cell := row[index].strip()):
         return None
     try:
         return float(cell)
     except ValueError:
         raise FieldError(table.header[index], f"expected a number, got {cell!r}") from None
+
+
+def _rating(row: list[str], index: int | None, table: Table) -> float | None:
+    """None when the file has no rating column. With one, every row needs a rating: an empty
+    cell is a bad line, not a sign of implicit feedback (which would drop every rating)."""
+    if index is None:
+        return None
+    field = table.header[index]
+    stars = _number(row, index, table)
+    if stars is None:
+        raise FieldError(field, "missing (the file has a rating column: every line needs one)")
+    return rating(stars, field)
+
+
+def _timestamp(row: list[str], index: int | None, table: Table) -> float | None:
+    """None when the file has no time column (the line order stands in); with one, every row
+    needs a time in range."""
+    if index is None:
+        return None
+    return timestamp(_number(row, index, table), table.header[index])
 
 
 def _text(row: list[str], index: int | None) -> str:
@@ -193,12 +213,11 @@ def read_reviews(
     role = table.roles(REVIEW_ROLES, columns, required={"user", "item"})
     for lineno, row in _matching(table, filters, rows, budget):
         try:
-            stars = _number(row, role["rating"], table)
             yield Review(
                 user_id=_required(row, role["user"], table),
                 item_id=_required(row, role["item"], table),
-                rating=None if stars is None else rating(stars, table.header[role["rating"]]),
-                timestamp=_number(row, role["timestamp"], table),
+                rating=_rating(row, role["rating"], table),
+                timestamp=_timestamp(row, role["timestamp"], table),
                 text=_text(row, role["text"]),
                 summary=_text(row, role["summary"]),
                 line=lineno,

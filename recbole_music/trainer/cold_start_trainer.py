@@ -6,9 +6,9 @@
 * ``evaluate`` runs :class:`ColdStartEvaluator` on the held-out users (rating and ranking passes,
   both NDCG conventions), whether it is handed our split datasets or RecBole's eval dataloaders,
   so early stopping, ``valid_metric`` and the returned result dicts work as in RecBole;
-* checkpoints reload on torch >= 2.6, whose ``torch.load`` defaults to ``weights_only=True`` and
-  refuses RecBole's checkpoints (they pickle the Config). We load them with
-  ``weights_only=False`` — they are files this trainer wrote itself;
+* checkpoints hold tensors, numbers and plain settings only, and load with
+  ``weights_only=True`` (:mod:`recbole_music.checkpoint`): a checkpoint cannot run code, and a
+  pickled one (RecBole's own format, a foreign file) is refused;
 * each run owns its checkpoint file, and writes it atomically. RecBole names it
   ``<model>-<local time to the second>.pth``: two runs started in the same second in one
   ``checkpoint_dir`` (a grid launched with ``&``) would overwrite each other's best epoch and each
@@ -28,6 +28,7 @@ from recbole.data.utils import get_dataloader
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 
+from recbole_music.checkpoint import checkpoint_state, read_checkpoint, write_checkpoint
 from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
 
 
@@ -37,6 +38,7 @@ class ColdStartEvaluationMixin:
     evaluator_class = ColdStartEvaluator  # the protocol's evaluator (sequential: its own)
 
     _checkpoint_reserved = False  # set once this run owns saved_model_file
+    best_epoch = None  # the epoch of the last checkpoint saved (the best, or the last one)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not isinstance(self, Trainer):  # RecBole's tree trainers: their own signature
@@ -44,22 +46,19 @@ class ColdStartEvaluationMixin:
         target = kwargs.pop("saved_model_file", None)
         if target is None:
             if not self._checkpoint_reserved:
-                self.saved_model_file = reserve_checkpoint_file(self.saved_model_file)
+                self.saved_model_file = reserve_file(self.saved_model_file)
                 self._checkpoint_reserved = True
             target = self.saved_model_file
-        partial = f"{target}.partial-{os.getpid()}"
         try:
-            super()._save_checkpoint(epoch, verbose=False, saved_model_file=partial, **kwargs)
-            os.replace(partial, target)
+            write_checkpoint(checkpoint_state(self, epoch), target)
         finally:
-            if os.path.exists(partial):
-                os.remove(partial)
             _remove_if_empty(target)  # a reservation whose first save failed
+        self.best_epoch = epoch
         if verbose:
             self.logger.info(set_color("Saving current", "blue") + f": {target}")
 
     def load_checkpoint(self, checkpoint_file) -> dict:
-        checkpoint = torch.load(str(checkpoint_file), map_location=self.device, weights_only=False)
+        checkpoint = read_checkpoint(checkpoint_file, map_location=self.device)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.load_other_parameter(checkpoint.get("other_parameter"))
         self.logger.info(set_color("Loaded model parameters from", "blue") + f" {checkpoint_file}")
@@ -90,9 +89,10 @@ class ColdStartEvaluationMixin:
         return result
 
 
-def reserve_checkpoint_file(path: str) -> str:
-    """``path``, or ``<stem>-2.pth``, ``<stem>-3.pth`` … : the first name no other run holds,
-    claimed with an exclusive create (an empty file until the first save replaces it)."""
+def reserve_file(path: str) -> str:
+    """``path``, or ``<stem>-2<ext>``, ``<stem>-3<ext>`` … : the first name no other run holds,
+    claimed with an exclusive create (an empty file until the run writes it: a checkpoint's
+    first save, a log's first line)."""
     stem, ext = os.path.splitext(path)
     candidate, n = path, 1
     while True:
