@@ -28,6 +28,9 @@ examples:
       --aux interactions.tsv --aux-meta items.tsv --aux-where domain=food \\
       --target interactions.tsv --target-meta items.tsv --target-where domain=kitchen \\
       --name food_kitchen
+  # ratings only (user, item, rating[, timestamp], domain): no item file, items carry no text
+  python -m dataset_prep build \
+      --aux ratings.tsv --aux-where domain=books --target ratings.tsv --target-where domain=movies
 
 filters: Amazon sources default to the paper's (reviews >= 10 words, items with a description
 and an image, users >= 20 reviews per domain); CSV/TSV sources default to none. --no-filters
@@ -86,18 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--aux",
         metavar="CATEGORY|FILE",
-        help="auxiliary domain: an Amazon category or a reviews file",
+        help="auxiliary domain: an Amazon category or an interactions file (reviews or ratings)",
     )
     src.add_argument(
         "--target",
         metavar="CATEGORY|FILE",
-        help="target domain: an Amazon category or a reviews file",
+        help="target domain: an Amazon category or an interactions file (reviews or ratings)",
     )
     src.add_argument(
-        "--aux-meta", type=Path, metavar="FILE", help="item file of the auxiliary domain"
+        "--aux-meta",
+        type=Path,
+        metavar="FILE",
+        help="item file of the auxiliary domain (optional: without it items carry no text)",
     )
     src.add_argument(
-        "--target-meta", type=Path, metavar="FILE", help="item file of the target domain"
+        "--target-meta",
+        type=Path,
+        metavar="FILE",
+        help="item file of the target domain (optional: without it items carry no text)",
     )
     src.add_argument(
         "--layout",
@@ -248,12 +257,18 @@ def _domain(args: argparse.Namespace, role: str, columns: dict | None):
     meta = getattr(args, f"{role}_meta")
     where = _merge_where(getattr(args, f"{role}_where"), f"--{role}-where")
     if _is_file_arg(value):
-        if meta is None:
-            raise UsageError(f"--{role} {value} is a file: give its item file with --{role}-meta")
         reviews = Path(value)
         for p in (reviews, meta):
-            if not p.is_file():
+            if p is not None and not p.is_file():
                 raise UsageError(f"{p}: file not found")
+        if meta is None:
+            logger.info(
+                "--%s %s has no item file (--%s-meta): its items are known by id only and carry "
+                "no text, so feature extraction has nothing to embed for them",
+                role,
+                value,
+                role,
+            )
         layout = args.layout
         if layout is None:
             from dataset_prep.readers import detect_layout
