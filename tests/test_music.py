@@ -153,6 +153,20 @@ def test_dataset_without_side_users_warns_and_runs(tiny_data_root, caplog):
     assert "rmse" in result["test_result"]
 
 
+def test_the_settings_line_says_what_the_run_does(tiny_data_root, caplog):
+    write_tiny_cross_domain(tiny_data_root, "noside", n_side=0)
+    with caplog.at_level(logging.INFO):
+        make_model("noside")  # no feature tables: collaborative features, no user vectors
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("MuSiC: feature_source"))
+    assert "user vectors: none (learned ID embeddings)" in line
+    assert "stage 1 (side users): skipped, no side users (use_side_users has no effect)" in line
+    assert "use_side_users=True" not in line and "user_vectors=" not in line
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        make_model(stage1_epochs=0)
+    assert "stage 1 (side users): skipped, stage1_epochs=0" in caplog.text
+
+
 def test_no_training_overlap_users_is_a_clear_error(tiny_data_root):
     # one overlapping user cannot be both a cold-start test user and a training user
     write_tiny_cross_domain(tiny_data_root, "fewoverlap", n_overlap=1)

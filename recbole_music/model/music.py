@@ -112,12 +112,21 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
         self._generated = None
         self._item_features = None
+        # what the run really does: the user vectors it reads, whether stage 1 will run
+        stage1_epochs = int(config["stage1_epochs"] or 0)
         logger.info(
-            f"MuSiC: feature_source={self.feature_source}, user_vectors={self.user_vectors}, T={self.diffusion.steps}, "
-            f"use_diffusion={self.use_diffusion}, direct_transfer={self.direct_transfer}, "
-            f"use_side_users={self.use_side_users}; "
-            f"{int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} training "
-            f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
+            f"MuSiC: feature_source={self.feature_source}, user vectors: "
+            + ("none (learned ID embeddings)" if self.feature_source == "collaborative"
+               else {"reviews": "review vectors", "both": "review + history vectors",
+                     "history": "history vectors (from each user's items)"}[self.user_vectors])
+            + f", T={self.diffusion.steps}, use_diffusion={self.use_diffusion}, "
+            f"direct_transfer={self.direct_transfer}, stage 1 (side users): "
+            + ("skipped, use_side_users=False" if not self.use_side_users
+               else "skipped, no side users (use_side_users has no effect)"
+               if not self.is_side.any() else "skipped, stage1_epochs=0" if not stage1_epochs
+               else f"{stage1_epochs} epochs")
+            + f"; {int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} "
+            f"training overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
         )
 
     # -- who is who ------------------------------------------------------------------------

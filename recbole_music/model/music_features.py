@@ -39,8 +39,8 @@ def resolve_user_vectors(requested: str | None, dataset) -> str:
         if all(_has_table(dataset, t) for t in USER_TABLES):
             return "both"
         logging.getLogger().warning(
-            "MuSiC: no user review vectors in %s -> user_vectors=history (each user's vector "
-            "is built from the vectors of the items they interacted with)",
+            "MuSiC: no user review vectors in %s -> user_vectors=history (where user vectors "
+            "are used, each is built from the vectors of the items the user interacted with)",
             dataset.feature_path(),
         )
         return "history"
