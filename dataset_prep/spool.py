@@ -24,19 +24,18 @@ import logging
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from dataset_prep import readers
 from dataset_prep.atomic_output import clean_text
 from dataset_prep.errors import DataError
 from dataset_prep.filters import FilterSettings, item_failures
+from dataset_prep.progress import Progress
 from dataset_prep.stats import DomainCounts
 
 logger = logging.getLogger(__name__)
@@ -168,44 +167,22 @@ def has_image(image: str, meta_path: Path) -> bool:
     return local is not None and local.is_file()
 
 
-@dataclass
-class _Progress:
-    path: Path
-    desc: str
-    enabled: bool
-
-    def __enter__(self) -> Callable[[int], Any] | None:
-        self.bar = tqdm(
-            total=self.path.stat().st_size,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=self.desc,
-            disable=not self.enabled,
-            leave=False,
-        )
-        return self.bar.update
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
-
-
-def progress(path: Path, desc: str, enabled: bool) -> _Progress:
-    """A tqdm bar over the bytes of ``path``; ``with`` gives the ``on_bytes`` callback."""
-    return _Progress(path, desc, enabled)
+def progress(path: Path, desc: str, enabled: bool) -> Progress:
+    """Progress over the bytes of ``path``; its ``update`` is the readers' ``on_bytes`` callback."""
+    return Progress(path.stat().st_size, desc, "B", enabled=enabled, unit_scale=True)
 
 
 def iter_items(
     source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
 ) -> Iterator:
-    with progress(source.meta, desc, show_progress) as on_bytes:
+    with progress(source.meta, desc, show_progress) as bar:
         yield from readers.read_items(
             source.meta,
             source.layout,
             max_bad_lines=max_bad_lines,
             columns=source.columns,
             where=source.where,
-            on_bytes=on_bytes,
+            on_bytes=bar.update,
         )
 
 
@@ -213,14 +190,14 @@ def iter_reviews(
     source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
 ) -> Iterator[tuple]:
     """The domain's reviews as tuples in ``Review``'s field order (``as_tuples``)."""
-    with progress(source.reviews, desc, show_progress) as on_bytes:
+    with progress(source.reviews, desc, show_progress) as bar:
         yield from readers.read_reviews(
             source.reviews,
             source.layout,
             max_bad_lines=max_bad_lines,
             columns=source.columns,
             where=source.where,
-            on_bytes=on_bytes,
+            on_bytes=bar.update,
             as_tuples=True,
         )
 
