@@ -120,6 +120,10 @@ def cmd_features(args: argparse.Namespace) -> int:
         print(f"interrupted; finished shards are cached under {folder / 'features' / '.work'} — "
               "rerun the same command to resume")
         return 130
+    for table in tables:
+        if table not in manifests:
+            print(f"{folder / 'features' / table}: NOT WRITTEN, nothing to embed "
+                  f"({'no item text or image' if table == 'items' else 'no review text'})")
     for table, m in manifests.items():
         c, run = m["counts"], m["run"]
         extra = ""
