@@ -510,7 +510,8 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
             m = embed_table(table, rows, encoder, features_dir=features, base_dir=folder,
                             settings=run, template=template, extra_fingerprint=extra, meta=meta,
                             is_items=False)
-        if m is None:  # no item has text
+        if m is None:
+            logger.warning("%s: no item has text: no table written", table)
             return
         verify_table(folder, name, table)
         tables[table] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model,

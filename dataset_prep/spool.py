@@ -330,7 +330,7 @@ def _spool_reviews(
     #   are its spaces + 1, so it is neither split nor joined.
     # * ids: each raw id is cleaned once and numbered; memory stays bounded by users + items.
     # * rows are packed binary records, written a few thousand at a time.
-    desc = f"{role} reviews {source.reviews.name}"
+    desc = f"{role} interactions {source.reviews.name}"
     min_words = filters.min_review_words
     user_pos: dict[str, int] = {}  # raw id -> position of its cleaned id
     item_pos: dict[str, int] = {}

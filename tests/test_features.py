@@ -377,8 +377,9 @@ def test_a_build_without_text_gets_no_empty_tables(tmp_path, capsys, caplog):
     for table in ("items", "users_aux", "users_target"):
         assert f"{table}: NOT WRITTEN" in out
         assert not (tmp_path / "bm" / "features" / f"{table}.json").exists()
-    assert "items: the items carry no text" in caplog.text and "collaborative" in caplog.text
-    assert "users_aux: the dataset has no review text" in caplog.text and "history" in caplog.text
+    assert "items (4 rows): no item has text" in caplog.text and "collaborative" in caplog.text
+    assert "users_aux (0 rows): no user has review text" in caplog.text
+    assert "(history)" in caplog.text
 
 
 def test_embedding_says_how_long_the_rest_will_take_after_the_first_shard(models, tmp_path,

@@ -58,4 +58,4 @@ def test_a_build_logged_to_a_file_gets_lines_not_bars(tmp_path):
                      cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr  # a tqdm bar redraws with carriage returns
-    assert "aux reviews inter.tsv: 100% (" in res.stderr
+    assert "aux interactions inter.tsv: 100% (" in res.stderr

@@ -171,16 +171,12 @@ def embed_table(
 ) -> dict | None:
     """Embed ``rows`` into ``features_dir/<table>`` (resuming from cached shards).
 
-    Returns the table's manifest, or None (with a warning) when no row has anything to embed:
-    an empty table would read as features that are there."""
+    Returns the table's manifest, or None when no row has anything to embed (the caller says
+    what stands in): an empty table would read as features that are there."""
     started = time.monotonic()
     images = image_settings(encoder, settings, is_items)
     use_images, descriptor = images["used_by_model"], images["descriptor"]
     if not any(has_something_to_embed(r, images) for r in rows):
-        logger.warning(
-            "%s: none of the %d rows has %s to embed: no table written", table, len(rows),
-            "text or a usable image" if is_items else "text",
-        )
         return None
     if is_items and not use_images:
         if descriptor == "none":
@@ -408,29 +404,26 @@ def extract_features(
                 extra_fingerprint={"user_text_rule": user_rule.as_dict(), "domain": domain},
                 meta=meta, is_items=False)
         if manifest is None:
-            _say_what_stands_in(folder / "features", table)
+            _say_what_stands_in(folder / "features", table, len(rows))
             continue
         out[table] = manifest
         verify_table(folder, name, table)
     return out
 
 
-# What MuSiC does without each table (recbole_music.model.music_features).
+# Why a table has nothing to embed, and what MuSiC does without it (music_features.py).
 STAND_INS = {
-    "items": "the items carry no text (a ratings-only build?): MuSiC's feature_source auto "
-    "uses collaborative features (learned ID embeddings)",
-    "users_aux": "the dataset has no review text: MuSiC's user_vectors auto builds each user's "
-    "vector from the items they interacted with (history)",
+    "items": "no item has text or a usable image (a ratings-only build?): no table written; "
+    "MuSiC's feature_source auto uses collaborative features (learned ID embeddings)",
+    "users_aux": "no user has review text: no table written; MuSiC's user_vectors auto builds "
+    "user vectors from the items each user interacted with (history)",
 }
 STAND_INS["users_target"] = STAND_INS["users_aux"]
 
 
-def _say_what_stands_in(features_dir: Path, table: str) -> None:
-    manifest = features_dir / f"{table}.json"
-    if manifest.is_file():
-        logger.warning(
-            "%s: %s, but the table of an earlier run is still in %s and will be used; delete "
-            "%s.json, .npy and .ids there if it is not of this data", table, STAND_INS[table],
-            features_dir, table)
-    else:
-        logger.warning("%s: %s", table, STAND_INS[table])
+def _say_what_stands_in(features_dir: Path, table: str, rows: int) -> None:
+    message = f"{table} ({rows:,} rows): {STAND_INS[table]}"
+    if (features_dir / f"{table}.json").is_file():
+        message += (f". The {table} table of an earlier run is still in {features_dir} and will "
+                    f"be used: delete {table}.json, .npy and .ids there if it is not of this data")
+    logger.warning(message)
