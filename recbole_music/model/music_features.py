@@ -64,7 +64,7 @@ def resolve_feature_source(requested: str | None, user_rule: str, dataset) -> st
         logging.getLogger().warning(
             "MuSiC: feature tables %s missing in %s -> feature_source=collaborative (learned "
             "ID embeddings, the paper's 'w/o MLLM'). Run `python -m dataset_prep features "
-            "--dataset %s` for multimodal features.",
+            "--dataset %s` for multimodal features (items need text or images for them).",
             missing,
             folder,
             dataset.dataset_name,
