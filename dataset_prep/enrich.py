@@ -246,7 +246,9 @@ class TextGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from dataset_prep.features.encoders import _torch_dtype
+        from dataset_prep.progress import quiet_library_bars
 
+        quiet_library_bars()
         self.model_name = model
         self.settings = settings
         try:

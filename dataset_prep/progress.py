@@ -104,6 +104,20 @@ class Progress:
         self.close()
 
 
+def quiet_library_bars(stream: TextIO | None = None) -> None:
+    """Off a terminal, turn off the bars transformers and huggingface_hub draw while loading
+    or downloading a model (they would flood a log file as ours would)."""
+    if _is_terminal(stream if stream is not None else sys.stderr):
+        return
+    try:
+        import huggingface_hub.utils
+        import transformers.utils.logging
+    except ImportError:  # pragma: no cover
+        return
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
 def _is_terminal(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:

@@ -59,3 +59,18 @@ def test_a_build_logged_to_a_file_gets_lines_not_bars(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr  # a tqdm bar redraws with carriage returns
     assert "aux interactions inter.tsv: 100% (" in res.stderr
+
+
+def test_off_a_terminal_model_loading_draws_no_bar(tmp_path):
+    import subprocess
+    import sys
+
+    from test_prep_cli import REPO
+    from tiny_models import save_tiny_bert
+
+    bert = save_tiny_bert(tmp_path / "bert")
+    code = f"from dataset_prep.features.encoders import *; load_encoder(EncoderSpec({bert!r}))"
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Loading weights" not in res.stderr
