@@ -369,6 +369,8 @@ def test_a_build_without_text_gets_no_empty_tables(tmp_path, capsys, caplog):
     assert main(["build", "--aux", str(ratings), "--aux-where", "domain=books", "--target",
                  str(ratings), "--target-where", "domain=movies", "--name", "bm", "--out",
                  str(tmp_path), "--no-progress"]) == 0
+    # an earlier version wrote empty user tables, which MuSiC took for review vectors
+    save_vectors(tmp_path / "bm" / "features", "users_aux", [], np.zeros((0, 0)))
     with caplog.at_level(logging.WARNING):
         rc = main(["features", "--dataset", "bm", "--data-path", str(tmp_path), "--encoder",
                    save_tiny_bert(tmp_path / "bert"), "--no-progress"])
@@ -380,6 +382,8 @@ def test_a_build_without_text_gets_no_empty_tables(tmp_path, capsys, caplog):
     assert "items (4 rows): no item has text" in caplog.text and "collaborative" in caplog.text
     assert "users_aux (0 rows): no user has review text" in caplog.text
     assert "(history)" in caplog.text
+    assert "The empty users_aux table of an earlier run was removed" in caplog.text
+    assert not list((tmp_path / "bm" / "features").glob("users_aux.*"))
 
 
 def test_embedding_says_how_long_the_rest_will_take_after_the_first_shard(models, tmp_path,

@@ -422,8 +422,17 @@ STAND_INS["users_target"] = STAND_INS["users_aux"]
 
 
 def _say_what_stands_in(features_dir: Path, table: str, rows: int) -> None:
+    """Warn that ``table`` is not written, and about a table of an earlier run in its place."""
     message = f"{table} ({rows:,} rows): {STAND_INS[table]}"
-    if (features_dir / f"{table}.json").is_file():
-        message += (f". The {table} table of an earlier run is still in {features_dir} and will "
-                    f"be used: delete {table}.json, .npy and .ids there if it is not of this data")
+    manifest = features_dir / f"{table}.json"
+    if manifest.is_file():
+        if json.loads(manifest.read_text()).get("rows") == 0:
+            # an empty table of an earlier version: it holds nothing, but reads as present
+            for suffix in (".json", ".npy", ".ids"):  # the manifest first: never half a table
+                (features_dir / f"{table}{suffix}").unlink(missing_ok=True)
+            message += f". The empty {table} table of an earlier run was removed"
+        else:
+            message += (f". The {table} table of an earlier run is still in {features_dir} and "
+                        f"will be used: delete {table}.json, .npy and .ids there if it is not of "
+                        "this data")
     logger.warning(message)
