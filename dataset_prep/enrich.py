@@ -427,7 +427,11 @@ def reuse_items_table(features: Path, table: str, rows: list, encoder, run, temp
         logger.info("%s: features/items was made by another encoder, pooling or prompt (or with "
                     "images); embedding the items", table)
         return None
-    if made.get("texts_sha256") != texts_digest(rows):
+    if "texts_sha256" not in made:
+        logger.info("%s: features/items does not record its texts (an earlier version wrote "
+                    "it); embedding the items", table)
+        return None
+    if made["texts_sha256"] != texts_digest(rows):
         logger.info("%s: features/items was made from other item texts (the dataset changed "
                     "since?); embedding the items", table)
         return None
