@@ -12,6 +12,7 @@ from pathlib import Path
 from dataset_prep.errors import DataError
 from dataset_prep.filters import NO_FILTERS, FilterSettings, default_filters
 from dataset_prep.presets import TASKS, default_raw_dir, find_category_files, get_task
+from dataset_prep.progress import NO_PROGRESS_HELP
 
 logger = logging.getLogger("dataset_prep")
 
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-user-reviews",
         type=int,
         metavar="N",
-        help="drop users with fewer reviews in a domain",
+        help="drop users with fewer interactions (reviews) in a domain",
     )
     flt.add_argument(
         "--require-description",
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--keep-work", action="store_true", help="keep the work folder <out>/.work/<name>"
     )
-    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     d.add_argument("--no-features", action="store_true",
                    help="skip embedding items and users with the default encoder")
     d.set_defaults(func=cmd_demo)
@@ -196,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--raw-dir", type=Path, help="where to put the files (default: <out>/raw)")
     _add_out(dl)
     dl.add_argument("--base-url", help="mirror of the Amazon Reviews 2023 files")
-    dl.add_argument("--no-progress", action="store_true", help="no progress bars")
+    dl.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     dl.set_defaults(func=cmd_download)
 
     from dataset_prep.features.command import add_features_parser
@@ -229,7 +230,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the work folder <out>/.work/<name> (the filtered spools) after a successful build",
     )
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
 
 
 # --- commands --------------------------------------------------------------------------------

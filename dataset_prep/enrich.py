@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset_prep.progress import Progress
+from dataset_prep.progress import NO_PROGRESS_HELP, Progress
 
 logger = logging.getLogger("dataset_prep.enrich")
 
@@ -589,7 +589,7 @@ def add_enrich_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--offline", action="store_true",
                    help="use only local folders and the local hub cache")
     e.add_argument("--threads", type=int, help="torch CPU threads")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     e.set_defaults(func=cmd_enrich)
     return e
 

@@ -14,6 +14,10 @@ from typing import TextIO
 
 PLAIN_EVERY_PERCENT = 10
 PLAIN_EVERY_SECONDS = 60.0
+NO_PROGRESS_HELP = (
+    f"no progress output (a bar on a terminal, else a line every {PLAIN_EVERY_PERCENT} %% or "
+    f"{PLAIN_EVERY_SECONDS:.0f} s)"
+)
 
 
 def format_duration(seconds: float) -> str:
