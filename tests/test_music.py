@@ -158,6 +158,7 @@ def test_the_settings_line_says_what_the_run_does(tiny_data_root, caplog):
     with caplog.at_level(logging.INFO):
         make_model("noside")  # no feature tables: collaborative features, no user vectors
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("MuSiC: feature_source"))
+    assert "-> feature_source=collaborative" in caplog.text  # auto, and the log says why
     assert "user vectors: none (learned ID embeddings)" in line
     assert "stage 1 (side users): skipped, no side users (use_side_users has no effect)" in line
     assert "use_side_users=True" not in line and "user_vectors=" not in line
