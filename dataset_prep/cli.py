@@ -30,7 +30,7 @@ examples:
       --target interactions.tsv --target-meta items.tsv --target-where domain=kitchen \\
       --name food_kitchen
   # ratings only (user, item, rating[, timestamp], domain): no item file, items carry no text
-  python -m dataset_prep build \
+  python -m dataset_prep build \\
       --aux ratings.tsv --aux-where domain=books --target ratings.tsv --target-where domain=movies
 
 filters: Amazon sources default to the paper's (reviews >= 10 words, items with a description
