@@ -59,6 +59,7 @@ class Progress:
         self.bar = None
         self._started = self._last_time = time.monotonic()
         self._last_percent = 0.0
+        self._lines_at = 0  # `done` when the last plain line was written
         if enabled and _is_terminal(self.stream):
             from tqdm import tqdm
 
@@ -73,13 +74,16 @@ class Progress:
             self.bar.update(n)
         elif self.enabled and n:
             now = time.monotonic()
-            percent = 100.0 * self.done / self.total if self.total else 100.0
+            percent = self._percent()
             if (
                 percent - self._last_percent >= self.every_percent
                 or now - self._last_time >= self.every_seconds
             ):
                 self._last_percent, self._last_time = percent, now
                 self._write_line(now, percent)
+
+    def _percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 100.0
 
     def _amounts(self) -> str:
         """``4,500/10,000 rows``, or with ``unit_scale`` ``1.5 MiB/12.0 MiB``."""
@@ -95,11 +99,15 @@ class Progress:
             line += f", about {format_duration(left)} left"
         self.stream.write(line + "\n")
         self.stream.flush()
+        self._lines_at = self.done
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        elif self.enabled and self.done and self._lines_at != self.done:
+            self._write_line(time.monotonic(), self._percent())  # the last line: where it ended
+        self.enabled = False  # closed: nothing more
 
     def __enter__(self) -> Progress:
         return self

@@ -33,6 +33,15 @@ def test_off_a_terminal_a_line_every_n_seconds_however_slow():
     assert stream.getvalue().splitlines()[1].startswith("reviews: 0% (2.0 KiB/976.6 KiB), ")
 
 
+def test_off_a_terminal_the_last_line_says_where_it_ended():
+    stream = io.StringIO()
+    with Progress(100, "items", "rows", stream=stream, every_seconds=3600) as bar:
+        for _ in range(19):
+            bar.update(5)  # 95 %: the last 10 % step was at 90 %
+    lines = stream.getvalue().splitlines()
+    assert lines[-2].startswith("items: 90% ") and lines[-1].startswith("items: 95% (95/100 rows)")
+
+
 def test_on_a_terminal_a_bar_and_disabled_nothing():
     terminal = _Terminal()
     with Progress(10, "items", "rows", stream=terminal) as bar:
