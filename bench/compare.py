@@ -581,7 +581,7 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
 
 **Data:** `dataset/{task.name}` ({direction}, {task.feedback} feedback) — {data_kind(info)}.{source}
 
-Test metrics on the cold-start users (a share β of the overlapping users, PROTOCOL.md), mean ±
+Test metrics on the cold-start users (a share β of the overlapping users, docs/protocol.md), mean ±
 std over seeds {args.seeds}: a seed is one split and one model initialisation, and every row
 shares the split of a given β and seed. Model selection: {"; ".join(selection) or "n/a"}.
 Best mean per column in **bold**; ↓ lower is better, ↑ higher is better. MAE/RMSE pooled over

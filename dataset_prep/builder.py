@@ -174,20 +174,21 @@ def _check_not_empty(
         return
     c = spool.counts
     src = spool.source
+    records = spool.records  # "reviews" or "interactions": the words fit the data
     if inter is not None:
         why = (
             f"its {c.colliding_items:,} item id(s) shared with the other domain were dropped from "
-            f"both, and then no user had min_user_reviews={filters.min_user_reviews} reviews"
+            f"both, and then no user had min_user_reviews={filters.min_user_reviews} {records}"
         )
     elif c.reviews_read == 0:
-        why = "the reviews file yielded no reviews" + (
+        why = "the interactions file yielded no rows" + (
             f" (check the where filter {src.where})" if src.where else ""
         )
-    elif c.items_in_meta == 0:
+    elif src.meta is not None and c.items_in_meta == 0:
         why = "the meta file yielded no items" + (
             f" (check the where filter {src.where})" if src.where else ""
         )
-    elif c.items_passing == 0:
+    elif src.meta is not None and c.items_passing == 0:
         why = (
             f"no item passed the item filters (without description: {c.items_no_description:,}, "
             f"without image: {c.items_no_image:,}; require_description={filters.require_description}, "
@@ -195,13 +196,14 @@ def _check_not_empty(
         )
     elif c.reviews_item_no_meta + c.reviews_item_filtered == c.reviews_read:
         why = (
-            f"no review is of a kept item ({c.reviews_item_no_meta:,} of items without meta, "
-            f"{c.reviews_item_filtered:,} of filtered items) — do the item ids of the two files match?"
+            f"none of the {records} is of a kept item ({c.reviews_item_no_meta:,} of items without "
+            f"meta, {c.reviews_item_filtered:,} of filtered items) — do the item ids of the two "
+            "files match?"
         )
     elif c.reviews_too_short + c.reviews_item_no_meta + c.reviews_item_filtered == c.reviews_read:
         why = f"every review is shorter than min_review_words={filters.min_review_words}"
     else:
-        why = f"no user has min_user_reviews={filters.min_user_reviews} reviews"
+        why = f"no user has min_user_reviews={filters.min_user_reviews} {records}"
     raise DataError(
         src.reviews,
         None,
@@ -310,6 +312,9 @@ def _write_items(
     for role in ROLES:
         src = sources[role]
         wanted = set(inter.loc[inter["domain"] == role, "item_id"])
+        if src.meta is None:  # no item file: the items are known by their ids only
+            rows.extend((item_id, role, "", "", "", "") for item_id in wanted)
+            continue
         seen: set[str] = set()
         for item in iter_items(
             src, max_bad_lines, f"{role} meta (2nd pass) {src.meta.name}", show_progress
@@ -425,9 +430,9 @@ def _write_build_json(
         inputs[role] = {
             "label": s.label,
             "reviews": str(s.reviews),
-            "meta": str(s.meta),
+            "meta": None if s.meta is None else str(s.meta),
             "reviews_size": s.reviews.stat().st_size,
-            "meta_size": s.meta.stat().st_size,
+            "meta_size": None if s.meta is None else s.meta.stat().st_size,
             "layout": s.layout,
             "columns": s.columns,
             "where": s.where,

@@ -12,6 +12,7 @@ from pathlib import Path
 from dataset_prep.errors import DataError
 from dataset_prep.filters import NO_FILTERS, FilterSettings, default_filters
 from dataset_prep.presets import TASKS, default_raw_dir, find_category_files, get_task
+from dataset_prep.progress import NO_PROGRESS_HELP
 
 logger = logging.getLogger("dataset_prep")
 
@@ -28,6 +29,9 @@ examples:
       --aux interactions.tsv --aux-meta items.tsv --aux-where domain=food \\
       --target interactions.tsv --target-meta items.tsv --target-where domain=kitchen \\
       --name food_kitchen
+  # ratings only (user, item, rating[, timestamp], domain): no item file, items carry no text
+  python -m dataset_prep build \\
+      --aux ratings.tsv --aux-where domain=books --target ratings.tsv --target-where domain=movies
 
 filters: Amazon sources default to the paper's (reviews >= 10 words, items with a description
 and an image, users >= 20 reviews per domain); CSV/TSV sources default to none. --no-filters
@@ -86,18 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--aux",
         metavar="CATEGORY|FILE",
-        help="auxiliary domain: an Amazon category or a reviews file",
+        help="auxiliary domain: an Amazon category or an interactions file (reviews or ratings)",
     )
     src.add_argument(
         "--target",
         metavar="CATEGORY|FILE",
-        help="target domain: an Amazon category or a reviews file",
+        help="target domain: an Amazon category or an interactions file (reviews or ratings)",
     )
     src.add_argument(
-        "--aux-meta", type=Path, metavar="FILE", help="item file of the auxiliary domain"
+        "--aux-meta",
+        type=Path,
+        metavar="FILE",
+        help="item file of the auxiliary domain (optional: without it items carry no text)",
     )
     src.add_argument(
-        "--target-meta", type=Path, metavar="FILE", help="item file of the target domain"
+        "--target-meta",
+        type=Path,
+        metavar="FILE",
+        help="item file of the target domain (optional: without it items carry no text)",
     )
     src.add_argument(
         "--layout",
@@ -138,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-user-reviews",
         type=int,
         metavar="N",
-        help="drop users with fewer reviews in a domain",
+        help="drop users with fewer interactions (reviews) in a domain",
     )
     flt.add_argument(
         "--require-description",
@@ -169,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--keep-work", action="store_true", help="keep the work folder <out>/.work/<name>"
     )
-    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     d.add_argument("--no-features", action="store_true",
                    help="skip embedding items and users with the default encoder")
     d.set_defaults(func=cmd_demo)
@@ -187,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--raw-dir", type=Path, help="where to put the files (default: <out>/raw)")
     _add_out(dl)
     dl.add_argument("--base-url", help="mirror of the Amazon Reviews 2023 files")
-    dl.add_argument("--no-progress", action="store_true", help="no progress bars")
+    dl.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     dl.set_defaults(func=cmd_download)
 
     from dataset_prep.features.command import add_features_parser
@@ -220,7 +230,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep the work folder <out>/.work/<name> (the filtered spools) after a successful build",
     )
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -248,12 +258,18 @@ def _domain(args: argparse.Namespace, role: str, columns: dict | None):
     meta = getattr(args, f"{role}_meta")
     where = _merge_where(getattr(args, f"{role}_where"), f"--{role}-where")
     if _is_file_arg(value):
-        if meta is None:
-            raise UsageError(f"--{role} {value} is a file: give its item file with --{role}-meta")
         reviews = Path(value)
         for p in (reviews, meta):
-            if not p.is_file():
+            if p is not None and not p.is_file():
                 raise UsageError(f"{p}: file not found")
+        if meta is None:
+            logger.info(
+                "--%s %s has no item file (--%s-meta): its items are known by id only and carry "
+                "no text, so feature extraction has nothing to embed for them",
+                role,
+                value,
+                role,
+            )
         layout = args.layout
         if layout is None:
             from dataset_prep.readers import detect_layout

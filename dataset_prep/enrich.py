@@ -11,8 +11,12 @@ Three steps over ``dataset/<name>/<name>.item``:
    the same model and prompt reuses the cache (without loading the model when nothing is missing);
    another model or prompt, or a changed item text, generates anew. The cache is appended one
    batch at a time, so an interrupted run resumes.
-2. **Embed text** — CLIP's text tower embeds the raw item text (table ``item_text_raw``) and the
-   enriched text, the raw text followed by the LLM's answer (table ``item_text_llm``).
+2. **Embed text** — CLIP's text tower embeds the raw item text (table ``item_text_raw``: the
+   text ``dataset_prep features`` gives a sentence encoder, "title. categories. description")
+   and the enriched text, the raw text followed by the LLM's answer (table ``item_text_llm``).
+   When ``features/items`` was made by the same encoder, pooling and prompt from the same texts
+   (the fingerprint rule of the features cache), it is copied as ``item_text_raw`` instead of
+   embedding every item again (``--clip none`` with the default encoder is that case).
 3. **Embed images** — CLIP's image tower embeds the items' images (table ``item_image``).
 
 What cannot be had is said, and the step goes on with what can:
@@ -36,6 +40,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataset_prep.progress import NO_PROGRESS_HELP, Progress
+
 logger = logging.getLogger("dataset_prep.enrich")
 
 DEFAULT_GENERATOR = "Qwen/Qwen2.5-0.5B-Instruct"
@@ -54,6 +60,9 @@ DEFAULT_PROMPT = (
     "Interests: the interests of a customer likely to buy it\n"
 )
 FIELDS = ("keywords", "summary", "interests")
+# The raw item text is the `plain` prompt set's (dataset_prep features' text for sentence
+# encoders), so an items table of the same encoder can stand in for item_text_raw.
+RAW_PROMPT_SET = "plain"
 
 
 class GeneratorUnavailable(RuntimeError):
@@ -78,7 +87,7 @@ class ItemText:
     id: str
     title: str
     domain: str  # the domain's label (e.g. "food"), for the prompt
-    raw: str  # title. categories. description (what raw-text vectors embed)
+    raw: str  # the plain item text of `dataset_prep features` (what raw-text vectors embed)
     image: str
 
 
@@ -103,15 +112,16 @@ def domain_labels(folder: Path, name: str) -> dict[str, str]:
 
 
 def item_texts(folder: Path, name: str) -> list[ItemText]:
-    from dataset_prep.features.sources import read_item_table
+    from dataset_prep.features.prompts import PROMPTS
+    from dataset_prep.features.sources import item_text, read_item_table
 
     labels = domain_labels(folder, name)
     rows = read_item_table(folder, name)
     out = []
     for r in rows:
+        raw = item_text(r, PROMPTS[RAW_PROMPT_SET])
         parts = [r.get(k, "").strip() for k in ("title", "categories", "description")]
-        raw = ". ".join(p for p in parts if p)
-        title = parts[0] or raw[:200]
+        title = parts[0] or ". ".join(p for p in parts if p)[:200]
         domain = labels.get(r.get("domain", ""), r.get("domain", ""))
         out.append(ItemText(r["item_id"], title, domain, raw, r.get("image", "").strip()))
     out.sort(key=lambda item: item.id)
@@ -236,7 +246,9 @@ class TextGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from dataset_prep.features.encoders import _torch_dtype
+        from dataset_prep.progress import quiet_library_bars
 
+        quiet_library_bars()
         self.model_name = model
         self.settings = settings
         try:
@@ -307,11 +319,7 @@ def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
         except GeneratorUnavailable as exc:
             out.update(available=False, reason=str(exc))
             return out
-    bar = None
-    if settings.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="enrich", unit="item", dynamic_ncols=True)
+    bar = Progress(len(todo), "enrich", "items", enabled=settings.progress)
     try:
         for start in range(0, len(todo), settings.batch_size):
             batch = todo[start:start + settings.batch_size]
@@ -333,11 +341,9 @@ def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
             cache.add(new, template)
             records.update((r["item_id"], r) for r in new)
             out["generated"] += len(new)
-            if bar is not None:
-                bar.update(len(batch))
+            bar.update(len(batch))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return out
 
 
@@ -398,6 +404,52 @@ def clip_image_encoder(clip_encoder):
     return ClipImageTower(clip_encoder)
 
 
+# -- reusing the items table of `dataset_prep features` ----------------------------------------
+def reuse_items_table(features: Path, table: str, rows: list, encoder, run, template: str,
+                      extra: dict, meta: dict) -> dict | None:
+    """``features/items`` written as ``table`` when the features cache's rule says it holds the
+    same vectors: the fingerprint of this encoder (model, pooling, layers, dtype, max length),
+    the item prompt and no images equals the items table's, and so do the ids and texts.
+    None (said in the log) otherwise."""
+    import numpy as np
+
+    from dataset_prep.features.pipeline import fingerprint, fingerprint_info, image_settings
+    from dataset_prep.features.sources import texts_digest
+    from recbole_music.data.feature_store import load_vectors, save_vectors
+
+    started = time.monotonic()
+    manifest_path = features / "items.json"
+    if not manifest_path.is_file():
+        return None
+    made = json.loads(manifest_path.read_text())
+    images = image_settings(encoder, run, is_items=False)  # text only
+    if made.get("fingerprint") != fingerprint(fingerprint_info("items", encoder, template, images)):
+        logger.info("%s: features/items was made by another encoder, pooling or prompt (or with "
+                    "images); embedding the items", table)
+        return None
+    if "texts_sha256" not in made:
+        logger.info("%s: features/items does not record its texts (an earlier version wrote "
+                    "it); embedding the items", table)
+        return None
+    if made["texts_sha256"] != texts_digest(rows):
+        logger.info("%s: features/items was made from other item texts (the dataset changed "
+                    "since?); embedding the items", table)
+        return None
+    items = load_vectors(features, "items")
+    info = fingerprint_info(table, encoder, template, images, extra)
+    manifest = {
+        **{k: v for k, v in made.items() if k not in ("rows", "dim", "prompt_set", "run")},
+        **meta, **extra, "table": table, "fingerprint": fingerprint(info),
+        "reused_from": {"table": "items", "fingerprint": made["fingerprint"]},
+        "run": {"rows_embedded": 0, "rows_from_cache": 0, "rows_reused": len(items.ids),
+                "seconds": round(time.monotonic() - started, 2)},
+    }
+    save_vectors(features, table, items.ids, np.asarray(items.vectors), manifest)
+    logger.info("%s: the %d vectors of features/items reused (same encoder, pooling, prompt and "
+                "texts)", table, len(items.ids))
+    return {"rows": len(items.ids), "dim": items.dim, **manifest}
+
+
 # -- the whole step ------------------------------------------------------------------------------
 def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR,
                clip: str = DEFAULT_CLIP, prompt: str = DEFAULT_PROMPT,
@@ -456,16 +508,25 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
             "step": "dataset_prep enrich (LLM-EMF)", "clip": is_clip}
     tables = {}
 
-    def text_table(table, texts, template, extra):
+    def text_table(table, texts, template, extra, reuse=False):
         rows = [Row(i.id, texts.get(i.id, ""), "", not texts.get(i.id)) for i in items]
-        m = embed_table(table, rows, encoder, features_dir=features, base_dir=folder,
-                        settings=run, template=template, extra_fingerprint=extra, meta=meta,
-                        is_items=False)
+        m = reuse_items_table(features, table, rows, encoder, run, template, extra, meta) \
+            if reuse else None
+        if m is None:
+            m = embed_table(table, rows, encoder, features_dir=features, base_dir=folder,
+                            settings=run, template=template, extra_fingerprint=extra, meta=meta,
+                            is_items=False)
+        if m is None:
+            logger.warning("%s: no item has text: no table written", table)
+            return
         verify_table(folder, name, table)
-        tables[table] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model}
+        tables[table] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model,
+                         "reused_from": m.get("reused_from", {}).get("table")}
 
-    text_table(TABLE_RAW, {i.id: i.raw for i in items}, "raw item text: title. categories. "
-               "description", {"text": "raw"})
+    from dataset_prep.features.prompts import PROMPTS
+
+    text_table(TABLE_RAW, {i.id: i.raw for i in items}, PROMPTS[RAW_PROMPT_SET].item,
+               {"text": "raw"}, reuse=True)
     if enrichment["available"] and enrichment["records"]:
         recs = enrichment["records"]
         texts = {i.id: enriched_text(i.raw, recs[i.id]) for i in items if i.id in recs}
@@ -528,7 +589,7 @@ def add_enrich_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--offline", action="store_true",
                    help="use only local folders and the local hub cache")
     e.add_argument("--threads", type=int, help="torch CPU threads")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     e.set_defaults(func=cmd_enrich)
     return e
 
@@ -555,7 +616,9 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     enc = summary["encoder"]
     print(f"encoder: {enc['model']} ({'CLIP' if enc['clip'] else 'fallback text encoder, no images'})")
     for table, info in summary["tables"].items():
-        print(f"{args.data_path / args.dataset / 'features' / table}: {info['rows']} × {info['dim']}")
+        reused = f" (reused features/{info['reused_from']})" if info.get("reused_from") else ""
+        print(f"{args.data_path / args.dataset / 'features' / table}: {info['rows']} × "
+              f"{info['dim']}{reused}")
     if summary["tables"].get(TABLE_IMAGE) is None:
         print("no image vectors: LLMEMF runs w/o image")
     return 0

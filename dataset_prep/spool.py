@@ -3,7 +3,8 @@
 Steps 1-2 of a build, per domain, with memory bounded by distinct users and items (never by the
 number of review lines):
 
-1. stream the meta file once -> the set of item ids passing the item filters;
+1. stream the meta file once -> the set of item ids passing the item filters (a domain without
+   an item file keeps every item of its interactions, known by id only);
 2. stream the reviews -> drop reviews of items without meta or failing the filters, and reviews
    with too few words; append the rest to ``spool.bin`` (fixed-size binary records: user and item
    as positions in the distinct ids, rating, timestamp, line, and where the cleaned review text
@@ -23,19 +24,18 @@ import logging
 import os
 import shutil
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from dataset_prep import readers
 from dataset_prep.atomic_output import clean_text
 from dataset_prep.errors import DataError
 from dataset_prep.filters import FilterSettings, item_failures
+from dataset_prep.progress import Progress
 from dataset_prep.stats import DomainCounts
 
 logger = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ _SPOOL_DTYPES = {
 class DomainSource:
     """Where one domain's raw data is, and how to read it."""
 
-    reviews: Path
-    meta: Path
+    reviews: Path  # the interactions (reviews, or plain ratings)
+    meta: Path | None  # the item file; None: items are known by id only and carry no text
     layout: str | None = None  # None: detected from the file
     columns: dict[str, str] | None = None  # tabular sources: role -> column name
     where: dict[str, str] | None = None  # tabular sources: keep rows with column == value
@@ -82,7 +82,8 @@ class DomainSource:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reviews", Path(self.reviews))
-        object.__setattr__(self, "meta", Path(self.meta))
+        if self.meta is not None:
+            object.__setattr__(self, "meta", Path(self.meta))
         if not self.label:
             if self.where:
                 label = "_".join(str(v) for v in self.where.values())
@@ -91,7 +92,9 @@ class DomainSource:
             object.__setattr__(self, "label", label)
 
     def describe(self) -> str:
-        text = f"reviews {self.reviews}, meta {self.meta}"
+        text = f"interactions {self.reviews}, " + (
+            f"items {self.meta}" if self.meta is not None else "no item file"
+        )
         if self.where:
             text += " where " + ", ".join(f"{k}={v}" for k, v in self.where.items())
         return text
@@ -107,6 +110,12 @@ class DomainSpool:
     counts: DomainCounts
     survivors: pd.DataFrame = field(repr=False)  # SPOOL_COLUMNS, one row per kept review
     reused: bool = False
+    has_text: bool = True  # False: plain interactions (ratings), no review text at all
+
+    @property
+    def records(self) -> str:
+        """What this domain's rows are called in messages: reviews, or plain interactions."""
+        return "reviews" if self.has_text else "interactions"
 
     @property
     def text_path(self) -> Path:
@@ -121,13 +130,13 @@ def _file_key(path: Path) -> dict:
 def spool_key(role: str, source: DomainSource, filters: FilterSettings, max_bad_lines: int) -> dict:
     """What the cached spool depends on; any change invalidates it."""
     for p in (source.reviews, source.meta):
-        if not p.is_file():
+        if p is not None and not p.is_file():
             raise DataError(p, None, None, f"{role} domain: file not found")
     return {
         "version": SPOOL_VERSION,
         "role": role,
         "reviews": _file_key(source.reviews),
-        "meta": _file_key(source.meta),
+        "meta": None if source.meta is None else _file_key(source.meta),
         "layout": source.layout,
         "columns": source.columns,
         "where": source.where,
@@ -158,44 +167,22 @@ def has_image(image: str, meta_path: Path) -> bool:
     return local is not None and local.is_file()
 
 
-@dataclass
-class _Progress:
-    path: Path
-    desc: str
-    enabled: bool
-
-    def __enter__(self) -> Callable[[int], Any] | None:
-        self.bar = tqdm(
-            total=self.path.stat().st_size,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=self.desc,
-            disable=not self.enabled,
-            leave=False,
-        )
-        return self.bar.update
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
-
-
-def progress(path: Path, desc: str, enabled: bool) -> _Progress:
-    """A tqdm bar over the bytes of ``path``; ``with`` gives the ``on_bytes`` callback."""
-    return _Progress(path, desc, enabled)
+def progress(path: Path, desc: str, enabled: bool) -> Progress:
+    """Progress over the bytes of ``path``; its ``update`` is the readers' ``on_bytes`` callback."""
+    return Progress(path.stat().st_size, desc, "B", enabled=enabled, unit_scale=True)
 
 
 def iter_items(
     source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
 ) -> Iterator:
-    with progress(source.meta, desc, show_progress) as on_bytes:
+    with progress(source.meta, desc, show_progress) as bar:
         yield from readers.read_items(
             source.meta,
             source.layout,
             max_bad_lines=max_bad_lines,
             columns=source.columns,
             where=source.where,
-            on_bytes=on_bytes,
+            on_bytes=bar.update,
         )
 
 
@@ -203,14 +190,14 @@ def iter_reviews(
     source: DomainSource, max_bad_lines: int, desc: str, show_progress: bool
 ) -> Iterator[tuple]:
     """The domain's reviews as tuples in ``Review``'s field order (``as_tuples``)."""
-    with progress(source.reviews, desc, show_progress) as on_bytes:
+    with progress(source.reviews, desc, show_progress) as bar:
         yield from readers.read_reviews(
             source.reviews,
             source.layout,
             max_bad_lines=max_bad_lines,
             columns=source.columns,
             where=source.where,
-            on_bytes=on_bytes,
+            on_bytes=bar.update,
             as_tuples=True,
         )
 
@@ -242,9 +229,9 @@ def load_or_build_spool(
         if done.get("key") == json.loads(json.dumps(key)) and (folder / "survivors.pkl").is_file():
             logger.info("reusing the %s spool of %s (%s)", role, source.label, folder)
             survivors = pd.read_pickle(folder / "survivors.pkl")
-            return DomainSpool(
-                role, source, folder, DomainCounts.from_dict(done["counts"]), survivors, reused=True
-            )
+            counts = DomainCounts.from_dict(done["counts"])
+            has_text = bool(done.get("has_text", True))
+            return DomainSpool(role, source, folder, counts, survivors, True, has_text)
         logger.info("inputs or settings changed since the cached %s spool; rebuilding it", role)
     if folder.exists():
         shutil.rmtree(folder)
@@ -257,11 +244,12 @@ def load_or_build_spool(
     )
     del passing
     survivors = _survivors(folder / "spool.bin", ids, filters, counts, role, source)
+    has_text = ids.has_text
     del ids
     survivors.to_pickle(folder / "survivors.pkl")
     (folder / "spool.bin").unlink()
-    _write_json(marker, {"key": key, "counts": counts.as_dict()})
-    return DomainSpool(role, source, folder, counts, survivors)
+    _write_json(marker, {"key": key, "counts": counts.as_dict(), "has_text": has_text})
+    return DomainSpool(role, source, folder, counts, survivors, has_text=has_text)
 
 
 def _passing_items(
@@ -271,8 +259,19 @@ def _passing_items(
     max_bad_lines: int,
     role: str,
     show_progress: bool,
-) -> dict[str, bool]:
+) -> dict[str, bool] | _EveryItem:
     """item id -> passes the item filters (first meta line of an id wins)."""
+    if source.meta is None:
+        if filters.require_description or filters.require_image:
+            raise DataError(
+                source.reviews,
+                None,
+                None,
+                f"{role} domain {source.label!r} has no item file, so no item has a description "
+                "or an image: give the item file, or turn require_description/require_image off "
+                "(--no-require-description --no-require-image)",
+            )
+        return _EVERY_ITEM
     passing: dict[str, bool] = {}
     for item in iter_items(source, max_bad_lines, f"{role} meta {source.meta.name}", show_progress):
         if item.item_id in passing:
@@ -287,6 +286,16 @@ def _passing_items(
     return passing
 
 
+class _EveryItem:
+    """Without an item file every item of the interactions is kept (known by its id only)."""
+
+    def get(self, item_id: str) -> bool:
+        return True
+
+
+_EVERY_ITEM = _EveryItem()
+
+
 @dataclass
 class _SpoolIds:
     """The distinct (cleaned) user and item ids of a spool; the spool stores their positions."""
@@ -294,13 +303,18 @@ class _SpoolIds:
     users: list[str]
     items: list[str]
     reviews_per_user: list[int]  # spooled reviews per user position
+    has_text: bool  # any spooled review has text
+
+    @property
+    def records(self) -> str:
+        return "reviews" if self.has_text else "interactions"
 
 
 def _spool_reviews(
     source: DomainSource,
     filters: FilterSettings,
     counts: DomainCounts,
-    passing: dict[str, bool],
+    passing: dict[str, bool] | _EveryItem,
     folder: Path,
     max_bad_lines: int,
     role: str,
@@ -316,7 +330,7 @@ def _spool_reviews(
     #   are its spaces + 1, so it is neither split nor joined.
     # * ids: each raw id is cleaned once and numbered; memory stays bounded by users + items.
     # * rows are packed binary records, written a few thousand at a time.
-    desc = f"{role} reviews {source.reviews.name}"
+    desc = f"{role} interactions {source.reviews.name}"
     min_words = filters.min_review_words
     user_pos: dict[str, int] = {}  # raw id -> position of its cleaned id
     item_pos: dict[str, int] = {}
@@ -401,7 +415,7 @@ def _spool_reviews(
     counts.reviews_item_no_meta += no_meta
     counts.reviews_item_filtered += filtered
     counts.reviews_too_short += too_short
-    return _SpoolIds(list(clean_users), list(clean_items), per_user)
+    return _SpoolIds(list(clean_users), list(clean_items), per_user, offset > 0)
 
 
 def _survivors(
@@ -450,10 +464,11 @@ def _survivors(
             .itertuples(index=False)
         )
         logger.warning(
-            "%s domain (%s): %d duplicate user-item review(s) dropped, the first kept; e.g. %s",
+            "%s domain (%s): %d duplicate user-item %s dropped, the first kept; e.g. %s",
             role,
             source.label,
             counts.duplicates,
+            ids.records,
             examples,
         )
         df = df[~dup]

@@ -236,3 +236,46 @@ def test_command_line(data_root, tiny_models, capsys):
     assert "enrichment: NONE" in out and "item_text_raw: 35 × 8" in out
     assert "item_image" in out
     assert main(["enrich", "--dataset", "nope", "--generator", "none", "--clip", "none"]) == 2
+
+
+class _CountingEncoder:
+    """An encoder that counts the texts it is asked to embed."""
+
+    def __init__(self, enc):
+        self.enc, self.texts = enc, 0
+
+    def __getattr__(self, name):
+        return getattr(self.enc, name)
+
+    def encode_texts(self, texts):
+        self.texts += len(texts)
+        return self.enc.encode_texts(texts)
+
+
+def test_raw_text_vectors_reuse_the_items_table_of_the_same_encoder(data_root, tmp_path):
+    import numpy as np
+    from tiny_models import save_tiny_bert
+
+    from dataset_prep.cli import main
+    from dataset_prep.features.encoders import EncoderSpec, load_encoder
+
+    bert = save_tiny_bert(tmp_path / "bert")
+    assert main(["features", "--dataset", "tiny_seq", "--items", "--encoder", bert,
+                 "--no-progress"]) == 0
+    features = data_root / "tiny_seq" / "features"
+    items = load_vectors(features, "items")
+
+    same = _CountingEncoder(load_encoder(EncoderSpec(model=bert, kind="text")))
+    summary = run_enrich(data_root, "tiny_seq", generator="none", encoder_obj=same,
+                         settings=SETTINGS)
+    assert same.texts == 0  # nothing embedded again
+    assert summary["tables"]["item_text_raw"]["reused_from"] == "items"
+    raw = load_vectors(features, "item_text_raw")
+    assert raw.ids == items.ids and np.array_equal(raw.vectors, items.vectors)
+    assert raw.meta["reused_from"]["fingerprint"] == items.meta["fingerprint"]
+
+    # another pooling is another fingerprint: embedded, and not the items' vectors
+    mean = _CountingEncoder(load_encoder(EncoderSpec(model=bert, kind="text", pooling="mean")))
+    run_enrich(data_root, "tiny_seq", generator="none", encoder_obj=mean, settings=SETTINGS)
+    assert mean.texts == len(items.ids)
+    assert not np.allclose(load_vectors(features, "item_text_raw").vectors, items.vectors)

@@ -353,3 +353,48 @@ def test_default_minilm_puts_similar_texts_closer():
                           "A cheerful album of bouncy, catchy pop songs."])
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.1
+
+
+def test_a_build_without_text_gets_no_empty_tables(tmp_path, capsys, caplog):
+    import logging
+
+    from tiny_models import save_tiny_bert
+
+    from dataset_prep.cli import main
+
+    ratings = tmp_path / "ratings.tsv"
+    ratings.write_text("user\titem\trating\tdomain\n" + "".join(
+        f"u{u}\t{d[0]}{i}\t{1 + (u + i) % 5}\t{d}\n"
+        for u in range(3) for d in ("books", "movies") for i in range(2)))
+    assert main(["build", "--aux", str(ratings), "--aux-where", "domain=books", "--target",
+                 str(ratings), "--target-where", "domain=movies", "--name", "bm", "--out",
+                 str(tmp_path), "--no-progress"]) == 0
+    # an earlier version wrote empty user tables, which MuSiC took for review vectors
+    save_vectors(tmp_path / "bm" / "features", "users_aux", [], np.zeros((0, 0)))
+    with caplog.at_level(logging.WARNING):
+        rc = main(["features", "--dataset", "bm", "--data-path", str(tmp_path), "--encoder",
+                   save_tiny_bert(tmp_path / "bert"), "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for table in ("items", "users_aux", "users_target"):
+        assert f"{table}: NOT WRITTEN" in out
+        assert not (tmp_path / "bm" / "features" / f"{table}.json").exists()
+    assert "items (4 rows): no item has text" in caplog.text and "collaborative" in caplog.text
+    assert "users_aux (0 rows): no user has review text" in caplog.text
+    assert "(history)" in caplog.text
+    assert "The empty users_aux table of an earlier run was removed" in caplog.text
+    assert not list((tmp_path / "bm" / "features").glob("users_aux.*"))
+
+
+def test_embedding_says_how_long_the_rest_will_take_after_the_first_shard(models, tmp_path,
+                                                                          caplog):
+    import logging
+
+    folder = _write_dataset(tmp_path)
+    enc = load_encoder(EncoderSpec(model=models["bert"], kind="text"))
+    with caplog.at_level(logging.INFO, logger="dataset_prep.features"):
+        _embed(folder, enc, RunSettings(shard_size=3, batch_size=3, progress=False))
+    estimates = [r.getMessage() for r in caplog.records if "left for" in r.getMessage()]
+    assert len(estimates) == 1  # after the first shard only
+    assert estimates[0].startswith("items: 3 rows embedded in ")
+    assert estimates[0].endswith("left for the other 7 rows")

@@ -153,6 +153,26 @@ def test_dataset_without_side_users_warns_and_runs(tiny_data_root, caplog):
     assert "rmse" in result["test_result"]
 
 
+def test_the_settings_line_says_what_the_run_does(tiny_data_root, caplog):
+    write_tiny_cross_domain(tiny_data_root, "noside", n_side=0)
+    with caplog.at_level(logging.INFO):
+        # no feature tables, no interaction vectors: collaborative features, no user vectors
+        make_model("noside", interaction_vector_dim=0)
+    line = next(
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("MuSiC: feature_source")
+    )
+    assert "-> feature_source=collaborative" in caplog.text  # auto, and the log says why
+    assert "user vectors: none (learned ID embeddings)" in line
+    assert "stage 1 (side users): skipped, no side users (use_side_users has no effect)" in line
+    assert "use_side_users=True" not in line and "user_vectors=" not in line
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        make_model(stage1_epochs=0)
+    assert "stage 1 (side users): skipped, stage1_epochs=0" in caplog.text
+
+
 def test_no_training_overlap_users_is_a_clear_error(tiny_data_root):
     # one overlapping user cannot be both a cold-start test user and a training user
     write_tiny_cross_domain(tiny_data_root, "fewoverlap", n_overlap=1)
@@ -166,7 +186,7 @@ def test_zero_diffusion_steps_is_refused(tiny_data_root):
 
 
 def test_nan_loss_names_stage_epoch_and_batch(tiny_data_root):
-    config, model, train_data, valid, _ = make_model()
+    config, model, train_data, valid, _ = make_model(feature_source="collaborative")
     with torch.no_grad():
         model.features.user_target_embedding.weight[:] = float("nan")
     with pytest.raises(FloatingPointError, match=r"stage 1: loss is nan at epoch 0, batch 0"):

@@ -176,7 +176,44 @@ def test_missing_file_and_bad_options_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Books.jsonl.gz" in err and str(tmp_path) in err
     assert main(["build", "--aux", "a.tsv", "--target", "b.tsv"]) == 2
-    assert "--aux-meta" in capsys.readouterr().err
+    assert "a.tsv: file not found" in capsys.readouterr().err
+
+
+RATINGS = [  # user, item, rating, time, domain: books and movies in one file, no item file
+    ("a", "b1", 5, 3, "books"), ("a", "b2", 3, 1, "books"), ("a", "m1", 4, 2, "movies"),
+    ("b", "b1", 2, 1, "books"), ("b", "m2", 1, 2, "movies"), ("c", "m1", 5, 1, "movies"),
+]
+
+
+@pytest.mark.parametrize("with_time", [True, False], ids=["ratings+timestamps", "ratings"])
+def test_build_ratings_only_without_an_item_file(tmp_path, capsys, with_time):
+    header = ["user_id", "item_id", "rating"] + (["timestamp"] if with_time else []) + ["domain"]
+    rows = [r if with_time else r[:3] + r[4:] for r in RATINGS]
+    inter = write_tsv(tmp_path / "inter.tsv", header, rows)
+    argv = ["build", "--aux", str(inter), "--aux-where", "domain=books", "--target", str(inter)]
+    argv += ["--target-where", "domain=movies", "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 0
+    folder = tmp_path / "out" / "books_movies"
+    items = pd.read_csv(folder / "books_movies.item", sep="\t", dtype=str, keep_default_na=False)
+    assert sorted(items["item_id:token"]) == ["b1", "b2", "m1", "m2"]
+    assert set(items["domain:token"]) == {"aux", "target"}
+    text = ["title:token_seq", "description:token_seq", "categories:token_seq", "image:token"]
+    assert (items[text] == "").all().all()  # items carry no text
+    inter_out = pd.read_csv(folder / "books_movies.inter", sep="\t")
+    assert len(inter_out) == len(RATINGS)
+    build = json.loads((folder / "build.json").read_text())
+    assert build["inputs"]["aux"]["meta"] is None
+    assert "overlap 2" in capsys.readouterr().out
+
+
+def test_an_item_file_is_needed_for_the_item_filters(tmp_path, capsys):
+    inter = write_tsv(tmp_path / "inter.tsv", ["user_id", "item_id", "rating", "domain"],
+                      [r[:3] + r[4:] for r in RATINGS])
+    argv = ["build", "--aux", str(inter), "--aux-where", "domain=books", "--target", str(inter)]
+    argv += ["--target-where", "domain=movies", "--require-description", "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "inter.tsv" in err and "no item file" in err
 
 
 def test_demo_end_to_end(tmp_path):

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from dataset_prep.progress import NO_PROGRESS_HELP
+
 logger = logging.getLogger("dataset_prep.features")
 
 _EPILOG = """\
@@ -73,7 +75,7 @@ def add_features_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--user-budget-words", type=int, default=384,
                    help="words of review text per user and domain, newest reviews first")
     r.add_argument("--max-review-words", type=int, default=128, help="words kept per review")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     f.set_defaults(func=cmd_features)
     return f
 
@@ -120,6 +122,10 @@ def cmd_features(args: argparse.Namespace) -> int:
         print(f"interrupted; finished shards are cached under {folder / 'features' / '.work'} — "
               "rerun the same command to resume")
         return 130
+    for table in tables:
+        if table not in manifests:
+            print(f"{folder / 'features' / table}: NOT WRITTEN, nothing to embed "
+                  f"({'no item text or image' if table == 'items' else 'no review text'})")
     for table, m in manifests.items():
         c, run = m["counts"], m["run"]
         extra = ""

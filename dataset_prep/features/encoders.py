@@ -440,6 +440,9 @@ _CLASSES = {
 def load_encoder(spec: EncoderSpec) -> Encoder:
     """Resolve the model, check its kind against its config, and load it."""
     from dataset_prep.features.pooling import POOLINGS
+    from dataset_prep.progress import quiet_library_bars
+
+    quiet_library_bars()
 
     if spec.pooling is not None and spec.pooling not in POOLINGS:
         raise EncoderError(f"--pooling {spec.pooling}: one of {', '.join(POOLINGS)}")

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from dataset_prep.features.images import ImageLoader, color_histogram, with_descriptor
-from dataset_prep.features.sources import Row, rows_digest
+from dataset_prep.features.sources import Row, rows_digest, texts_digest
+from dataset_prep.progress import Progress, format_duration
 
 logger = logging.getLogger("dataset_prep.features")
 
@@ -83,25 +84,8 @@ def _save_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-class _Progress:
-    def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit="row", dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _encode_shard(rows: list[Row], encoder, settings: RunSettings, loader: ImageLoader | None,
-                  use_images: bool, bad: list, progress: _Progress) -> dict:
+                  use_images: bool, bad: list, progress: Progress) -> dict:
     n = len(rows)
     status = np.full(n, IMG_NOT_LOOKED, dtype=np.int8)
     images: list = [None] * n
@@ -143,6 +127,35 @@ def _encode_shard(rows: list[Row], encoder, settings: RunSettings, loader: Image
     return {"vectors": vectors, "skipped": skipped, "image_status": status}
 
 
+def image_settings(encoder, settings: RunSettings, is_items: bool) -> dict:
+    """How images enter a table's vectors (part of its fingerprint)."""
+    use_images = is_items and encoder.supports_images
+    descriptor = settings.image_descriptor if is_items and not use_images else "none"
+    if settings.image_descriptor not in ("none", "color-hist"):
+        raise FeatureError(f"--image-descriptor {settings.image_descriptor}: none or color-hist")
+    return {"used_by_model": use_images, "descriptor": descriptor,
+            "descriptor_weight": settings.descriptor_weight if descriptor != "none" else None}
+
+
+def fingerprint_info(table: str, encoder, template: str, images: dict,
+                     extra_fingerprint: dict | None = None) -> dict:
+    """Everything that shapes a table's vectors except the rows' own inputs (the rule of the
+    shard cache; ``fingerprint`` hashes it)."""
+    return {
+        "table": table,
+        "encoder": encoder.describe(),
+        "model_identity": model_identity(encoder.path),
+        "prompt_template": template,
+        "images": images,
+        **(extra_fingerprint or {}),
+    }
+
+
+def has_something_to_embed(row: Row, images: dict) -> bool:
+    uses_images = images["used_by_model"] or images["descriptor"] != "none"
+    return not row.empty_text or bool(row.image and uses_images)
+
+
 def embed_table(
     table: str,
     rows: list[Row],
@@ -155,13 +168,16 @@ def embed_table(
     extra_fingerprint: dict | None = None,
     meta: dict | None = None,
     is_items: bool = True,
-) -> dict:
-    """Embed ``rows`` into ``features_dir/<table>`` (resuming from cached shards)."""
+) -> dict | None:
+    """Embed ``rows`` into ``features_dir/<table>`` (resuming from cached shards).
+
+    Returns the table's manifest, or None when no row has anything to embed (the caller says
+    what stands in): an empty table would read as features that are there."""
     started = time.monotonic()
-    use_images = is_items and encoder.supports_images
-    descriptor = settings.image_descriptor if is_items and not use_images else "none"
-    if settings.image_descriptor not in ("none", "color-hist"):
-        raise FeatureError(f"--image-descriptor {settings.image_descriptor}: none or color-hist")
+    images = image_settings(encoder, settings, is_items)
+    use_images, descriptor = images["used_by_model"], images["descriptor"]
+    if not any(has_something_to_embed(r, images) for r in rows):
+        return None
     if is_items and not use_images:
         if descriptor == "none":
             logger.warning(
@@ -173,15 +189,7 @@ def embed_table(
                 "%s: text-only encoder; images enter as a hand-made colour histogram "
                 "(--image-descriptor color-hist), not through a multimodal model", table
             )
-    info = {
-        "table": table,
-        "encoder": encoder.describe(),
-        "model_identity": model_identity(encoder.path),
-        "prompt_template": template,
-        "images": {"used_by_model": use_images, "descriptor": descriptor,
-                   "descriptor_weight": settings.descriptor_weight if descriptor != "none" else None},
-        **(extra_fingerprint or {}),
-    }
+    info = fingerprint_info(table, encoder, template, images, extra_fingerprint)
     fp = fingerprint(info)
     root = features_dir / ".work" / table
     work = root / fp[:16]
@@ -199,9 +207,10 @@ def embed_table(
     bad: list[tuple[str, str, str]] = []
     shards = [rows[i:i + settings.shard_size] for i in range(0, len(rows), settings.shard_size)]
     results, embedded, reused = [], 0, 0
-    progress = _Progress(len(rows), table, settings.progress)
+    progress = Progress(len(rows), table, "rows", enabled=settings.progress)
     try:
         for k, shard_rows in enumerate(shards):
+            shard_started = time.monotonic()
             path = work / f"shard_{k:05d}.npz"
             digest = rows_digest(shard_rows)
             ids = np.array([r.id for r in shard_rows])
@@ -226,6 +235,9 @@ def embed_table(
                 res = _encode_shard(shard_rows, encoder, settings, loader, use_images, bad,
                                     progress)
                 _save_npz(path, ids=ids, digest=np.array(digest), **res)
+                if not embedded:
+                    _estimate_after_first_shard(table, work, shards, k,
+                                                time.monotonic() - shard_started)
                 embedded += len(shard_rows)
                 results.append(res)
             if len(bad) > bad_limit:
@@ -275,6 +287,7 @@ def embed_table(
         "images": info["images"],
         "counts": counts,
         "fingerprint": fp,
+        "texts_sha256": texts_digest(rows),  # with the fingerprint: what `enrich` may reuse
         "run": {"rows_embedded": embedded, "rows_from_cache": reused,
                 "seconds": round(time.monotonic() - started, 2)},
         **({k: v for k, v in (extra_fingerprint or {}).items()}),
@@ -291,6 +304,19 @@ def embed_table(
     logger.info("%s: %d rows written (%d embedded now, %d from cache), dim %d", table,
                 counts["rows_written"], embedded, reused, vectors.shape[1])
     return manifest
+
+
+def _estimate_after_first_shard(table: str, work: Path, shards: list, first: int,
+                                seconds: float) -> None:
+    """Say how long the rest will take, from the first shard embedded in this run (shards
+    whose cache file is there count as done)."""
+    left = sum(len(rows) for k, rows in enumerate(shards) if k > first
+               and not (work / f"shard_{k:05d}.npz").is_file())
+    if left:
+        per_row = seconds / len(shards[first])
+        logger.info("%s: %d rows embedded in %s; about %s left for the other %d rows", table,
+                    len(shards[first]), format_duration(seconds), format_duration(per_row * left),
+                    left)
 
 
 def _dataset_ids(folder: Path, name: str, table: str) -> tuple[set[str], Path]:
@@ -366,16 +392,47 @@ def extract_features(
     for table in tables:
         if table == "items":
             rows = item_rows(folder, name, prompt_set)
-            out[table] = embed_table(
+            manifest = embed_table(
                 table, rows, encoder, features_dir=folder / "features", base_dir=folder,
                 settings=settings, template=prompt_set.item, meta=meta, is_items=True)
         else:
             domain = table.split("_", 1)[1]
             rows = user_rows(folder, name, domain, prompt_set, user_rule)
-            out[table] = embed_table(
+            manifest = embed_table(
                 table, rows, encoder, features_dir=folder / "features", base_dir=folder,
                 settings=settings, template=prompt_set.user,
                 extra_fingerprint={"user_text_rule": user_rule.as_dict(), "domain": domain},
                 meta=meta, is_items=False)
+        if manifest is None:
+            _say_what_stands_in(folder / "features", table, len(rows))
+            continue
+        out[table] = manifest
         verify_table(folder, name, table)
     return out
+
+
+# Why a table has nothing to embed, and what MuSiC does without it (music_features.py).
+STAND_INS = {
+    "items": "no item has text or a usable image (a ratings-only build?): no table written; "
+    "MuSiC's feature_source auto uses collaborative features (learned ID embeddings)",
+    "users_aux": "no user has review text: no table written; MuSiC's user_vectors auto builds "
+    "user vectors from the items each user interacted with (history)",
+}
+STAND_INS["users_target"] = STAND_INS["users_aux"]
+
+
+def _say_what_stands_in(features_dir: Path, table: str, rows: int) -> None:
+    """Warn that ``table`` is not written, and about a table of an earlier run in its place."""
+    message = f"{table} ({rows:,} rows): {STAND_INS[table]}"
+    manifest = features_dir / f"{table}.json"
+    if manifest.is_file():
+        if json.loads(manifest.read_text()).get("rows") == 0:
+            # an empty table of an earlier version: it holds nothing, but reads as present
+            for suffix in (".json", ".npy", ".ids"):  # the manifest first: never half a table
+                (features_dir / f"{table}{suffix}").unlink(missing_ok=True)
+            message += f". The empty {table} table of an earlier run was removed"
+        else:
+            message += (f". The {table} table of an earlier run is still in {features_dir} and "
+                        f"will be used: delete {table}.json, .npy and .ids there if it is not of "
+                        "this data")
+    logger.warning(message)

@@ -88,14 +88,20 @@ def read_item_table(folder: Path, name: str):
     return rows
 
 
+def item_text(row: dict, prompts: PromptSet) -> str:
+    """The text an encoder reads for one row of the ``.item`` file ('' when it has none)."""
+    title, desc, cats = (row.get(k, "").strip() for k in ("title", "description", "categories"))
+    if not (title or desc or cats):
+        return ""
+    return prompts.item_text(title, cats, desc, row.get("domain", ""))
+
+
 def item_rows(folder: Path, name: str, prompts: PromptSet) -> list[Row]:
     rows = read_item_table(folder, name)
     out = []
     for r in rows:
-        title, desc, cats = (r.get(k, "").strip() for k in ("title", "description", "categories"))
-        empty = not (title or desc or cats)
-        text = prompts.item_text(title, cats, desc, r.get("domain", "")) if not empty else ""
-        out.append(Row(r["item_id"], text, r.get("image", "").strip(), empty))
+        text = item_text(r, prompts)
+        out.append(Row(r["item_id"], text, r.get("image", "").strip(), not text))
     out.sort(key=lambda row: row.id)
     return out
 
@@ -143,4 +149,13 @@ def rows_digest(rows: list[Row]) -> str:
     h = hashlib.sha256()
     for r in rows:
         h.update(f"{r.id}\x1f{r.text}\x1f{r.image}\x1e".encode())
+    return h.hexdigest()
+
+
+def texts_digest(rows: list[Row]) -> str:
+    """The ids and texts of the rows that have text (what a text encoder reads)."""
+    h = hashlib.sha256()
+    for r in rows:
+        if not r.empty_text:
+            h.update(f"{r.id}\x1f{r.text}\x1e".encode())
     return h.hexdigest()

@@ -1,4 +1,4 @@
-"""MuSiC: multimodal features + side users + conditional diffusion (METHOD.md, the paper §3).
+"""MuSiC: multimodal features + side users + conditional diffusion (docs/music.md; the paper §3).
 
 A user's target-domain feature ``u_T`` and an item's feature ``v_i`` are d-dim; a rating is
 ``<u_T, v_i>`` (plus the target mean and an item bias when ``rating_bias``). Users whose target
@@ -115,10 +115,31 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
         self._generated = None
         self._item_features = None
-        logger.info(
-            f"MuSiC: feature_source={self.feature_source}, user_vectors={self.user_vectors}, T={self.diffusion.steps}, "
-            f"use_diffusion={self.use_diffusion}, direct_transfer={self.direct_transfer}, "
-            f"use_side_users={self.use_side_users}; "
+        logger.info(self._settings_line(int(config["stage1_epochs"] or 0)))
+
+    def _settings_line(self, stage1_epochs: int) -> str:
+        """What the run really does: the features and user vectors it reads, whether stage 1
+        runs (not merely what the settings ask for)."""
+        if self.feature_source == "collaborative":
+            vectors = "none (learned ID embeddings)"
+        else:
+            vectors = {
+                "reviews": "review vectors",
+                "both": "review + history vectors",
+                "history": "history vectors (from each user's items)",
+            }[self.user_vectors]
+        if not self.use_side_users:
+            stage1 = "skipped, use_side_users=False"
+        elif not self.is_side.any():
+            stage1 = "skipped, no side users (use_side_users has no effect)"
+        elif not stage1_epochs:
+            stage1 = "skipped, stage1_epochs=0"
+        else:
+            stage1 = f"{stage1_epochs} epochs"
+        return (
+            f"MuSiC: feature_source={self.feature_source}, user vectors: {vectors}, "
+            f"T={self.diffusion.steps}, use_diffusion={self.use_diffusion}, "
+            f"direct_transfer={self.direct_transfer}, stage 1 (side users): {stage1}; "
             f"{int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} training "
             f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
         )

@@ -48,8 +48,8 @@ def resolve_user_vectors(requested: str | None, dataset) -> str:
         if all(_has_table(dataset, t) for t in USER_TABLES):
             return "both"
         logging.getLogger().warning(
-            "MuSiC: no user review vectors in %s -> user_vectors=history (each user's vector "
-            "is built from the vectors of the items they interacted with)",
+            "MuSiC: no user review vectors in %s -> user_vectors=history (where user vectors "
+            "are used, each is built from the vectors of the items the user interacted with)",
             dataset.feature_path(),
         )
         return "history"
@@ -80,7 +80,7 @@ def resolve_feature_source(
         }[fallback]
         logging.getLogger().warning(
             "MuSiC: feature tables %s missing in %s -> feature_source=%s (%s). Run `python -m "
-            "dataset_prep features --dataset %s` for multimodal features.",
+            "dataset_prep features --dataset %s` for multimodal features (items need text or images for them).",
             missing,
             folder,
             fallback,

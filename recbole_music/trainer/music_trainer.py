@@ -107,13 +107,14 @@ class MuSiCTrainer(CrossDomainTrainer):
     def _train_side_users(self, dataset, side_rows, show_progress):
         epochs = int(self.config["stage1_epochs"] or 0)
         if not self.model.use_side_users or epochs == 0:
-            self.logger.info(
-                set_color("MuSiC stage 1", "green") + ": skipped (use_side_users="
-                f"{self.model.use_side_users}, stage1_epochs={epochs})"
-            )
+            why = "use_side_users=False" if not self.model.use_side_users else "stage1_epochs=0"
+            self.logger.info(set_color("MuSiC stage 1", "green") + f": skipped ({why})")
             return
         if len(side_rows) == 0:
-            self.logger.warning("MuSiC stage 1 skipped: this dataset has no side users")
+            self.logger.warning(
+                "MuSiC stage 1 skipped: this dataset has no side users (use_side_users has no "
+                "effect)"
+            )
             return
         self.logger.info(
             set_color("MuSiC stage 1", "green") + f": side users, unconditional "
