@@ -265,3 +265,19 @@ def test_without_weight_average_validation_sees_the_last_step(tiny_data_root):
     trainer = MuSiCTrainer(config, model)
     trainer.fit(train_data, valid, saved=False, verbose=False)
     assert trainer._average is None and trainer._live_weights is None
+
+
+def test_softmax_ranking_loss_is_a_positive_against_its_negatives(tiny_data_root):
+    _, model, _, _, _ = make_model("tiny_implicit", ranking_loss="softmax", num_negatives=3)
+    model.eval()  # no dropout: the item features are the same in both computations
+    users, items = torch.tensor([1, 2]), torch.tensor([3, 4])
+    pool = torch.tensor([5])  # one candidate: every negative is item 5
+    feat = model.features.users_aux(users)
+    loss = model._rating_loss(feat, items, None, 1, pool)
+    positive = model._score(feat, items, 1)
+    negative = model._score(feat, pool.repeat(2), 1)
+    logits = torch.stack([positive, negative, negative, negative], dim=1)
+    expected = (torch.logsumexp(logits, 1) - positive).mean()
+    assert torch.allclose(loss, expected)
+    with pytest.raises(ValueError, match="ranking_loss"):
+        make_model("tiny_implicit", ranking_loss="hinge")

@@ -49,6 +49,10 @@ from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 logger = logging.getLogger()
 
+# implicit data: bce = each positive and each sampled negative scored apart (the paper's rating
+# loss turned binary); softmax = a positive against its sampled negatives (sampled softmax)
+RANKING_LOSSES = ("bce", "softmax")
+
 
 class MuSiC(TargetDomainRecommender):
     input_type = InputType.POINTWISE
@@ -69,7 +73,12 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("feature_scale_steps", torch.zeros((), dtype=torch.long))
         self.aux_rating_weight = float(config["aux_rating_weight"])
         self.condition_residual = bool(config["condition_residual"])
-        self.num_negatives = int(config["num_negatives"] or 1)
+        self.num_negatives = int(config["num_negatives"])
+        self.ranking_loss = config["ranking_loss"]
+        if self.ranking_loss not in RANKING_LOSSES:
+            raise ValueError(
+                f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}"
+            )
         self.detach_diffusion_target = bool(config["detach_diffusion_target"])
         self.sample_batch_size = int(config["sample_batch_size"] or 4096)
 
@@ -235,17 +244,18 @@ class MuSiC(TargetDomainRecommender):
         return score
 
     def _rating_loss(self, user_feat, items, ratings, domain: int, pool):
-        """MSE on ratings; on implicit data BCE against ``num_negatives`` items of ``pool``."""
+        """MSE on ratings; on implicit data ``ranking_loss`` against ``num_negatives`` items
+        drawn uniformly from ``pool``."""
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
         n = self.num_negatives
         neg = pool[torch.randint(len(pool), (len(items) * n,), device=items.device)]
-        logits = torch.cat(
-            [
-                self._score(user_feat, items, domain),
-                self._score(user_feat.repeat_interleave(n, 0), neg, domain),
-            ]
-        )
+        positive = self._score(user_feat, items, domain)
+        negative = self._score(user_feat.repeat_interleave(n, 0), neg, domain)
+        if self.ranking_loss == "softmax":
+            logits = torch.cat([positive[:, None], negative.view(len(items), n)], dim=1)
+            return F.cross_entropy(logits, torch.zeros(len(items), dtype=torch.long, device=items.device))
+        logits = torch.cat([positive, negative])
         labels = torch.cat([torch.ones(len(items)), torch.zeros(len(neg))]).to(logits)
         return F.binary_cross_entropy_with_logits(logits, labels)
 
