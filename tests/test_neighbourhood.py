@@ -140,6 +140,25 @@ def test_without_validation_users_the_defaults_are_used(tiny_data_root, name, ca
     assert model.hyper == yaml_defaults(name)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model=ItemKNNTransfer", "--knn_shrink=-1"], "'knn_shrink' must be >= 0, got -1"),
+        (["--model=ItemKNNTransfer", "--search_grid={'knn_alpha':[0.5,2]}"], "in [0, 1], got 2"),
+        (["--model=UserKNNTransfer", "--search_grid={'bogus':[1]}"], "names ['bogus'], which"),
+        (["--model=UserKNNTransfer", "--knn_neighbours=2.5"], "must be a whole number"),
+        (["--model=RidgeTransfer", "--search_grid={'ridge_lambda':[0]}"], "must be > 0, got 0"),
+        (["--model=RidgeTransfer", "--ridge_max_users=3"], "exceed ridge_max_users=3"),
+    ],
+)
+def test_bad_settings_exit_2_with_a_message(tiny_data_root, capsys, argv, message):
+    import run_recbole_music
+
+    assert run_recbole_music.main([*argv, "--dataset=tiny_implicit"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
 def write_with_loners(root: Path, n_loners: int = 10) -> None:
     """Tiny implicit data plus overlapping users whose one auxiliary item nobody else has."""
     folder = write_tiny_cross_domain(root, "loners", explicit=False)

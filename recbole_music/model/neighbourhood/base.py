@@ -76,6 +76,8 @@ class TransferRecommender(TargetDomainRecommender):
             )
         if value < 0:
             raise ValueError(f"{where} must be >= 0, got {value}")
+        if name == "knn_neighbours" and not float(value).is_integer():
+            raise ValueError(f"{where} must be a whole number, got {value}")
         return value
 
     def _checked_grid(self, grid) -> dict:

@@ -38,11 +38,14 @@ class ItemKNNTransfer(TransferRecommender):
     hyper_names = ("knn_neighbours", "knn_shrink", "knn_alpha", "pop_weight", "rating_shrink")
     rating_only = frozenset({"rating_shrink"})
 
+    def _checked(self, name: str, value):
+        value = super()._checked(name, value)
+        if name == "knn_alpha" and value > 1:
+            raise ValueError(f"ItemKNNTransfer: 'knn_alpha' must be in [0, 1], got {value}")
+        return value
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        if not 0 <= self.hyper["knn_alpha"] <= 1:
-            raise ValueError(f"ItemKNNTransfer: 'knn_alpha' must be in [0, 1], got "
-                             f"{self.hyper['knn_alpha']}")
         bridge_aux = self.aux[self.bridge_users]
         bridge_target = self.target[self.bridge_users]
         self.cooccurrence = (bridge_aux.T @ bridge_target).tocsr()  # aux items x target items

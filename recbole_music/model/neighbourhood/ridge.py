@@ -24,6 +24,12 @@ from recbole_music.model.neighbourhood.base import TransferRecommender
 class RidgeTransfer(TransferRecommender):
     hyper_names = ("ridge_lambda", "pop_weight")
 
+    def _checked(self, name: str, value):
+        value = super()._checked(name, value)
+        if name == "ridge_lambda" and value <= 0:
+            raise ValueError(f"RidgeTransfer: 'ridge_lambda' must be > 0, got {value}")
+        return value
+
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         n_bridge, limit = len(self.bridge_users), int(config["ridge_max_users"])
@@ -45,8 +51,6 @@ class RidgeTransfer(TransferRecommender):
         lam = float(self.hyper["ridge_lambda"])
         if not hasattr(self, "gram") or lam == self._factor_lambda:
             return
-        if lam <= 0:
-            raise ValueError(f"RidgeTransfer: 'ridge_lambda' must be > 0, got {lam}")
         regularised = self.gram + lam * np.eye(len(self.gram))
         self._factor = scipy.linalg.cho_factor(regularised, overwrite_a=True, check_finite=False)
         self._factor_lambda = lam
