@@ -179,8 +179,24 @@ class TransferRecommender(TargetDomainRecommender):
         self.scored_users = 0
         self.fallback_users = 0
 
+    def cache_neighbourhood_scores(self, enabled: bool) -> None:
+        """While on (the search), keep each batch's neighbourhood scores: candidates that differ
+        only in ``pop_weight`` then reuse them instead of recomputing."""
+        self._score_cache = {} if enabled else None
+
+    def _neighbourhood_scores(self, users: np.ndarray) -> np.ndarray:
+        cache = getattr(self, "_score_cache", None)
+        if cache is None:
+            return self.neighbourhood_scores(users)
+        key = (tuple(v for k, v in self.hyper.items() if k != "pop_weight"), users.tobytes())
+        if key not in cache:
+            if cache and next(iter(cache))[0] != key[0]:
+                cache.clear()  # other neighbourhood settings: the old scores are no use
+            cache[key] = self.neighbourhood_scores(users)
+        return cache[key]
+
     def ranking_scores(self, users: np.ndarray) -> np.ndarray:
-        raw = np.ascontiguousarray(self.neighbourhood_scores(users), dtype=np.float32)
+        raw = np.ascontiguousarray(self._neighbourhood_scores(users), dtype=np.float32)
         scale = np.abs(raw).max(axis=1, keepdims=True)
         no_signal = scale[:, 0] == 0
         self.scored_users += len(users)

@@ -52,6 +52,7 @@ class HyperSearchTrainer(CrossDomainTrainer):
             f"(grid {grid})"
         )
         best = None
+        model.cache_neighbourhood_scores(True)
         for candidate in candidates:
             model.set_hyper(candidate)
             result = CrossDomainTrainer.evaluate(self, valid_data, load_best_model=False)
@@ -63,6 +64,7 @@ class HyperSearchTrainer(CrossDomainTrainer):
             if better:
                 best = (score, candidate, result, model.fallback_users, model.scored_users)
             model.reset_fallback_count()
+        model.cache_neighbourhood_scores(False)
         score, chosen, result, fallback, scored = best
         model.set_hyper(chosen)
         self.best_valid_score, self.best_valid_result = score, result
