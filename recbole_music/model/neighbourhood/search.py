@@ -53,18 +53,21 @@ class HyperSearchTrainer(CrossDomainTrainer):
         )
         best = None
         model.cache_neighbourhood_scores(True)
-        for candidate in candidates:
-            model.set_hyper(candidate)
-            result = CrossDomainTrainer.evaluate(self, valid_data, load_best_model=False)
-            score = calculate_valid_score(result, self.valid_metric)
-            self.logger.info(f"  {_fmt(candidate)}: {self.valid_metric}={score:.4f}")
-            better = best is None or (
-                score > best[0] if self.valid_metric_bigger else score < best[0]
-            )
-            if better:
-                best = (score, candidate, result, model.fallback_users, model.scored_users)
-            model.reset_fallback_count()
-        model.cache_neighbourhood_scores(False)
+        try:
+            for candidate in candidates:
+                model.set_hyper(candidate)
+                # the mixin's evaluate: no fallback line per candidate, one for the chosen below
+                result = CrossDomainTrainer.evaluate(self, valid_data, load_best_model=False)
+                score = calculate_valid_score(result, self.valid_metric)
+                self.logger.info(f"  {_fmt(candidate)}: {self.valid_metric}={score:.4f}")
+                better = best is None or (
+                    score > best[0] if self.valid_metric_bigger else score < best[0]
+                )
+                if better:
+                    best = (score, candidate, result, model.fallback_users, model.scored_users)
+                model.reset_fallback_count()
+        finally:
+            model.cache_neighbourhood_scores(False)
         score, chosen, result, fallback, scored = best
         model.set_hyper(chosen)
         self.best_valid_score, self.best_valid_result = score, result
