@@ -114,6 +114,21 @@ def test_search_chooses_the_best_candidate_on_validation_users_only(tiny_data_ro
     assert len(set(scores.values())) > 1  # the grid values really change the ranking
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_selecting_on_rmse_keeps_the_ranking_only_pop_weight_at_its_default(
+    tiny_data_root, name, caplog
+):
+    grid = {**SMALL_GRID[name], "pop_weight": [0.0, 0.5]}
+    config, model, trainer, train_data, valid, _ = make_model(name, "tiny", search_grid=grid)
+    assert trainer.valid_metric == "rmse"
+    with caplog.at_level(logging.INFO):
+        trainer.fit(train_data, valid, saved=False)
+    assert "pop_weight moves no rmse: kept at default" in caplog.text
+    assert len(model.search_candidates(True)) == 3
+    assert model.hyper["pop_weight"] == yaml_defaults(name)["pop_weight"]
+    assert len(model.search_candidates(False)) == 5  # selecting on NDCG, pop_weight is searched
+
+
 def test_held_out_target_interactions_are_refused(tiny_data_root):
     config = make_config("ItemKNNTransfer", "tiny_implicit", **QUIET)
     data = CrossDomainDataset(config)

@@ -54,6 +54,7 @@ class TransferRecommender(TargetDomainRecommender):
     type = ModelType.TRADITIONAL  # fitted in one pass; the trainer searches the hyper-parameters
     hyper_names: tuple[str, ...] = ()
     rating_only: frozenset[str] = frozenset()  # hyper-parameters that move only rating predictions
+    ranking_only = frozenset({"pop_weight"})  # ... and only the full ranking
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -99,13 +100,21 @@ class TransferRecommender(TargetDomainRecommender):
             grid = {k: v for k, v in grid.items() if k not in self.rating_only}
         return grid
 
-    def search_candidates(self) -> list[dict]:
-        """Every combination of ``search_grid`` (other hyper-parameters at their defaults), the
-        defaults first, so a tie keeps the YAML's values."""
+    def searched_grid(self, selects_on_ratings: bool = False) -> dict:
+        """``search_grid`` less what cannot move the selection metric: selecting on MAE/RMSE,
+        the ranking-only hyper-parameters keep their defaults."""
+        if not selects_on_ratings:
+            return dict(self.search_grid)
+        return {k: v for k, v in self.search_grid.items() if k not in self.ranking_only}
+
+    def search_candidates(self, selects_on_ratings: bool = False) -> list[dict]:
+        """Every combination of the searched grid (other hyper-parameters at their defaults),
+        the defaults first, so a tie keeps the YAML's values."""
+        grid = self.searched_grid(selects_on_ratings)
         defaults = dict(self.defaults)
-        names = list(self.search_grid)
+        names = list(grid)
         candidates = [defaults]
-        for values in itertools.product(*(self.search_grid[n] for n in names)):
+        for values in itertools.product(*(grid[n] for n in names)):
             candidate = {**defaults, **dict(zip(names, values))}
             if candidate not in candidates:
                 candidates.append(candidate)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from recbole.utils import calculate_valid_score, set_color
 
+from recbole_music.evaluation.cold_start_evaluator import RATING_ERROR_METRICS
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
 
@@ -44,12 +45,16 @@ class HyperSearchTrainer(CrossDomainTrainer):
 
     def _search(self, valid_data, name: str) -> None:
         model = self.model
-        candidates = model.search_candidates()
-        grid = "; ".join(f"{k}: {v}" for k, v in model.search_grid.items()) or "defaults only"
+        on_ratings = self.valid_metric.split("@")[0].lower() in RATING_ERROR_METRICS
+        candidates = model.search_candidates(on_ratings)
+        searched = model.searched_grid(on_ratings)
+        grid = "; ".join(f"{k}: {v}" for k, v in searched.items()) or "defaults only"
+        kept = sorted(set(model.search_grid) - set(searched))
+        note = f"; {', '.join(kept)} moves no {self.valid_metric}: kept at default" if kept else ""
         self.logger.info(
             set_color(f"{name} search", "green")
             + f": {len(candidates)} candidate(s) on the validation users by {self.valid_metric} "
-            f"(grid {grid})"
+            f"(grid {grid}{note})"
         )
         best = None
         model.cache_neighbourhood_scores(True)
