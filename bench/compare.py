@@ -56,9 +56,10 @@ from _grid import (
 
 FLOORS = ["GlobalMean", "ItemMean", "TargetMF", "Pop"]
 BUILTINS = ["ItemKNN", "BPR", "NeuMF", "LightGCN"]
+NEIGHBOURHOOD = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer"]
 CDR_BASELINES = ["CMF", "EMCDR", "SSCDR", "LACDR", "PTUPCDR", "DiffCDR"]
 OURS = "MuSiC"
-DEFAULT_MODELS = [*FLOORS, *BUILTINS, *CDR_BASELINES, OURS]
+DEFAULT_MODELS = [*FLOORS, *BUILTINS, *NEIGHBOURHOOD, *CDR_BASELINES, OURS]
 EXPLICIT_ONLY = {"GlobalMean"}  # predicts a rating, ranks nothing
 DEFAULT_TASKS = ["movie_music_demo", "food_kitchen", "kitchen_food"]
 TABLES = ["main", "ablation", "steps", "activation"]

@@ -58,6 +58,7 @@ def register_all() -> None:
     for model_class in MAPPING_BASELINES:
         register_model(model_class, MappingTrainer)
     _register_llmemf()
+    _register_neighbourhood()
 
 
 def _register_llmemf() -> None:
@@ -66,3 +67,14 @@ def _register_llmemf() -> None:
     from recbole_music.trainer.sequential_trainer import SequentialCrossDomainTrainer
 
     register_model(LLMEMF, SequentialCrossDomainTrainer, SequentialCrossDomainDataset)
+
+
+def _register_neighbourhood() -> None:
+    from recbole_music.model.neighbourhood import NEIGHBOURHOOD_MODELS, HyperSearchTrainer
+    from recbole_music.trainer.exact_pop_trainer import ExactPopTrainer
+
+    for model_class in NEIGHBOURHOOD_MODELS:
+        register_model(model_class, HyperSearchTrainer)
+    # RecBole's own Pop, with exact counts (its calculate_loss undercounts): not a plugin model,
+    # only its trainer is replaced
+    recbole.trainer.PopTrainer = with_cold_start_evaluation(ExactPopTrainer)
