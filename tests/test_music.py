@@ -275,7 +275,7 @@ def test_softmax_ranking_loss_is_a_positive_against_its_negatives(tiny_data_root
     feat = model.features.users_aux(users)
     loss = model._rating_loss(feat, items, None, 1, pool)
     positive = model._score(feat, items, 1)
-    negative = model._score(feat, pool.repeat(2), 1)
+    negative = model._score(feat, pool.repeat(2), 1)  # each user against item 5
     logits = torch.stack([positive, negative, negative, negative], dim=1)
     expected = (torch.logsumexp(logits, 1) - positive).mean()
     assert torch.allclose(loss, expected)

@@ -244,19 +244,24 @@ class MuSiC(TargetDomainRecommender):
         return score
 
     def _rating_loss(self, user_feat, items, ratings, domain: int, pool):
-        """MSE on ratings; on implicit data ``ranking_loss`` against ``num_negatives`` items
-        drawn uniformly from ``pool``."""
+        """MSE on ratings; on implicit data ``ranking_loss`` of each positive against
+        ``num_negatives`` items drawn uniformly from ``pool``, one draw shared by the batch: the
+        negatives' features are projected once and scored by one matrix product, so many
+        negatives cost little (per-positive draws made the item MLP run over nearly the whole
+        catalogue in every batch)."""
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
-        n = self.num_negatives
-        neg = pool[torch.randint(len(pool), (len(items) * n,), device=items.device)]
+        neg = pool[torch.randint(len(pool), (self.num_negatives,), device=items.device)]
         positive = self._score(user_feat, items, domain)
-        negative = self._score(user_feat.repeat_interleave(n, 0), neg, domain)
+        negative = user_feat @ self.features.items(neg).T  # [batch, num_negatives]
+        if self.rating_bias:
+            negative = negative + self.item_bias(neg).view(1, -1)
         if self.ranking_loss == "softmax":
-            logits = torch.cat([positive[:, None], negative.view(len(items), n)], dim=1)
-            return F.cross_entropy(logits, torch.zeros(len(items), dtype=torch.long, device=items.device))
-        logits = torch.cat([positive, negative])
-        labels = torch.cat([torch.ones(len(items)), torch.zeros(len(neg))]).to(logits)
+            logits = torch.cat([positive[:, None], negative], dim=1)
+            first = torch.zeros(len(items), dtype=torch.long, device=items.device)
+            return F.cross_entropy(logits, first)
+        logits = torch.cat([positive, negative.flatten()])
+        labels = torch.cat([torch.ones(len(items)), torch.zeros(negative.numel())]).to(logits)
         return F.binary_cross_entropy_with_logits(logits, labels)
 
     def _diffusion_loss(self, users, conditional: bool):
