@@ -7,6 +7,7 @@ the cold-start evaluator, for the plugin's models and RecBole's built-ins alike.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -236,13 +237,15 @@ def run_recbole_music(
     progress = EpochProgress(
         model, config["epochs"], config["valid_metric"], enabled=not config["verbose"]
     )
+    # RecBole's tree-model trainers (XGBoost, LightGBM) take no callback
+    takes_callback = "callback_fn" in inspect.signature(trainer.fit).parameters
     with progress:
         best_valid_score, best_valid_result = trainer.fit(
             train_data,
             valid_set,
             saved=saved,
             show_progress=config["show_progress"],
-            callback_fn=progress.validated,
+            **({"callback_fn": progress.validated} if takes_callback else {}),
         )
     trained = time.perf_counter()
     test_result = trainer.evaluate(

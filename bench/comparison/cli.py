@@ -1,22 +1,24 @@
-"""Side-by-side comparison of the MuSiC paper (Tables 2–3, Fig. 3): models × tasks × β × seeds.
+"""Side-by-side comparison of the MuSiC paper (Tables 2–3, Figs. 3–4): models × tasks × β × seeds.
 
 Every cell (task, model, β, seed, overrides) is one run of ``run_recbole_music.py`` in a
 subprocess (bench/_grid.py); its result JSON is cached under ``--work`` and never recomputed, so
 an interrupted benchmark resumes and ``--report-only`` rebuilds the tables from the cache. All
-models of a task share the split of a given β and seed. Per task, under ``--out/<task>/``:
+models of a task share the split of a given β and seed. Per task, under ``--out/<task>/``, each
+table as Markdown, CSV and a PNG figure (the key metric per row, error bars = std over seeds):
 
-* ``main.md`` / ``main.csv`` — Table 2: rows = models, columns = β × metrics (mean ± std over
+* ``main.{md,csv,png}`` — Table 2: rows = models, columns = β × metrics (mean ± std over
   seeds, best per column in bold) and a last row with MuSiC's relative improvement over the best
   other model per column (positive = MuSiC better, for MAE/RMSE too);
-* ``ablation.md`` / ``ablation.csv`` — Table 3: MuSiC, w/o MLLM, w/o diffusion, w/o side, and
+* ``ablation.{md,csv,png}`` — Table 3: MuSiC, w/o MLLM, w/o diffusion, w/o side, and
   direct transfer (ours: w/o diffusion with ``u_A`` trained on target ratings);
-* ``steps.md`` / ``steps.csv`` / ``steps.png`` — Fig. 3: MuSiC vs the diffusion steps T;
-* ``activation.md`` / ``activation.csv`` — Fig. 4: MuSiC vs the projection MLPs' activation.
+* ``steps.{md,csv,png}`` — Fig. 3: MuSiC vs the diffusion steps T;
+* ``activation.{md,csv,png}`` — Fig. 4: MuSiC vs the projection MLPs' activation.
 
     python bench/compare.py                                  # everything (hours)
     python bench/compare.py --tasks movie_music_demo --models ItemMean,TargetMF,MuSiC \\
         --betas 0.2 --seeds 1 --epochs 3 --tables main --out bench/_work/compare_smoke
     python bench/compare.py --report-only                    # tables from the cached cells
+    python bench/compare.py --figures-from-csv               # figures from the tables' CSVs
 
 A model that is not registered (neither a recbole-music model nor a RecBole built-in) is skipped
 with a message; so is a task whose data is absent. ``food_kitchen`` (food → kitchen) and
