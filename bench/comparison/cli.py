@@ -53,7 +53,8 @@ def _split_list(values, kind=str) -> list:
     return out
 
 
-def parse_args(argv: list[str]):
+def build_parser() -> argparse.ArgumentParser:
+    """The flags (docs/compare.md's table); any other ``--key=value`` is a RecBole override."""
     parser = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -170,6 +171,12 @@ def parse_args(argv: list[str]):
         default=str(SHARED_DATA),
         help="real raw data folder (default: ../shared/data)",
     )
+    return parser
+
+
+def parse_args(argv: list[str]):
+    """The flags, lists split on commas and typed, overrides and ``--model-arg`` checked."""
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     bad = [a for a in rest if not (a.startswith("--") and "=" in a)]
     if bad:
