@@ -10,6 +10,10 @@ the same data, split and evaluator, and a side-by-side table closes the run. Rec
 anything trains: a misspelt name is an error that suggests the closest known ones.
 
     python run_recbole_music.py --model=TargetMF,MuSiC --model-arg MuSiC:ema_decay=0
+
+The console shows a progress bar per model (a plain line now and then off a terminal), a summary
+line per model and the table, last; RecBole's full output goes to the log file in ``log/``, and
+to the console too with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,15 @@ def parse_args(argv):
         "the other models keep theirs",
     )
     parser.add_argument(
+        "--verbose",
+        nargs="?",
+        const="True",
+        default=None,
+        help="RecBole's console output (configuration dump, dataset and model, every epoch) "
+        "instead of a progress bar and a summary line per model; the log file in log/ always "
+        "has it",
+    )
+    parser.add_argument(
         "--result_json",
         default=None,
         help="write {valid, test} metrics as JSON here (one model) or "
@@ -68,6 +81,8 @@ def parse_args(argv):
     from recbole_music.settings import parse_model_arg, split_setting
 
     args.settings = dict(split_setting(arg[2:]) for arg in rest)
+    if args.verbose is not None:  # a plugin setting like any other, checked with them
+        args.settings["verbose"] = args.verbose
     args.model_settings = {}
     for spec in args.model_arg:
         try:

@@ -7,6 +7,7 @@ the cold-start evaluator, for the plugin's models and RecBole's built-ins alike.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from recbole_music.checkpoint import plain_settings
 from recbole_music.config import PROPERTIES_DIR, config_files
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
+from recbole_music.epoch_progress import EpochProgress, summary_line
 from recbole_music.evaluation.cold_start_evaluator import convention_of, predicts_ratings
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.trainer.cold_start_trainer import reserve_file, with_cold_start_evaluation
@@ -124,7 +126,8 @@ def _init_run_logger(config) -> None:
 
     It installs its handlers with ``logging.basicConfig``, a no-op once the root logger has
     handlers, so a second run in the same process would log into the first run's file. Remove
-    the previous run's handlers first.
+    the previous run's handlers first. Unless ``verbose`` is set, the console handler passes
+    warnings and errors only: the log file keeps everything.
     """
     root = logging.getLogger()
     for handler in _run_log_handlers:
@@ -136,6 +139,10 @@ def _init_run_logger(config) -> None:
     with mock.patch.object(logging, "FileHandler", _OwnFileHandler):
         init_logger(config)
     _run_log_handlers[:] = [h for h in root.handlers if h not in before]
+    if not config["verbose"]:
+        for handler in _run_log_handlers:
+            if not isinstance(handler, logging.FileHandler):  # the console
+                handler.setLevel(logging.WARNING)
 
 
 class _OwnFileHandler(logging.FileHandler):
@@ -226,9 +233,20 @@ def run_recbole_music(
 
     train_data, valid_set, test_set, _, trainer = build_run(config, model_class)
     started = time.perf_counter()
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_set, saved=saved, show_progress=config["show_progress"]
+    # quiet console: a bar over the epochs instead of RecBole's per-epoch log lines
+    progress = EpochProgress(
+        model, config["epochs"], config["valid_metric"], enabled=not config["verbose"]
     )
+    # RecBole's tree-model trainers (XGBoost, LightGBM) take no callback
+    takes_callback = "callback_fn" in inspect.signature(trainer.fit).parameters
+    with progress:
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data,
+            valid_set,
+            saved=saved,
+            show_progress=config["show_progress"],
+            **({"callback_fn": progress.validated} if takes_callback else {}),
+        )
     trained = time.perf_counter()
     test_result = trainer.evaluate(
         test_set, load_best_model=saved, show_progress=config["show_progress"]
@@ -279,6 +297,9 @@ def run_recbole_music(
         result["run"]["conventions"] = sequential_conventions(dict(test_result or {}))
     if result_json:
         write_json_atomic(result_payload(result), result_json)
+    if not config["verbose"]:
+        line = summary_line(model, result, config["valid_metric"], evaluated - started)
+        print(line, flush=True)
     return result
 
 

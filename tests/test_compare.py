@@ -16,7 +16,7 @@ from conftest import write_tiny_cross_domain
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 import _grid  # noqa: E402
-import compare  # noqa: E402
+from comparison import cli, figures, run, tasks  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -92,7 +92,7 @@ def _fake_runs(monkeypatch, metrics_of, fail=()):
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(_grid, "execute", fake)
-    monkeypatch.setattr(compare, "unavailable_reason", lambda model: None)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
     return calls
 
 
@@ -105,7 +105,7 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
         "steps",
         "--steps=2,10",
     )
-    assert compare.main(argv) == 0
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
     # ItemMean, MuSiC and MuSiC at T = 2; T = 10 (the default) is the main table's MuSiC cell,
     # and NoSuchModel never runs
@@ -142,14 +142,14 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
 
     monkeypatch.setattr(_grid, "execute", no_run)
     before = {p.name: p.read_text() for p in folder.glob("*.csv")}
-    assert compare.main(argv) == 0
+    assert cli.main(argv) == 0
     assert "cached" in capsys.readouterr().out
     assert {p.name: p.read_text() for p in folder.glob("*.csv")} == before
 
     # report-only rebuilds the tables from the cache alone
     for path in folder.iterdir():
         path.unlink()
-    assert compare.main([*argv, "--report-only"]) == 0
+    assert cli.main([*argv, "--report-only"]) == 0
     assert {p.name: p.read_text() for p in folder.glob("*.csv")} == before
     assert "Tables rebuilt from the cached cells" in (folder / "main.md").read_text()
     assert (folder / "steps.png").is_file()
@@ -165,7 +165,7 @@ def test_activation_sweep_passes_each_activation_and_shares_the_default_cell(roo
     argv = _argv(
         root, "--models=MuSiC", "--tables=main,activation", "--activations=tanh,relu,softmax"
     )
-    assert compare.main([*argv, "--metrics=mae,rmse"]) == 0
+    assert cli.main([*argv, "--metrics=mae,rmse"]) == 0
     passed = [a for c in calls for a in c if a.startswith("--activation=")]
     # tanh is MuSiC's default: the main table's MuSiC cell, run once and without the flag
     assert len(calls) == 3 and sorted(passed) == ["--activation=relu", "--activation=softmax"]
@@ -175,6 +175,69 @@ def test_activation_sweep_passes_each_activation_and_shares_the_default_cell(roo
     assert [r[1].strip("*").split(" ")[0] for r in rows.values()] == ["1.0000", "1.2000", "1.4000"]
     assert "paper Fig. 4" in (folder / "activation.md").read_text()
     assert _read_csv(folder / "activation.csv")[0][0] == "activation"
+
+
+def _is_png(path: Path) -> bool:
+    """A PNG a reader decodes into an image with pixels, not just a file with the right start."""
+    import matplotlib.image
+
+    return (
+        path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        and matplotlib.image.imread(path).shape[0] > 100
+    )
+
+
+def test_every_table_gets_a_figure_rebuilt_from_the_cache_or_the_csv(root, monkeypatch):
+    def metrics(model, opts):
+        rmse = {"ItemMean": 1.2, "TargetMF": 1.1}.get(model, 1.0) + int(opts["seed"]) / 100
+        return {"mae": 0.9, "rmse": rmse, "ndcg@20": 0.05}
+
+    _fake_runs(monkeypatch, metrics)
+    argv = _argv(
+        root, "--models=ItemMean,TargetMF,MuSiC", "--seeds=1,2", "--betas=0.2,0.5",
+        "--steps=2,10", "--activations=tanh,relu", "--metrics=mae,rmse,ndcg@20",
+    )  # fmt: skip
+    assert cli.main(argv) == 0
+    folder = root / "out" / "tiny"
+    names = ["main", "ablation", "steps", "activation"]
+    for name in names:
+        assert _is_png(folder / f"{name}.png"), name
+        assert f"]({name}.png)" in (folder / f"{name}.md").read_text()
+
+    # --report-only draws them again from the cached cells alone
+    for path in folder.glob("*.png"):
+        path.unlink()
+    assert cli.main([*argv, "--report-only"]) == 0
+    assert all(_is_png(folder / f"{name}.png") for name in names)
+
+    # --figures-from-csv: from the tables' CSVs (no cells), the image line added once
+    monkeypatch.setattr(_grid, "execute", lambda command, cwd: pytest.fail(f"ran {command}"))
+    for path in folder.glob("*.png"):
+        path.unlink()
+    main_md = (folder / "main.md").read_text().replace("\n![Key metric per model](main.png)\n", "")
+    (folder / "main.md").write_text(main_md)
+    for _ in range(2):
+        assert cli.main(["--tasks=tiny", f"--out={root / 'out'}", "--figures-from-csv"]) == 0
+    assert all(_is_png(folder / f"{name}.png") for name in names)
+    assert (folder / "main.md").read_text().count("](main.png)") == 1
+    assert not list(folder.glob(".*"))  # written atomically, no temporary file left
+
+
+def test_figure_series_from_csv_skips_the_improvement_row(tmp_path):
+    path = tmp_path / "main.csv"
+    path.write_text(
+        "model,seeds,0.2/rmse/mean,0.2/rmse/std,0.2/ndcg@20/mean,0.2/ndcg@20/std,seconds_per_run\n"
+        "A,3,1.000000,0.100000,,,4.0\n"
+        "MuSiC,3,0.900000,0.050000,0.030000,0.002000,9.0\n"
+        "MuSiC relative improvement over best other (%),,10.0000,,,,\n"
+    )
+    series = figures.read_csv_series(path)
+    assert series == {
+        "A": {(0.2, "rmse"): (1.0, 0.1)},
+        "MuSiC": {(0.2, "rmse"): (0.9, 0.05), (0.2, "ndcg@20"): (0.03, 0.002)},
+    }
+    assert figures.key_metric(series) == "rmse"
+    assert figures.key_metric(series, "implicit") == "ndcg@20"
 
 
 def test_improvement_row_sign_convention(root, monkeypatch):
@@ -191,7 +254,7 @@ def test_improvement_row_sign_convention(root, monkeypatch):
         },
     }
     _fake_runs(monkeypatch, lambda model, opts: values[model])
-    assert compare.main(_argv(root, "--models=A,B,MuSiC", "--tables=main")) == 0
+    assert cli.main(_argv(root, "--models=A,B,MuSiC", "--tables=main")) == 0
     rows = _rows((root / "out" / "tiny" / "main.md").read_text())
     improvement = rows["*MuSiC vs best other*"][:5]
     # mae: (1.0 − 0.9)/1.0 = +10 %; rmse: (1.0 − 1.1)/1.0 = −10 %; rated NDCG (0.88 − 0.8)/0.8 =
@@ -215,7 +278,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
 
     calls = _fake_runs(monkeypatch, metrics, fail={"TargetMF"})
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--seeds=1,2")
-    assert compare.main(argv) == 1  # a failed cell: reported, not cached
+    assert cli.main(argv) == 1  # a failed cell: reported, not cached
     # 2 seeds × (TargetMF, MuSiC full; w/o diffusion, direct transfer, w/o side) — full MuSiC
     # is one cell for both tables; tiny has no features, so there is no w/o MLLM row
     assert len(calls) == 10
@@ -237,7 +300,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
 
     # the failed cells run again next time (the rest is cached), and the error notes go
     calls = _fake_runs(monkeypatch, metrics)
-    assert compare.main(argv) == 0
+    assert cli.main(argv) == 0
     assert [c[2] for c in calls] == ["--model=TargetMF"] * 2
     main_md = (folder / "main.md").read_text()
     assert "failed" not in main_md
@@ -247,10 +310,10 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     # with feature tables, the full model is multimodal and w/o MLLM is a row
     features = root / "dataset" / "tiny" / "features"
     features.mkdir()
-    for table in compare.FEATURE_TABLES:
+    for table in tasks.FEATURE_TABLES:
         (features / f"{table}.json").write_text("{}")
     calls.clear()
-    assert compare.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0
+    assert cli.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0
     assert len(calls) == 4  # w/o MLLM (collaborative) is the cell that already ran as full
     ablation = _rows((folder / "ablation.md").read_text())
     assert list(ablation) == [
@@ -264,17 +327,17 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
 
 def test_flags_and_skipped_tasks(root, monkeypatch, capsys):
     with pytest.raises(SystemExit):
-        compare.parse_args(["--seed=3"])  # the grid sets the seed itself
+        cli.parse_args(["--seed=3"])  # the grid sets the seed itself
     with pytest.raises(SystemExit):
-        compare.parse_args(["--tables=main,figure"])
-    args = compare.parse_args(["--betas", "0.2,0.5", "--seeds", "1", "2", "--learning_rate=0.01"])
+        cli.parse_args(["--tables=main,figure"])
+    args = cli.parse_args(["--betas", "0.2,0.5", "--seeds", "1", "2", "--learning_rate=0.01"])
     assert args.betas == [0.2, 0.5] and args.seeds == [1, 2] and args.steps_betas == [0.2, 0.5]
     assert args.overrides == ("--learning_rate=0.01",)
     assert "CMF" in args.models and "MuSiC" in args.models
 
     calls = _fake_runs(monkeypatch, lambda model, opts: {"ndcg@20": 0.1})
     argv = [f"--cwd={root}", f"--shared-data={root / 'no_data'}", "--tables=main"]
-    assert compare.main(["--tasks=food_kitchen,nowhere", *argv]) == 1
+    assert cli.main(["--tasks=food_kitchen,nowhere", *argv]) == 1
     out = capsys.readouterr().out
     assert "skip task food_kitchen: its raw data is absent" in out
     assert "skip task nowhere: no dataset folder" in out
@@ -310,7 +373,7 @@ def test_reverse_direction_is_built_from_shared_data(root, monkeypatch, capsys):
         "--betas=0.5",
         "--seeds=1",
     ]
-    assert compare.main(argv) == 0
+    assert cli.main(argv) == 0
     build = json.loads((root / "dataset" / "kitchen_food" / "build.json").read_text())
     assert build["generated"] is False
     assert build["inputs"]["aux"]["where"] == {"domain": "kitchen"}
@@ -341,14 +404,14 @@ def test_jobs_run_cells_at_once_with_the_same_tables(root, monkeypatch):
 
     calls = _fake_runs(monkeypatch, metrics)
     argv = _argv(root, "--models=A,B,MuSiC", "--tables=main", "--seeds=1,2", "--metrics=mae,rmse")
-    assert compare.main([*argv, "--jobs=3"]) == 0
+    assert cli.main([*argv, "--jobs=3"]) == 0
     assert len(calls) == 6 and peak[0] >= 2
     parallel = (root / "out" / "tiny" / "main.md").read_text()
     # one by one from scratch: the same table (the wall time line aside)
     for folder in ("work", "out"):
         subprocess.run(["rm", "-rf", str(root / folder)], check=True)
     peak[0] = 0
-    assert compare.main(argv) == 0
+    assert cli.main(argv) == 0
     assert peak[0] == 1
     serial = (root / "out" / "tiny" / "main.md").read_text()
     # the same rows and values (the s/run column aside: timings differ)
@@ -366,13 +429,13 @@ def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch):
 
     _fake_runs(monkeypatch, metrics)
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--metrics=mae,rmse")
-    assert compare.main([*argv, "--model-arg=MuSiC:learning_rate=0.01"]) == 0
+    assert cli.main([*argv, "--model-arg=MuSiC:learning_rate=0.01"]) == 0
     music = [o for o in seen if o["model"] == "MuSiC"]
     # full, w/o diffusion, direct transfer, w/o side
     assert len(music) == 4 and all(o["learning_rate"] == "0.01" for o in music)
     assert all("learning_rate" not in o for o in seen if o["model"] == "TargetMF")
     assert "MuSiC alone: `--learning_rate=0.01`" in (root / "out" / "tiny" / "main.md").read_text()
     with pytest.raises(SystemExit):
-        compare.parse_args([*argv, "--model-arg=MuSiC:seed=3"])  # the grid's own key
+        cli.parse_args([*argv, "--model-arg=MuSiC:seed=3"])  # the grid's own key
     with pytest.raises(SystemExit):
-        compare.parse_args([*argv, "--model-arg=learning_rate=0.01"])  # no model
+        cli.parse_args([*argv, "--model-arg=learning_rate=0.01"])  # no model

@@ -1,0 +1,117 @@
+"""The plan: which cells (task, model, β, seed, overrides) each table needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from _grid import (
+    ROOT,
+    Cell,
+)
+
+from .catalogue import OURS
+from .tasks import Task
+
+
+@dataclass
+class Entry:
+    table: str  # main | ablation | steps | activation
+    row: str
+    beta: float
+    seed: int
+    cell: Cell
+
+
+def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tuple[str, ...]]]:
+    """The ablation rows (paper Table 3) as (label, overrides); the full model first;
+    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings)."""
+    if task.has_features:
+        full = ("--feature_source=multimodal",)
+        fused = [("fused features", ("--feature_source=fused",))] if with_fused else []
+        return [
+            ("MuSiC (full)", full),
+            ("w/o MLLM", ("--feature_source=collaborative",)),
+            *fused,
+            *_without_diffusion(full),
+            ("w/o side", (*full, "--use_side_users=False")),
+        ]
+    full = ("--feature_source=collaborative",)
+    return [
+        ("MuSiC (full, collaborative)", full),
+        *_without_diffusion(full),
+        ("w/o side", (*full, "--use_side_users=False")),
+    ]
+
+
+def _without_diffusion(full: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """The paper's w/o diffusion (``u_A`` stands in for ``u_T``, no mapping learnt) and ours,
+    a stronger one: ``u_A`` trained on the overlapping users' target ratings."""
+    off = (*full, "--use_diffusion=False")
+    return [("w/o diffusion", off), ("direct transfer (ours)", (*off, "--direct_transfer=True"))]
+
+
+def music_defaults() -> dict:
+    """MuSiC's defaults (properties/model/MuSiC.yaml); empty when unreadable."""
+    import yaml
+
+    try:
+        return yaml.safe_load((ROOT / "properties" / "model" / "MuSiC.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+# The sweeps (Fig. 3 and 4): table -> (MuSiC setting, the args attribute of its values, row label)
+SWEEPS = {
+    "steps": ("diffusion_steps", "steps", "T = {}"),
+    "activation": ("activation", "activations", "{}"),
+}
+
+
+def sweep_rows(table: str, args, defaults: dict) -> list[tuple[str, tuple[str, ...]]]:
+    """(row label, overrides) per value of a sweep; the default value adds no override, so it
+    is the full model's own cell."""
+    key, attribute, label = SWEEPS[table]
+    return [
+        (label.format(v), () if str(v) == str(defaults.get(key)) else (f"--{key}={v}",))
+        for v in getattr(args, attribute)
+    ]
+
+
+def model_overrides(model: str, args) -> tuple[str, ...]:
+    """Every cell's extra overrides: --epochs (MuSiC: both stages), the user's own, then the
+    ones ``--model-arg`` gives this model alone."""
+    extra: list[str] = []
+    if args.epochs is not None:
+        extra.append(f"--epochs={args.epochs}")
+        if model == OURS:
+            extra.append(f"--stage1_epochs={args.epochs}")
+    own = tuple(f"--{kv}" for name, kv in args.model_args if name == model)
+    return (*extra, *args.overrides, *own)
+
+
+def plan(task: Task, models: list[str], args) -> list[Entry]:
+    """Every table's entries, β by β and seed by seed (so a partial grid is a complete
+    comparison of its first splits); a cell several tables need is one entry per table."""
+    entries: list[Entry] = []
+    variants = music_variants(task, args.with_fused)
+    full = variants[0][1]
+    music_extra = model_overrides(OURS, args)
+    defaults = music_defaults()
+    sweeps = {t: sweep_rows(t, args, defaults) for t in SWEEPS if t in args.tables}
+    for beta in dict.fromkeys([*args.betas, *args.steps_betas]):
+        for seed in args.seeds:
+            if "main" in args.tables and beta in args.betas:
+                for model in models:
+                    own = full if model == OURS else ()
+                    cell = Cell(task.name, model, beta, seed, (*own, *model_overrides(model, args)))
+                    entries.append(Entry("main", model, beta, seed, cell))
+            if "ablation" in args.tables and beta in args.betas:
+                for label, overrides in variants:
+                    cell = Cell(task.name, OURS, beta, seed, (*overrides, *music_extra))
+                    entries.append(Entry("ablation", label, beta, seed, cell))
+            if beta in args.steps_betas:
+                for table, rows in sweeps.items():
+                    for label, own in rows:
+                        cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
+                        entries.append(Entry(table, label, beta, seed, cell))
+    return entries

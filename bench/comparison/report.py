@@ -1,0 +1,119 @@
+"""One task's report files: per table a Markdown file (header block, table), a CSV and a figure."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from _grid import (
+    data_kind,
+)
+
+from .catalogue import OURS, TABLES, TITLES
+from .figures import FIGURE_ALT, draw, image_line, series_of
+from .plan import SWEEPS, music_variants
+from .tables import add_improvement, collect, render_markdown, write_csv
+from .tasks import Task
+
+
+def header_block(task: Task, table: str, args, results: list[dict], wall: float, notes) -> str:
+    info = task.info
+    direction = f"{info.get('aux') or 'aux'} → {info.get('target') or 'target'}"
+    sources = info.get("sources") or []
+    source = f" Built from {', '.join(f'`{s}`' for s in sources)}." if sources else ""
+    selection = sorted({r.get("run", {}).get("model_selection", "?") for r in results})
+    compute = sum(r.get("seconds", 0.0) for r in results)
+    command = shlex.join(
+        ["python", "bench/compare.py", *[a for a in args.argv if a != "--report-only"]]
+    )
+    rebuilt = (
+        f"\nTables rebuilt from the cached cells by `{shlex.join(['python', 'bench/compare.py', *args.argv])}`."
+        if args.report_only
+        else ""
+    )
+    feature_line = ""
+    if table in TABLES:
+        feature_line = (
+            f"\nMuSiC's features: multimodal tables in `dataset/{task.name}/features/`; user "
+            + (
+                "vectors from the review tables and the users' histories (`user_vectors: both`)."
+                if task.has_review_vectors
+                else "vectors from the users' histories (no review tables: `user_vectors: history`)."
+            )
+            if task.has_features
+            else f"\nMuSiC's features: **collaborative** (learned ID embeddings) — "
+            f"`dataset/{task.name}/features/` has no feature tables, so full MuSiC here is the "
+            f"paper's 'w/o MLLM' and that ablation row is left out."
+        )
+    note_lines = "".join(f"\n- {n}" for n in notes)
+    notes_block = f"\n**Notes:**{note_lines}\n" if notes else ""
+    return f"""# {TITLES[table]}: {task.name}
+
+**Data:** `dataset/{task.name}` ({direction}, {task.feedback} feedback) — {data_kind(info)}.{source}
+
+Test metrics on the cold-start users (a share β of the overlapping users, docs/protocol.md), mean ±
+std over seeds {args.seeds}: a seed is one split and one model initialisation, and every row
+shares the split of a given β and seed. Model selection: {"; ".join(selection) or "n/a"}.
+Best mean per column in **bold**; ↓ lower is better, ↑ higher is better. MAE/RMSE pooled over
+held-out ratings; rated NDCG@20 = the MuSiC paper's NDCG over each user's own rated items;
+NDCG@20/Recall@20 = full ranking over all target items.{feature_line}
+
+**Command:** `{command}`{rebuilt}
+**Wall time:** {wall:.0f} s for this invocation; the runs in this table took {compute:.0f} s of
+compute in all (sum of per-run times, cached runs included).
+{notes_block}"""
+
+
+def write_reports(task: Task, entries, results, failures, args, wall: float) -> list[Path]:
+    out = Path(args.out) / task.name
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    n_seeds = len(args.seeds)
+    for name in args.tables:
+        betas = args.steps_betas if name in SWEEPS else args.betas
+        first = {"main": "model", "ablation": "variant", "steps": "T", "activation": "activation"}[
+            name
+        ]
+        table = collect(task, entries, results, name, betas)
+        used = [
+            results[k]
+            for k in dict.fromkeys(
+                f"{task.name}/{e.cell.key()}" for e in entries if e.table == name
+            )
+            if k in results
+        ]
+        notes = list(task.notes) if name == "main" else []
+        notes += [f"{m} alone: `--{kv}`" for m, kv in args.model_args]
+        planned = {f"{task.name}/{e.cell.key()}" for e in entries if e.table == name}
+        missing = len(planned - set(results))
+        if missing:
+            notes.append(
+                f"{missing} of {len(planned)} runs not finished (failed, skipped or not run yet)."
+            )
+        notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
+        if name == "main":
+            add_improvement(table)
+            if table.improvement is not None:
+                notes.append(
+                    f"Last row: {OURS}'s relative improvement over the best other model of each "
+                    "column, positive = MuSiC better: (other − MuSiC)/other for MAE/RMSE, "
+                    "(MuSiC − other)/other for the rest."
+                )
+        if name == "ablation":
+            spec = {label: o for label, o in music_variants(task, args.with_fused)}
+            notes += [f"{label}: `{' '.join(o)}`" for label, o in spec.items()]
+        body = render_markdown(table, first, n_seeds) if table.rows else "_No finished runs._"
+        text = header_block(task, name, args, used, wall, notes) + "\n" + body + "\n"
+        if table.rows and name in FIGURE_ALT:
+            kind = "GENERATED data" if task.info.get("generated") else "real data"
+            if task.info.get("generated") is None:
+                kind = "provenance unknown"
+            png = out / f"{name}.png"
+            sweep = {"betas": betas, "steps": args.steps} if name == "steps" else {}
+            if draw(name, series_of(table), png, task.name, kind, task.feedback, **sweep):
+                text += image_line(name)
+                written.append(png)
+        (out / f"{name}.md").write_text(text)
+        write_csv(table, out / f"{name}.csv", first)
+        written += [out / f"{name}.md", out / f"{name}.csv"]
+    return written

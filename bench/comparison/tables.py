@@ -1,0 +1,117 @@
+"""Cached results into tables: mean ± std per row and column, MuSiC's improvement row, the
+Markdown and CSV forms."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from _grid import (
+    Row,
+    best_rows,
+    fmt_stat,
+    markdown_table,
+    relative_improvement,
+)
+
+from .catalogue import OURS, beta_label, metric_label
+from .plan import Entry
+from .tasks import Task
+
+
+@dataclass
+class Table:
+    rows: list[Row]
+    columns: list[tuple[float, str]]  # (β, metric)
+    seconds: dict[str, list[float]]
+    improvement: dict | None = None  # column -> percent (main table)
+
+
+def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) -> Table:
+    rows: dict[str, Row] = {}
+    seconds: dict[str, list[float]] = {}
+    for entry in entries:
+        if entry.table != table:
+            continue
+        row = rows.setdefault(entry.row, Row(entry.row))
+        result = results.get(f"{task.name}/{entry.cell.key()}")
+        if result is None:
+            continue
+        seconds.setdefault(entry.row, []).append(result.get("seconds", float("nan")))
+        for metric in task.metrics:
+            value = result.get("test", {}).get(metric)
+            if value is not None:
+                row.values.setdefault((entry.beta, metric), []).append(value)
+    columns = [(beta, metric) for beta in betas for metric in task.metrics]
+    kept = [row for row in rows.values() if row.values]
+    # a metric no row has (MAE of ranking-only models on implicit data) is no column
+    columns = [c for c in columns if any(r.stat(c) for r in kept)]
+    return Table(kept, columns, seconds)
+
+
+def add_improvement(table: Table) -> None:
+    ours = next((r for r in table.rows if r.label == OURS), None)
+    others = [r for r in table.rows if r.label != OURS]
+    if ours is None or not others:
+        return
+    best_other = best_rows(others, table.columns, metric_of=lambda c: c[1])
+    table.improvement = {}
+    for column in table.columns:
+        mine = ours.stat(column)
+        label = best_other.get(column)
+        if mine is None or label is None:
+            table.improvement[column] = None
+            continue
+        other = next(r for r in others if r.label == label).stat(column)
+        table.improvement[column] = relative_improvement(mine.mean, other.mean, column[1])
+
+
+def seeds_note(row: Row, columns, n_seeds: int) -> str:
+    counts = [s.n for c in columns if (s := row.stat(c)) is not None]
+    low = min(counts) if counts else 0
+    return "" if low >= n_seeds else f" ({low}/{n_seeds} seeds)"
+
+
+def render_markdown(table: Table, first_header: str, n_seeds: int) -> str:
+    best = best_rows(table.rows, table.columns, metric_of=lambda c: c[1])
+    header = [first_header] + [f"{beta_label(b)} {metric_label(m)}" for b, m in table.columns]
+    header.append("s/run")
+    lines = []
+    for row in table.rows:
+        cells = [fmt_stat(row.stat(c), best.get(c) == row.label) for c in table.columns]
+        secs = [s for s in table.seconds.get(row.label, []) if s == s]
+        cells.append(f"{sum(secs) / len(secs):.0f}" if secs else "n/a")
+        lines.append([row.label + seeds_note(row, table.columns, n_seeds), *cells])
+    if table.improvement is not None:
+        cells = [
+            "n/a" if (v := table.improvement.get(c)) is None else f"{v:+.2f}%"
+            for c in table.columns
+        ]
+        lines.append([f"*{OURS} vs best other*", *cells, ""])
+    return markdown_table(header, lines)
+
+
+def write_csv(table: Table, path: Path, first_header: str) -> None:
+    header = [first_header, "seeds"]
+    for beta, metric in table.columns:
+        header += [f"{beta:g}/{metric}/mean", f"{beta:g}/{metric}/std"]
+    header.append("seconds_per_run")
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(header)
+        for row in table.rows:
+            counts = [s.n for c in table.columns if (s := row.stat(c)) is not None]
+            line = [row.label, min(counts) if counts else 0]
+            for column in table.columns:
+                stat = row.stat(column)
+                line += ["", ""] if stat is None else [f"{stat.mean:.6f}", f"{stat.std:.6f}"]
+            secs = [s for s in table.seconds.get(row.label, []) if s == s]
+            line.append(f"{sum(secs) / len(secs):.1f}" if secs else "")
+            out.writerow(line)
+        if table.improvement is not None:
+            line = [f"{OURS} relative improvement over best other (%)", ""]
+            for column in table.columns:
+                value = table.improvement.get(column)
+                line += ["" if value is None else f"{value:.4f}", ""]
+            out.writerow([*line, ""])
