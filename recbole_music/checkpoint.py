@@ -102,12 +102,20 @@ def _plain_parameter(value):
                 "shape": list(csr.shape),
             }
         }
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"__dict__": {k: _plain_parameter(v) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"__list__": [_plain_parameter(v) for v in value]}
     raise CheckpointError(
         f"cannot store a model parameter of type {type(value).__name__} in a safe checkpoint"
     )
 
 
 def _restored_parameter(value):
+    if isinstance(value, dict) and "__dict__" in value:
+        return {k: _restored_parameter(v) for k, v in value["__dict__"].items()}
+    if isinstance(value, dict) and "__list__" in value:
+        return [_restored_parameter(v) for v in value["__list__"]]
     if isinstance(value, dict) and "__ndarray__" in value:
         return value["__ndarray__"].numpy()
     if isinstance(value, dict) and "__csr_matrix__" in value:

@@ -231,7 +231,7 @@ def run_recbole_music(
         )
     logger.info(config)
 
-    train_data, valid_set, test_set, _, trainer = build_run(config, model_class)
+    train_data, valid_set, test_set, model_obj, trainer = build_run(config, model_class)
     started = time.perf_counter()
     # quiet console: a bar over the epochs instead of RecBole's per-epoch log lines
     progress = EpochProgress(
@@ -287,6 +287,9 @@ def run_recbole_music(
             "settings_changed": changed_settings(config, model, dataset, data_root, sequential),
         },
     }
+    chosen = getattr(model_obj, "hyper", None)  # settings a model chose on validation users
+    if chosen is not None:
+        result["run"]["chosen_on_validation"] = {k: _plain(v) for k, v in chosen.items()}
     if sequential:
         from recbole_music.evaluation.sequential_evaluator import sequential_conventions
 
@@ -348,6 +351,11 @@ def format_result_table(valid: dict | None, test: dict | None) -> str:
 
 def _fmt(value) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _plain(value):
+    """A JSON-ready number (numpy scalars are not)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def result_payload(result: dict) -> dict:

@@ -10,6 +10,7 @@ cd "$ROOT"
 DATASET="${DATASET:-movie_music_demo}"
 MODELS="${MODELS:-GlobalMean,ItemMean,TargetMF,BPR,LightGCN,MuSiC}"
 mkdir -p results
+# said first: the comparison table stays the last thing printed
+echo "== metrics go to results/${DATASET}.json; logs to log/, checkpoints to saved/"
 python run_recbole_music.py --model="$MODELS" --dataset="$DATASET" \
   --result_json="results/${DATASET}.json" "$@"
-echo "== metrics written to results/${DATASET}.json; logs in log/, checkpoints in saved/"

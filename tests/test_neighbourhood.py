@@ -6,6 +6,7 @@ and ItemKNNTransfer's scores on a hand-computed example."""
 from __future__ import annotations
 
 import logging
+import json
 import math
 from pathlib import Path
 
@@ -79,6 +80,10 @@ def test_each_model_runs_on_explicit_and_implicit_data(tiny_data_root, name, dat
         assert "rmse" not in test and "ndcg@20" in test
     assert all(math.isfinite(v) for v in test.values())
     assert result["best_valid_result"]  # the search's best validation result
+    # the values the search kept (a grid value or the YAML default, tried first), in the JSON
+    chosen = result["run"]["chosen_on_validation"]
+    assert set(SMALL_GRID[name]) <= set(chosen)
+    assert json.loads(json.dumps(chosen)) == chosen
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -161,7 +166,7 @@ def test_without_validation_users_the_defaults_are_used(tiny_data_root, name, ca
         (["--model=ItemKNNTransfer", "--knn_shrink=-1"], "'knn_shrink' must be >= 0, got -1"),
         (["--model=ItemKNNTransfer", "--search_grid={'knn_alpha':[0.5,2]}"], "in [0, 1], got 2"),
         (["--model=UserKNNTransfer", "--search_grid={'bogus':[1]}"], "names ['bogus'], which"),
-        (["--model=UserKNNTransfer", "--knn_neighbours=2.5"], "must be a whole number"),
+        (["--model=UserKNNTransfer", "--knn_neighbours=2.5"], "whole number"),
         (["--model=RidgeTransfer", "--search_grid={'ridge_lambda':[0]}"], "must be > 0, got 0"),
         (["--model=RidgeTransfer", "--ridge_max_users=3"], "exceed ridge_max_users=3"),
     ],

@@ -202,7 +202,12 @@ def test_array_and_sparse_model_parameters_survive_the_safe_format(tmp_path):
         "config": {"model": "ItemKNN"},
         "other_parameter": {
             name: _plain_parameter(value)
-            for name, value in {"w": similarity, "m": means, "n": np.float64(2.5)}.items()
+            for name, value in {
+                "w": similarity,
+                "m": means,
+                "n": np.float64(2.5),
+                "hyper": {"knn_shrink": np.float64(50.0), "grid": [1, 2]},  # a search's choice
+            }.items()
         },
     }
     path = tmp_path / "knn.pth"
@@ -210,5 +215,6 @@ def test_array_and_sparse_model_parameters_survive_the_safe_format(tmp_path):
     other = read_checkpoint(path)["other_parameter"]
     assert (other["w"] != similarity).nnz == 0 and other["w"].shape == (5, 4)
     assert np.array_equal(other["m"], means) and other["n"] == 2.5
+    assert other["hyper"] == {"knn_shrink": 50.0, "grid": [1, 2]}
     with pytest.raises(CheckpointError, match="cannot store a model parameter of type object"):
         _plain_parameter(object())
