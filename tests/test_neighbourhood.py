@@ -5,8 +5,8 @@ and ItemKNNTransfer's scores on a hand-computed example."""
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import math
 from pathlib import Path
 
