@@ -110,9 +110,7 @@ def test_auto_user_vectors_use_reviews_and_history_when_both_exist(tiny_data_roo
 )
 def test_music_projects_the_chosen_user_vectors(tiny_data_root, rule, width):
     _write_item_vectors(tiny_data_root, with_users=True)
-    config, train, _ = _train_split(
-        feature_source="multimodal", user_vectors=rule, interaction_vector_dim=0
-    )
+    config, train, _ = _train_split(feature_source="multimodal", user_vectors=rule)
     model = MuSiC(config, train)
     assert model.features.user_aux_vectors.shape == (train.user_num, width)
     assert model.features.user_mlp.net[0].in_features == width
@@ -257,10 +255,15 @@ def test_auto_feature_source_uses_interaction_vectors_without_content(tiny_data_
     assert MuSiC(config, train).feature_source == "collaborative"
 
 
-def test_interaction_vectors_are_appended_to_the_content_vectors(tiny_data_root):
+def test_hybrid_appends_interaction_vectors_to_the_content_vectors(tiny_data_root):
     _write_item_vectors(tiny_data_root)
-    config, train, _ = _train_split(feature_source="multimodal", interaction_vector_dim=3)
+    config, train, _ = _train_split(feature_source="hybrid", interaction_vector_dim=3)
     model = MuSiC(config, train)
     assert model.features.item_vectors.shape == (train.item_num, ITEM_DIM + 3)
     content, _ = train.load_features("items", "item_id")
     assert torch.allclose(model.features.item_vectors[:, :ITEM_DIM], content.float())
+    config, train, _ = _train_split(feature_source="multimodal", interaction_vector_dim=3)
+    assert MuSiC(config, train).features.item_vectors.shape == (train.item_num, ITEM_DIM)
+    config, train, _ = _train_split(feature_source="hybrid", interaction_vector_dim=0)
+    with pytest.raises(ValueError, match="interaction_vector_dim"):
+        MuSiC(config, train)

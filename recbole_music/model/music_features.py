@@ -6,15 +6,14 @@
   "w/o MLLM" ablation): items one embedding, users one per domain;
 * ``fused`` — both, summed, so the diffusion can work on what the interactions know where
   content alone transfers poorly (short titles, sparse text);
-* ``interactions`` — frozen item vectors from the training interactions alone (a truncated SVD,
-  see interaction_vectors), through the same MLPs as ``multimodal``: data with no content;
+* ``interactions`` — frozen item vectors from the training interactions alone (a truncated SVD
+  of ``interaction_vector_dim`` dimensions, see interaction_vectors), through the same MLPs as
+  ``multimodal``: data with no content;
+* ``hybrid`` — the content vectors with the interaction vectors appended (and so the history
+  vectors built from them);
 * ``auto`` (default) — ``multimodal`` when the dataset has the feature tables, else
   ``interactions`` (or ``collaborative`` when ``interaction_vector_dim`` is 0), with a warning
   that says so.
-
-With ``interaction_vector_dim`` > 0 the frozen item vectors of ``multimodal`` and ``fused`` are
-the content vectors with the interaction vectors appended, and so are the history vectors built
-from them.
 
 A user's *target* vector is read only for users whose target interactions are in training
 (side users, training overlap users): held-out users' target reviews are test information.
@@ -31,8 +30,10 @@ from recbole_music.model.interaction_vectors import interaction_item_vectors
 from recbole_music.model.projection import ProjectionMLP
 from recbole_music.model.user_history_vectors import history_vector, user_history_vectors
 
-FEATURE_SOURCES = ("multimodal", "collaborative", "fused", "interactions")
-FROZEN_VECTOR_SOURCES = ("multimodal", "fused", "interactions")
+FEATURE_SOURCES = ("multimodal", "collaborative", "fused", "interactions", "hybrid")
+CONTENT_SOURCES = ("multimodal", "fused", "hybrid")  # read the feature tables
+INTERACTION_SOURCES = ("interactions", "hybrid")  # read the interaction vectors
+FROZEN_VECTOR_SOURCES = ("multimodal", "fused", "interactions", "hybrid")
 USER_VECTOR_RULES = ("reviews", "history", "both")
 USER_TABLES = ("users_aux", "users_target")
 
@@ -92,9 +93,9 @@ def resolve_feature_source(
         raise ValueError(
             f"feature_source must be auto or one of {FEATURE_SOURCES}, got {requested}"
         )
-    if requested == "interactions" and interaction_dim <= 0:
-        raise ValueError("feature_source=interactions needs interaction_vector_dim > 0")
-    if requested in ("multimodal", "fused") and missing:
+    if requested in INTERACTION_SOURCES and interaction_dim <= 0:
+        raise ValueError(f"feature_source={requested} needs interaction_vector_dim > 0")
+    if requested in CONTENT_SOURCES and missing:
         raise FileNotFoundError(
             f"feature_source={requested} with user_vectors={user_rule} needs the feature "
             f"tables {missing} in {folder}; run `python -m dataset_prep features --dataset "
@@ -128,13 +129,14 @@ class FeatureSource(nn.Module):
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
         activation = config["activation"] or "tanh"
         n_users, n_items = dataset.user_num, dataset.item_num
-        interaction_dim = int(config["interaction_vector_dim"])
         if source in FROZEN_VECTOR_SOURCES:
             parts = []
-            if source != "interactions":
+            if source in CONTENT_SOURCES:
                 parts.append(dataset.load_features("items", "item_id")[0])
-            if interaction_dim > 0:
-                parts.append(interaction_item_vectors(dataset, interaction_dim).to(parts[0] if parts else torch.float32))
+            if source in INTERACTION_SOURCES:
+                dim_svd = int(config["interaction_vector_dim"])
+                svd = interaction_item_vectors(dataset, dim_svd)
+                parts.append(svd.to(parts[0]) if parts else svd)
             items = torch.cat(parts, dim=1)
             users_aux, users_target = user_vectors(user_rule, dataset, items)
             # Frozen LLM vectors: buffers, not parameters (they ride along in checkpoints).
