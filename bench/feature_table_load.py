@@ -51,7 +51,8 @@ def child(variant: str, folder: str, name: str) -> None:
     t0 = time.perf_counter()
     import torch  # noqa: F401  (imported before timing the load: part of any training run)
 
-    from recbole_music.data.feature_store import align_to_dataset, load_vectors
+    from dataset_prep.vector_table import load_vectors
+    from recbole_music.data.feature_store import align_to_dataset
 
     t_import = time.perf_counter() - t0
     t1 = time.perf_counter()

@@ -69,7 +69,7 @@ def pipeline_run(encoder, rows, batch_size, work):
     settings = RunSettings(shard_size=1024, batch_size=batch_size, progress=False)
     embed_table("items", rows, encoder, features_dir=work, base_dir=work, settings=settings,
                 template="{title}", is_items=False)
-    from recbole_music.data.feature_store import load_vectors
+    from dataset_prep.vector_table import load_vectors
 
     return np.asarray(load_vectors(work, "items").vectors)
 

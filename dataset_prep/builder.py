@@ -33,6 +33,7 @@ from dataset_prep.atomic_output import (
 )
 from dataset_prep.errors import DataError
 from dataset_prep.filters import PAPER_FILTERS, FilterSettings
+from dataset_prep.layout import BUILD_RECORD, DOMAINS
 from dataset_prep.spool import (
     DomainSource,
     DomainSpool,
@@ -48,7 +49,7 @@ __all__ = ["BUILDER_VERSION", "BuildResult", "DomainSource", "build_dataset"]
 logger = logging.getLogger(__name__)
 
 BUILDER_VERSION = "1.0"
-ROLES = ("aux", "target")
+ROLES = DOMAINS
 
 INTER_HEADER_EXPLICIT = [
     "user_id:token",
@@ -150,7 +151,7 @@ def build_dataset(
         _write_config(tmp / f"{name}.yaml", labels, explicit, generated)
         write_stats(tmp, stats)
         _write_build_json(
-            tmp / "build.json", name, sources, filters, max_bad_lines, generated, stats, started
+            tmp / BUILD_RECORD, name, sources, filters, max_bad_lines, generated, stats, started
         )
     if not keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)

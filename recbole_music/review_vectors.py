@@ -17,7 +17,7 @@ import torch
 from dataset_prep.features.encoders import EncoderSpec, load_encoder
 from dataset_prep.features.prompts import PromptSet
 from dataset_prep.features.sources import UserTextRule, user_text
-from recbole_music.data.feature_store import load_vectors
+from dataset_prep.vector_table import load_vectors
 
 logger = logging.getLogger(__name__)
 

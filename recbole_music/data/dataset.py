@@ -18,10 +18,10 @@ import torch
 from recbole.data.dataset import Dataset
 from recbole.utils import set_color
 
+from dataset_prep.layout import AUX, FEATURES_FOLDER, TARGET
+from dataset_prep.vector_table import load_vectors
 from recbole_music.data.cold_start_split import split_overlapping_users
-from recbole_music.data.feature_store import align_to_dataset, load_vectors
-
-AUX, TARGET = "aux", "target"
+from recbole_music.data.feature_store import align_to_dataset
 
 
 class UserRole(IntEnum):
@@ -157,7 +157,7 @@ class CrossDomainDataset(Dataset):
 
     def feature_path(self):
         """``<data_path>/features``: where feature extraction writes its vector tables."""
-        return Path(self.dataset_path) / "features"
+        return Path(self.dataset_path) / FEATURES_FOLDER
 
     def load_features(self, table: str, field: str):
         """(vectors [num(field), dim], has_vector mask) of ``features/<table>``, aligned to the
