@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 WORK = ROOT / "bench" / "_work" / "feature_table_load"
 
 

@@ -18,14 +18,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _paths import ROOT  # noqa: F401  (puts the repository root on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 WORDS = ("dark brooding sinister haunting grim upbeat cheerful bouncy sunny catchy romantic "
