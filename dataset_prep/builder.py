@@ -33,7 +33,7 @@ from dataset_prep.atomic_output import (
 )
 from dataset_prep.errors import DataError
 from dataset_prep.filters import PAPER_FILTERS, FilterSettings
-from dataset_prep.layout import BUILD_RECORD, DOMAINS
+from dataset_prep.layout import AUX, BUILD_RECORD, DOMAINS, TARGET
 from dataset_prep.spool import (
     DomainSource,
     DomainSpool,
@@ -102,7 +102,7 @@ def build_dataset(
         raise ValueError(f"bad dataset name {name!r}")
     out_root = Path(out_root)
     work_dir = out_root / ".work" / name
-    sources = {"aux": aux, "target": target}
+    sources = {AUX: aux, TARGET: target}
     if aux.label == target.label:
         logger.info("both domains are labelled %r; outputs use aux/target", aux.label)
     started = time.time()
@@ -218,7 +218,7 @@ def _drop_colliding_items(spools: dict[str, DomainSpool], filters: FilterSetting
 
     Users who fall below the minimum because of it are dropped too (counted with the user filter).
     """
-    a, t = spools["aux"].survivors, spools["target"].survivors
+    a, t = spools[AUX].survivors, spools[TARGET].survivors
     both = sorted(set(a["item_id"]) & set(t["item_id"]))
     frames = []
     for role in ROLES:
@@ -246,8 +246,8 @@ def _drop_colliding_items(spools: dict[str, DomainSpool], filters: FilterSetting
 
 
 def _user_roles(inter: pd.DataFrame, aux: DomainSource, target: DomainSource) -> pd.Series:
-    in_aux = set(inter.loc[inter["domain"] == "aux", "user_id"])
-    in_target = set(inter.loc[inter["domain"] == "target", "user_id"])
+    in_aux = set(inter.loc[inter["domain"] == AUX, "user_id"])
+    in_target = set(inter.loc[inter["domain"] == TARGET, "user_id"])
     overlap = in_aux & in_target
     if not overlap:
         raise DataError(
@@ -340,7 +340,7 @@ def _write_items(
             raise DataError(
                 src.meta, None, None, f"{len(missing)} kept item(s) vanished from the meta file"
             )
-    rows.sort(key=lambda r: (r[1] != "aux", r[0]))
+    rows.sort(key=lambda r: (r[1] != AUX, r[0]))
     write_atomic_file(folder / f"{name}.item", ITEM_HEADER, rows)
 
 
@@ -405,8 +405,8 @@ def _write_config(path: Path, labels: dict[str, str], explicit: bool, generated:
         # feature extraction (recbole_music derives roles from the interactions).
         "load_col": {"inter": inter_cols},
         "feedback": "explicit" if explicit else "implicit",
-        "aux_domain": labels["aux"],
-        "target_domain": labels["target"],
+        "aux_domain": labels[AUX],
+        "target_domain": labels[TARGET],
         "generated": bool(generated),
     }
     if not explicit:  # no ratings, so no RMSE to select models on

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataset_prep.layout import DOMAINS
+from dataset_prep.layout import AUX, DOMAINS, TARGET
 
 
 @dataclass
@@ -99,8 +99,8 @@ def dataset_stats(
         "dataset": name,
         "generated": bool(generated),
         "feedback": feedback,
-        "aux_domain": labels["aux"],
-        "target_domain": labels["target"],
+        "aux_domain": labels[AUX],
+        "target_domain": labels[TARGET],
         "domains": {
             d: _domain_block(inter[inter["domain"] == d], labels[d]) for d in DOMAINS
         },

@@ -35,6 +35,7 @@ import torch
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType, set_color
 
+from dataset_prep.layout import AUX, TARGET
 from recbole_music.config import SEQUENTIAL_YAML, setting
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
 
@@ -101,7 +102,7 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
         mine = users == uid
         return (
             list(self.id2token(self.iid_field, items[mine])),
-            ["target" if t else "aux" for t in is_target[mine]],
+            [TARGET if t else AUX for t in is_target[mine]],
         )
 
     # -- next-item examples and the leave-last-out split ----------------------------------------
