@@ -23,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _paths import ROOT
+
 SMALLER_IS_BETTER = {"mae", "rmse"}
 # Overrides a cell sets itself; a user's extra overrides may not set them again.
 RESERVED = {"model", "dataset", "cold_ratio", "seed", "result_json", "checkpoint_dir"}

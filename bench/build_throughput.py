@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # numpy is imported where used: the baseline child must not pay for it
     import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from _paths import ROOT
+
 DEFAULT_WORK = ROOT / "bench" / "_work" / "build_throughput"
 DEFAULT_RESULTS = ROOT / "bench" / "results" / "build_throughput.md"
 GENERATOR_VERSION = 1

@@ -21,7 +21,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _paths import ROOT
+
 MODELS = "GlobalMean,ItemMean,TargetMF,BPR,LightGCN,MuSiC"  # scripts/demo.sh default
 
 

@@ -23,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _paths import ROOT
+
+from dataset_prep.layout import DEMO_DATASET
 
 
 def run(cmd, env):
@@ -37,7 +39,7 @@ def run(cmd, env):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="movie_music_demo")
+    ap.add_argument("--dataset", default=DEMO_DATASET)
     ap.add_argument("--shard-size", type=int, default=128)
     ap.add_argument("--after", type=int, default=4, help="kill after this many shards")
     ap.add_argument("--signal", choices=["INT", "KILL"], default="INT")

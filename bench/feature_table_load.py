@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 WORK = ROOT / "bench" / "_work" / "feature_table_load"
 
 
@@ -51,7 +50,8 @@ def child(variant: str, folder: str, name: str) -> None:
     t0 = time.perf_counter()
     import torch  # noqa: F401  (imported before timing the load: part of any training run)
 
-    from recbole_music.data.feature_store import align_to_dataset, load_vectors
+    from dataset_prep.vector_table import load_vectors
+    from recbole_music.data.feature_store import align_to_dataset
 
     t_import = time.perf_counter() - t0
     t1 = time.perf_counter()

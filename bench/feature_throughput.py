@@ -18,14 +18,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _paths import ROOT  # noqa: F401  (puts the repository root on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 WORDS = ("dark brooding sinister haunting grim upbeat cheerful bouncy sunny catchy romantic "
@@ -69,7 +68,7 @@ def pipeline_run(encoder, rows, batch_size, work):
     settings = RunSettings(shard_size=1024, batch_size=batch_size, progress=False)
     embed_table("items", rows, encoder, features_dir=work, base_dir=work, settings=settings,
                 template="{title}", is_items=False)
-    from recbole_music.data.feature_store import load_vectors
+    from dataset_prep.vector_table import load_vectors
 
     return np.asarray(load_vectors(work, "items").vectors)
 

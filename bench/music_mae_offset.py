@@ -30,9 +30,9 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from _paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from dataset_prep.layout import DEMO_DATASET
 
 VARIANTS = {  # Table 3's rows, by the overrides its cells pass
     "MuSiC": {},
@@ -97,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", default="movie_music_demo")
+    parser.add_argument("--dataset", default=DEMO_DATASET)
     parser.add_argument("--betas", type=float, nargs="+", default=[0.8])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "music_mae_offset.md"))

@@ -20,9 +20,9 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from _paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from dataset_prep.layout import DEMO_DATASET
 
 
 def build(model_name, dataset, overrides):
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--dataset", default="movie_music_demo")
+    parser.add_argument("--dataset", default=DEMO_DATASET)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="diffusion steps T")
     parser.add_argument("--users", type=int, default=10_000)

@@ -33,6 +33,7 @@ from dataset_prep.atomic_output import (
 )
 from dataset_prep.errors import DataError
 from dataset_prep.filters import PAPER_FILTERS, FilterSettings
+from dataset_prep.layout import AUX, BUILD_RECORD, DOMAINS, TARGET
 from dataset_prep.spool import (
     DomainSource,
     DomainSpool,
@@ -48,7 +49,7 @@ __all__ = ["BUILDER_VERSION", "BuildResult", "DomainSource", "build_dataset"]
 logger = logging.getLogger(__name__)
 
 BUILDER_VERSION = "1.0"
-ROLES = ("aux", "target")
+ROLES = DOMAINS
 
 INTER_HEADER_EXPLICIT = [
     "user_id:token",
@@ -101,7 +102,7 @@ def build_dataset(
         raise ValueError(f"bad dataset name {name!r}")
     out_root = Path(out_root)
     work_dir = out_root / ".work" / name
-    sources = {"aux": aux, "target": target}
+    sources = {AUX: aux, TARGET: target}
     if aux.label == target.label:
         logger.info("both domains are labelled %r; outputs use aux/target", aux.label)
     started = time.time()
@@ -150,7 +151,7 @@ def build_dataset(
         _write_config(tmp / f"{name}.yaml", labels, explicit, generated)
         write_stats(tmp, stats)
         _write_build_json(
-            tmp / "build.json", name, sources, filters, max_bad_lines, generated, stats, started
+            tmp / BUILD_RECORD, name, sources, filters, max_bad_lines, generated, stats, started
         )
     if not keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -217,7 +218,7 @@ def _drop_colliding_items(spools: dict[str, DomainSpool], filters: FilterSetting
 
     Users who fall below the minimum because of it are dropped too (counted with the user filter).
     """
-    a, t = spools["aux"].survivors, spools["target"].survivors
+    a, t = spools[AUX].survivors, spools[TARGET].survivors
     both = sorted(set(a["item_id"]) & set(t["item_id"]))
     frames = []
     for role in ROLES:
@@ -245,8 +246,8 @@ def _drop_colliding_items(spools: dict[str, DomainSpool], filters: FilterSetting
 
 
 def _user_roles(inter: pd.DataFrame, aux: DomainSource, target: DomainSource) -> pd.Series:
-    in_aux = set(inter.loc[inter["domain"] == "aux", "user_id"])
-    in_target = set(inter.loc[inter["domain"] == "target", "user_id"])
+    in_aux = set(inter.loc[inter["domain"] == AUX, "user_id"])
+    in_target = set(inter.loc[inter["domain"] == TARGET, "user_id"])
     overlap = in_aux & in_target
     if not overlap:
         raise DataError(
@@ -339,7 +340,7 @@ def _write_items(
             raise DataError(
                 src.meta, None, None, f"{len(missing)} kept item(s) vanished from the meta file"
             )
-    rows.sort(key=lambda r: (r[1] != "aux", r[0]))
+    rows.sort(key=lambda r: (r[1] != AUX, r[0]))
     write_atomic_file(folder / f"{name}.item", ITEM_HEADER, rows)
 
 
@@ -404,8 +405,8 @@ def _write_config(path: Path, labels: dict[str, str], explicit: bool, generated:
         # feature extraction (recbole_music derives roles from the interactions).
         "load_col": {"inter": inter_cols},
         "feedback": "explicit" if explicit else "implicit",
-        "aux_domain": labels["aux"],
-        "target_domain": labels["target"],
+        "aux_domain": labels[AUX],
+        "target_domain": labels[TARGET],
         "generated": bool(generated),
     }
     if not explicit:  # no ratings, so no RMSE to select models on

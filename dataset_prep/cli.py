@@ -9,10 +9,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from dataset_prep.builder import DomainSource, build_dataset
+from dataset_prep.demo_build import build_demo, build_task
+from dataset_prep.download import DownloadError, download_categories
+from dataset_prep.enrich import add_enrich_parser
 from dataset_prep.errors import DataError
+from dataset_prep.features.command import add_features_parser
 from dataset_prep.filters import NO_FILTERS, FilterSettings, default_filters
 from dataset_prep.presets import TASKS, default_raw_dir, find_category_files, get_task
 from dataset_prep.progress import NO_PROGRESS_HELP
+from dataset_prep.readers import detect_layout
 
 logger = logging.getLogger("dataset_prep")
 
@@ -200,11 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     dl.set_defaults(func=cmd_download)
 
-    from dataset_prep.features.command import add_features_parser
-
     add_features_parser(sub)
-
-    from dataset_prep.enrich import add_enrich_parser
 
     add_enrich_parser(sub)
     return parser
@@ -252,8 +254,6 @@ def _is_file_arg(value: str) -> bool:
 
 
 def _domain(args: argparse.Namespace, role: str, columns: dict | None):
-    from dataset_prep.builder import DomainSource
-
     value = getattr(args, role)
     meta = getattr(args, f"{role}_meta")
     where = _merge_where(getattr(args, f"{role}_where"), f"--{role}-where")
@@ -272,8 +272,6 @@ def _domain(args: argparse.Namespace, role: str, columns: dict | None):
             )
         layout = args.layout
         if layout is None:
-            from dataset_prep.readers import detect_layout
-
             layout = detect_layout(reviews)
         return DomainSource(reviews, meta, layout, columns=columns, where=where), layout
     if meta is not None:
@@ -288,9 +286,6 @@ def _domain(args: argparse.Namespace, role: str, columns: dict | None):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from dataset_prep.builder import build_dataset
-    from dataset_prep.demo_build import build_task
-
     columns = _key_values(args.columns, "--columns") if args.columns else None
     started = time.monotonic()
     if args.task:
@@ -352,8 +347,6 @@ def _report(result, seconds: float) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dataset_prep.demo_build import build_demo
-
     if args.scale <= 0:
         raise UsageError(f"--scale must be > 0, got {args.scale}")
     _shout_generated()
@@ -371,8 +364,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from dataset_prep import download
-
     categories = (
         list(dict.fromkeys([get_task(args.task).aux, get_task(args.task).target]))
         if args.task
@@ -382,7 +373,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     kwargs = {"show_progress": not args.no_progress}
     if args.base_url:
         kwargs["base_url"] = args.base_url
-    paths = download.download_categories(categories, raw, **kwargs)
+    paths = download_categories(categories, raw, **kwargs)
     for p in paths:
         print(p)
     return 0
@@ -401,13 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         DataError,
         FileNotFoundError,
         ValueError,
+        DownloadError,
     )
-    try:
-        from dataset_prep.download import DownloadError
-
-        expected += (DownloadError,)
-    except ImportError:  # pragma: no cover
-        pass
     try:
         return args.func(args)
     except expected as exc:

@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dataset_prep.layout import DEMO_DATASET
+
 AUX_CATEGORY = "Movies_and_TV"
 TARGET_CATEGORY = "CDs_and_Vinyl"
-DEMO_NAME = "movie_music_demo"
 
 # Base counts at scale=1.0.
 N_OVERLAP, N_SIDE, N_AUX_ONLY = 1500, 1200, 800
@@ -391,7 +392,7 @@ def _review_records(rng: np.random.Generator, category: str, items: dict[str, np
 
 def _generated_md(seed: int, scale: float, summary: dict) -> str:
     attrs = ", ".join(a[0] for a in ATTRIBUTES)
-    return f"""# {DEMO_NAME}: GENERATED data, not real Amazon reviews
+    return f"""# {DEMO_DATASET}: GENERATED data, not real Amazon reviews
 
 Every file in this folder is **synthetic**. It was written by `dataset_prep/demo.py`
 (`generate_demo_raw(raw_dir, seed={seed}, scale={scale})`) in the Amazon Reviews 2023 raw layout
@@ -458,7 +459,7 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
     music_users = np.arange(n_overlap + n_side)
 
     summary: dict = {
-        "name": DEMO_NAME, "generated": True, "seed": seed, "scale": scale,
+        "name": DEMO_DATASET, "generated": True, "seed": seed, "scale": scale,
         "users": {"overlap": n_overlap, "side": n_side, "aux_only": n_aux},
         "items": {}, "reviews": {}, "short_reviews": {}, "items_without_description": {},
         "items_without_image": {}, "users_under_20_reviews": {},

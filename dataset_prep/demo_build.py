@@ -12,12 +12,15 @@ import logging
 from pathlib import Path
 
 from dataset_prep.builder import BuildResult, DomainSource, build_dataset
+from dataset_prep.features.encoders import EncoderSpec
+from dataset_prep.features.pipeline import RunSettings, extract_features
+from dataset_prep.features.sources import UserTextRule
 from dataset_prep.filters import FilterSettings, default_filters
+from dataset_prep.layout import BUILD_RECORD, DEMO_DATASET, FEATURE_TABLES, FEATURES_FOLDER
 from dataset_prep.presets import default_raw_dir, find_category_files, get_task
 
 logger = logging.getLogger(__name__)
 
-DEMO_TASK = "movie_music_demo"
 _DEMO_MARKER = ".demo_params.json"  # in the raw folder: the seed/scale it was generated with
 
 
@@ -59,7 +62,7 @@ def generate_demo_raw_once(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> 
 
     Returns True when it generated them.
     """
-    from dataset_prep.demo import generate_demo_raw
+    from dataset_prep.demo import generate_demo_raw  # imports PIL
 
     marker = raw_dir / _DEMO_MARKER
     params = {"seed": seed, "scale": scale}
@@ -97,10 +100,10 @@ def build_demo(
     """Generate (if needed) and build the ``movie_music_demo`` dataset — GENERATED data — and
     (``features``) embed it with the default encoder, as ``dataset_prep features`` would."""
     out_root = Path(out_root)
-    raw_dir = default_raw_dir(get_task(DEMO_TASK), out_root)
+    raw_dir = default_raw_dir(get_task(DEMO_DATASET), out_root)
     generate_demo_raw_once(raw_dir, seed=seed, scale=scale)
     result = build_task(
-        DEMO_TASK,
+        DEMO_DATASET,
         raw_dir=raw_dir,
         out_root=out_root,
         keep_work=keep_work,
@@ -114,18 +117,14 @@ def build_demo(
 def compute_demo_features(out_root: str | Path = "dataset", show_progress: bool = True) -> dict:
     """Embed the demo's items and users with the default encoder (packaged all-MiniLM-L6-v2),
     the tables that are missing only; an interrupted run resumes from its cached shards."""
-    from dataset_prep.features.encoders import EncoderSpec
-    from dataset_prep.features.pipeline import TABLES, RunSettings, extract_features
-    from dataset_prep.features.sources import UserTextRule
-
-    folder = Path(out_root) / DEMO_TASK / "features"
-    missing = tuple(t for t in TABLES if not (folder / f"{t}.json").is_file())
+    folder = Path(out_root) / DEMO_DATASET / FEATURES_FOLDER
+    missing = tuple(t for t in FEATURE_TABLES if not (folder / f"{t}.json").is_file())
     if not missing:
         return {}
     logger.warning("embedding the demo's %s with the default encoder (all-MiniLM-L6-v2, CPU; "
                    "about a minute or two)", ", ".join(missing))
     return extract_features(
-        Path(out_root), DEMO_TASK, EncoderSpec(), tables=missing,
+        Path(out_root), DEMO_DATASET, EncoderSpec(), tables=missing,
         settings=RunSettings(progress=show_progress),
         user_rule=UserTextRule(budget_words=DEMO_USER_BUDGET_WORDS),
     )
@@ -134,8 +133,8 @@ def compute_demo_features(out_root: str | Path = "dataset", show_progress: bool 
 def ensure_demo_dataset(out_root: str | Path = "dataset", seed: int = 0) -> Path:
     """The demo dataset's folder, built (and embedded) first when missing. For the training
     command when a user asks for the demo and has none."""
-    folder = Path(out_root) / DEMO_TASK
-    if not (folder / "build.json").is_file():
+    folder = Path(out_root) / DEMO_DATASET
+    if not (folder / BUILD_RECORD).is_file():
         logger.warning("building the GENERATED demo dataset into %s", folder)
         build_demo(out_root, seed=seed, show_progress=False)
     else:

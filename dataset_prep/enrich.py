@@ -40,7 +40,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dataset_prep.progress import NO_PROGRESS_HELP, Progress
+from dataset_prep.features.encoders import (
+    ClipEncoder,
+    EncoderError,
+    EncoderSpec,
+    _features,
+    _torch_dtype,
+    load_encoder,
+)
+from dataset_prep.features.pipeline import (
+    RunSettings,
+    embed_table,
+    fingerprint,
+    fingerprint_info,
+    image_settings,
+    model_identity,
+    verify_table,
+)
+from dataset_prep.features.prompts import PROMPTS
+from dataset_prep.features.sources import Row, item_text, read_item_table, texts_digest
+from dataset_prep.layout import AUX, BUILD_RECORD, FEATURES_FOLDER, TARGET
+from dataset_prep.progress import NO_PROGRESS_HELP, Progress, quiet_library_bars
+from dataset_prep.vector_table import load_vectors, save_vectors
 
 logger = logging.getLogger("dataset_prep.enrich")
 
@@ -99,7 +120,7 @@ def sha256(text: str) -> str:
 def domain_labels(folder: Path, name: str) -> dict[str, str]:
     """{"aux": "food", "target": "kitchen"} from the dataset's YAML (``aux``/``target`` when
     it names none)."""
-    labels = {"aux": "aux", "target": "target"}
+    labels = {AUX: AUX, TARGET: TARGET}
     path = folder / f"{name}.yaml"
     if path.is_file():
         import yaml
@@ -112,9 +133,6 @@ def domain_labels(folder: Path, name: str) -> dict[str, str]:
 
 
 def item_texts(folder: Path, name: str) -> list[ItemText]:
-    from dataset_prep.features.prompts import PROMPTS
-    from dataset_prep.features.sources import item_text, read_item_table
-
     labels = domain_labels(folder, name)
     rows = read_item_table(folder, name)
     out = []
@@ -217,8 +235,6 @@ def _is_local(model: str) -> bool:
 def model_key(model: str) -> str:
     """What identifies the weights in the cache: a local folder's config/weights identity, or
     the hub id."""
-    from dataset_prep.features.pipeline import model_identity
-
     if _is_local(model):
         path = str(Path(model).expanduser().resolve())
         return "sha256:" + sha256(json.dumps(model_identity(path), sort_keys=True))
@@ -244,9 +260,6 @@ class TextGenerator:
 
     def __init__(self, model: str, settings: EnrichSettings):
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from dataset_prep.features.encoders import _torch_dtype
-        from dataset_prep.progress import quiet_library_bars
 
         quiet_library_bars()
         self.model_name = model
@@ -350,8 +363,6 @@ def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
 # -- CLIP towers ---------------------------------------------------------------------------------
 def load_text_image_encoder(clip: str, settings: EnrichSettings):
     """(encoder, is_clip, reason): CLIP when it loads, else the packaged text encoder."""
-    from dataset_prep.features.encoders import EncoderError, EncoderSpec, load_encoder
-
     reason = ""
     if clip and clip.lower() != "none":
         spec = EncoderSpec(model=clip, kind="clip", device=settings.device, dtype=settings.dtype)
@@ -379,8 +390,6 @@ def _hub_cached(model: str) -> bool:
 
 def clip_image_encoder(clip_encoder):
     """The same loaded CLIP, as an encoder of images only (rows without image are skipped)."""
-    from dataset_prep.features.encoders import ClipEncoder, _features
-
     class ClipImageTower(ClipEncoder):
         def __init__(self, loaded):  # share the loaded model, tokenizer and processor
             self.__dict__.update(loaded.__dict__)
@@ -412,10 +421,6 @@ def reuse_items_table(features: Path, table: str, rows: list, encoder, run, temp
     the item prompt and no images equals the items table's, and so do the ids and texts.
     None (said in the log) otherwise."""
     import numpy as np
-
-    from dataset_prep.features.pipeline import fingerprint, fingerprint_info, image_settings
-    from dataset_prep.features.sources import texts_digest
-    from recbole_music.data.feature_store import load_vectors, save_vectors
 
     started = time.monotonic()
     manifest_path = features / "items.json"
@@ -456,18 +461,15 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
                settings: EnrichSettings | None = None, generator_obj=None,
                encoder_obj=None) -> dict:
     """Enrich and embed the items of ``data_path/name``; returns a summary (also in the log)."""
-    from dataset_prep.features.pipeline import RunSettings, embed_table, verify_table
-    from dataset_prep.features.sources import Row
-
     settings = settings or EnrichSettings()
     check_prompt(prompt)
     folder = Path(data_path) / name
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such dataset folder (build it first)")
-    features = folder / "features"
+    features = folder / FEATURES_FOLDER
     items = item_texts(folder, name)
-    build = json.loads((folder / "build.json").read_text()) if (
-        folder / "build.json").is_file() else {}
+    build = json.loads((folder / BUILD_RECORD).read_text()) if (
+        folder / BUILD_RECORD).is_file() else {}
     summary: dict = {"dataset": name, "items": len(items)}
 
     # 1. enrichment
@@ -522,8 +524,6 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
         verify_table(folder, name, table)
         tables[table] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model,
                          "reused_from": m.get("reused_from", {}).get("table")}
-
-    from dataset_prep.features.prompts import PROMPTS
 
     text_table(TABLE_RAW, {i.id: i.raw for i in items}, PROMPTS[RAW_PROMPT_SET].item,
                {"text": "raw"}, reuse=True)

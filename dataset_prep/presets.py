@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataset_prep.errors import DataError
+from dataset_prep.layout import DEMO_DATASET
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ TASKS: dict[str, Task] = {
         Task("book_movie", "Books", "Movies_and_TV", description="Book -> Movie"),
         Task("book_music", "Books", "CDs_and_Vinyl", description="Book -> Music"),
         Task(
-            "movie_music_demo",
+            DEMO_DATASET,
             "Movies_and_TV",
             "CDs_and_Vinyl",
             generated=True,
-            default_raw_dir="raw/movie_music_demo",
+            default_raw_dir=f"raw/{DEMO_DATASET}",
             description="Movie -> Music on small GENERATED data (python -m dataset_prep demo)",
         ),
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from dataset_prep.layout import AUX, DOMAINS, TARGET
+
 
 @dataclass
 class DomainCounts:
@@ -97,10 +99,10 @@ def dataset_stats(
         "dataset": name,
         "generated": bool(generated),
         "feedback": feedback,
-        "aux_domain": labels["aux"],
-        "target_domain": labels["target"],
+        "aux_domain": labels[AUX],
+        "target_domain": labels[TARGET],
         "domains": {
-            d: _domain_block(inter[inter["domain"] == d], labels[d]) for d in ("aux", "target")
+            d: _domain_block(inter[inter["domain"] == d], labels[d]) for d in DOMAINS
         },
         "users": {
             "total": int(len(roles)),
@@ -111,7 +113,7 @@ def dataset_stats(
         "items": int(inter["item_id"].nunique()),
         "interactions": int(len(inter)),
         "filters": dict(filters),
-        "dropped": {d: _checked_counts(counts[d], filters) for d in ("aux", "target")},
+        "dropped": {d: _checked_counts(counts[d], filters) for d in DOMAINS},
     }
 
 
@@ -127,7 +129,7 @@ def _checked_counts(counts: DomainCounts, filters: dict) -> dict:
 def _rows(stats: dict) -> tuple[list[list[str]], list[list[str]]]:
     doms = stats["domains"]
     table = [["domain", "name", "users", "items", "interactions", "density"]]
-    for d in ("aux", "target"):
+    for d in DOMAINS:
         b = doms[d]
         table.append(
             [
@@ -141,7 +143,7 @@ def _rows(stats: dict) -> tuple[list[list[str]], list[list[str]]]:
         )
     drops = [["step", f"aux ({doms['aux']['name']})", f"target ({doms['target']['name']})"]]
     for key, label in DROP_ROWS:
-        drops.append([label, *(_count(stats["dropped"][d][key]) for d in ("aux", "target"))])
+        drops.append([label, *(_count(stats["dropped"][d][key]) for d in DOMAINS)])
     return table, drops
 
 

@@ -44,12 +44,9 @@ def is_sequential(model_class: type) -> bool:
 
 
 def run_config_files(model, dataset, data_root, user_files, sequential: bool) -> list[str]:
-    """``config_files``; for a sequential model ``properties/sequential.yaml`` goes in after the
-    dataset's own YAML and before the user's files."""
-    files = config_files(model, dataset, data_root, user_files)
-    if sequential:
-        files.insert(len(files) - len(user_files or []), str(SEQUENTIAL_DEFAULTS))
-    return files
+    """The run's YAML layers: exactly :func:`recbole_music.config_files` (which adds
+    ``properties/sequential.yaml`` for a sequential model itself; ``sequential`` is not needed)."""
+    return config_files(model, dataset, data_root, user_files)
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -17,6 +17,8 @@ import math
 import sys
 from pathlib import Path
 
+from recbole_music.inference import ColdStartRecommender
+
 
 class InputError(ValueError):
     """A bad command-line input file or value (the message names file and line)."""
@@ -130,8 +132,6 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion's noise")
     args = parser.parse_args(argv)
     sys.argv = sys.argv[:1]  # RecBole's Config must not read our flags
-    from recbole_music.inference import ColdStartRecommender
-
     try:
         # the user's files first: a bad line is reported before the model is rebuilt
         if args.history:

@@ -17,7 +17,8 @@ import torch
 from dataset_prep.features.encoders import EncoderSpec, load_encoder
 from dataset_prep.features.prompts import PromptSet
 from dataset_prep.features.sources import UserTextRule, user_text
-from recbole_music.data.feature_store import load_vectors
+from dataset_prep.layout import AUX, USERS_AUX_TABLE
+from dataset_prep.vector_table import load_vectors
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,13 @@ class ReviewVectorizer:
         self.manifest = manifest
         self.source = source
         self.dim = int(manifest["dim"])  # written by every feature table; the encoder must match
-        self.domain = manifest.get("domain", "aux")
+        self.domain = manifest.get("domain", AUX)
         self.rule = UserTextRule(**manifest["user_text_rule"])
         self.prompts = PromptSet("manifest", item="", user=manifest["prompt_template"])
         self._encoder = None
 
     @classmethod
-    def for_table(cls, features_folder: str | Path, table: str = "users_aux") -> ReviewVectorizer:
+    def for_table(cls, features_folder: str | Path, table: str = USERS_AUX_TABLE) -> ReviewVectorizer:
         """The vectorizer of a feature table (its manifest, checked by the feature store)."""
         return cls(load_vectors(features_folder, table).meta, f"{features_folder}/{table}.json")
 

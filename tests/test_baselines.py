@@ -180,14 +180,14 @@ def test_ptupcdr_history_holds_the_users_positive_source_items(tiny_data_root):
 
 
 def test_mapping_baselines_share_one_base_mf_configuration():
-    keys = ("embedding_size", *base_mf.BASE_MF_KEYS, "base_mf_cache")
-    blocks = {}
+    shared = yaml.safe_load((PROPERTIES.parent / "base_mf.yaml").read_text())
+    assert set(shared) == {"embedding_size", *base_mf.BASE_MF_KEYS, "base_mf_cache"}
     for name in MAPPING:
-        settings = yaml.safe_load((PROPERTIES / f"{name}.yaml").read_text())
-        blocks[name] = {key: settings.get(key) for key in keys}
-    first = blocks[MAPPING[0]]
-    assert all(block == first for block in blocks.values()), blocks
-    assert {k: first[k] for k in base_mf.BASE_MF_KEYS} == base_mf.BASE_MF_DEFAULTS
+        assert PLUGIN_MODELS[name].config_layers == ("base_mf.yaml",)
+        own = yaml.safe_load((PROPERTIES / f"{name}.yaml").read_text())
+        assert not set(own) & set(shared), name  # nothing shadows the shared block
+        files = [Path(f).name for f in recbole_music.config_files(name, "tiny")]
+        assert files[:3] == ["overall.yaml", "base_mf.yaml", f"{name}.yaml"]
 
 
 def test_cmf_shares_user_factors_across_domains(tiny_data_root):

@@ -21,7 +21,7 @@ from dataset_prep.enrich import (
     parse_enrichment,
     run_enrich,
 )
-from recbole_music.data.feature_store import load_vectors
+from dataset_prep.vector_table import load_vectors
 
 torch.set_num_threads(1)
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from conftest import make_config
 
+from dataset_prep.vector_table import load_vectors, save_vectors
 from recbole_music.data.dataset import CrossDomainDataset
-from recbole_music.data.feature_store import align_to_dataset, load_vectors, save_vectors
+from recbole_music.data.feature_store import align_to_dataset
 
 
 def test_round_trip_is_memory_mapped_and_keeps_meta(tmp_path):

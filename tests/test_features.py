@@ -15,7 +15,7 @@ from dataset_prep.features.encoders import EncoderError, EncoderSpec, load_encod
 from dataset_prep.features.pipeline import FeatureError, RunSettings, embed_table, verify_table
 from dataset_prep.features.pooling import masked_mean
 from dataset_prep.features.sources import UserTextRule, item_rows, user_rows
-from recbole_music.data.feature_store import load_vectors, save_vectors
+from dataset_prep.vector_table import load_vectors, save_vectors
 
 torch.set_num_threads(1)
 

@@ -102,7 +102,7 @@ def review_checkpoint(tiny_data_root, tmp_path):
 
     from dataset_prep.features.encoders import EncoderSpec
     from dataset_prep.features.pipeline import RunSettings, extract_features
-    from recbole_music.data.feature_store import save_vectors
+    from dataset_prep.vector_table import save_vectors
 
     folder = tiny_data_root / "tiny"
     rows = [line.split("\t") for line in (folder / "tiny.inter").read_text().splitlines()[1:]]

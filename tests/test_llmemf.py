@@ -13,9 +13,9 @@ from recbole.data.interaction import Interaction
 from sequence_fixtures import sequential_config, write_tiny_sequences
 
 import recbole_music  # noqa: F401
+from dataset_prep.vector_table import save_vectors
 from recbole_music.data.cold_start_split import split_overlapping_users
 from recbole_music.data.dataset import SplitPart
-from recbole_music.data.feature_store import save_vectors
 from recbole_music.data.sequence_dataset import (
     SequentialCrossDomainDataset,
     domain_subsequences,

@@ -11,8 +11,8 @@ from conftest import make_config
 from recbole.data.interaction import cat_interactions
 
 import recbole_music  # noqa: F401
+from dataset_prep.vector_table import save_vectors
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
-from recbole_music.data.feature_store import save_vectors
 from recbole_music.model.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music import MuSiC
 from recbole_music.model.music_features import resolve_feature_source, resolve_user_vectors

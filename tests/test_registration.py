@@ -87,6 +87,15 @@ def test_config_files_order(tiny_data_root):
     ]
 
 
+def test_config_files_layers_sequential_yaml_for_sequential_models(tiny_data_root):
+    # the public function gives the layers the command uses: sequential.yaml after the
+    # dataset's YAML, before the user's files
+    for model in ("LLMEMF", "SASRec"):
+        names = [Path(f).name for f in recbole_music.config_files(model, "tiny", user_files=["x.yaml"])]
+        assert names[-3:] == ["tiny.yaml", "sequential.yaml", "x.yaml"], model
+    assert "sequential.yaml" not in [Path(f).name for f in recbole_music.config_files("BPR", "tiny")]
+
+
 def test_create_dataset_builds_a_cross_domain_dataset(tiny_data_root):
     from recbole.data import create_dataset
 

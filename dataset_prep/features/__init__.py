@@ -2,7 +2,7 @@
 
 ``python -m dataset_prep features --dataset NAME`` reads ``dataset/NAME/`` and writes the vector
 tables ``items``, ``users_aux`` and ``users_target`` into ``dataset/NAME/features/`` with
-:func:`recbole_music.data.feature_store.save_vectors`. Modules:
+:func:`dataset_prep.vector_table.save_vectors`. Modules:
 
 * :mod:`.prompts`   — the item and user prompt templates (the one place they live);
 * :mod:`.pooling`   — first-last-avg, mean-of-last, the model's pooler;

@@ -6,6 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from dataset_prep.features.encoders import KINDS, EncoderSpec
+from dataset_prep.features.pipeline import RunSettings, extract_features, verify_table
+from dataset_prep.features.sources import UserTextRule
+from dataset_prep.layout import FEATURE_TABLES, USER_TABLES
 from dataset_prep.progress import NO_PROGRESS_HELP
 
 logger = logging.getLogger("dataset_prep.features")
@@ -28,8 +32,7 @@ fingerprint and never mixes with them).
 
 
 def add_features_parser(sub) -> argparse.ArgumentParser:
-    from dataset_prep.features.encoders import KINDS
-    from dataset_prep.features.pooling import POOLINGS
+    from dataset_prep.features.pooling import POOLINGS  # imports torch
 
     f = sub.add_parser(
         "features",
@@ -81,16 +84,12 @@ def add_features_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from dataset_prep.features.encoders import EncoderSpec
-    from dataset_prep.features.pipeline import TABLES, RunSettings, extract_features, verify_table
-    from dataset_prep.features.sources import UserTextRule
-
     tables: tuple[str, ...] = ()
     if args.items:
         tables += ("items",)
     if args.users:
-        tables += ("users_aux", "users_target")
-    tables = tables or TABLES
+        tables += USER_TABLES
+    tables = tables or FEATURE_TABLES
     folder = args.data_path / args.dataset
     if args.verify:
         for t in tables:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset_prep.progress import quiet_library_bars
+
 logger = logging.getLogger("dataset_prep.features")
 
 KINDS = ("text", "causal", "clip", "llava", "minicpmv")
@@ -439,8 +441,7 @@ _CLASSES = {
 
 def load_encoder(spec: EncoderSpec) -> Encoder:
     """Resolve the model, check its kind against its config, and load it."""
-    from dataset_prep.features.pooling import POOLINGS
-    from dataset_prep.progress import quiet_library_bars
+    from dataset_prep.features.pooling import POOLINGS  # imports torch
 
     quiet_library_bars()
 

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset_prep.features.images import color_histogram, with_descriptor
+from dataset_prep.features.sources import _read_atomic
+from dataset_prep.layout import DEMO_DATASET, FEATURES_FOLDER, ITEMS_TABLE
+from dataset_prep.vector_table import load_vectors
+
 
 def _labels(folder: Path, name: str, ids: list[str]):
-    from dataset_prep.demo import ATTRIBUTES
-    from dataset_prep.features.sources import _read_atomic
-
+    from dataset_prep.demo import ATTRIBUTES  # imports PIL
     genre_to_attr = {}
     for k, a in enumerate(ATTRIBUTES):
         for g in (*a[2], *a[3]):
@@ -50,16 +53,13 @@ def knn_share(vectors: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
 def main(argv=None) -> int:
     from PIL import Image
 
-    from dataset_prep.features.images import color_histogram, with_descriptor
-    from recbole_music.data.feature_store import load_vectors
-
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dataset", default="movie_music_demo")
+    ap.add_argument("--dataset", default=DEMO_DATASET)
     ap.add_argument("--data-path", type=Path, default=Path("dataset"))
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     folder = args.data_path / args.dataset
-    table = load_vectors(folder / "features", "items")
+    table = load_vectors(folder / FEATURES_FOLDER, ITEMS_TABLE)
     text = np.asarray(table.vectors, dtype=np.float32)
     meta = _labels(folder, args.dataset, table.ids)
     prim = np.array([m[0] for m in meta])

@@ -29,13 +29,30 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset_prep.features.encoders import load_encoder
 from dataset_prep.features.images import ImageLoader, color_histogram, with_descriptor
-from dataset_prep.features.sources import Row, rows_digest, texts_digest
+from dataset_prep.features.prompts import get_prompts
+from dataset_prep.features.sources import (
+    Row,
+    UserTextRule,
+    _read_atomic,
+    item_rows,
+    rows_digest,
+    texts_digest,
+    user_rows,
+)
+from dataset_prep.layout import (
+    BUILD_RECORD,
+    FEATURE_TABLES,
+    FEATURES_FOLDER,
+    USERS_AUX_TABLE,
+    USERS_TARGET_TABLE,
+)
 from dataset_prep.progress import Progress, format_duration
+from dataset_prep.vector_table import load_vectors, save_vectors
 
 logger = logging.getLogger("dataset_prep.features")
 
-TABLES = ("items", "users_aux", "users_target")
 IMG_NOT_LOOKED, IMG_NONE, IMG_OK, IMG_BAD = 0, 1, 2, 3
 
 
@@ -292,8 +309,6 @@ def embed_table(
                 "seconds": round(time.monotonic() - started, 2)},
         **({k: v for k, v in (extra_fingerprint or {}).items()}),
     }
-    from recbole_music.data.feature_store import save_vectors
-
     save_vectors(features_dir, table, [ids[i] for i in np.flatnonzero(keep)], vectors[keep],
                  manifest)
     manifest = {"rows": int(keep.sum()), "dim": int(vectors.shape[1]), **manifest}
@@ -320,8 +335,6 @@ def _estimate_after_first_shard(table: str, work: Path, shards: list, first: int
 
 
 def _dataset_ids(folder: Path, name: str, table: str) -> tuple[set[str], Path]:
-    from dataset_prep.features.sources import _read_atomic
-
     if table == "items" or table.startswith("item"):
         path = folder / f"{name}.item"
         _, rows = _read_atomic(path)
@@ -334,9 +347,7 @@ def _dataset_ids(folder: Path, name: str, table: str) -> tuple[set[str], Path]:
 def verify_table(folder: Path, name: str, table: str, dim: int | None = None) -> dict:
     """Check that ``features/<table>`` fits the dataset: every id known, the expected dim.
     Errors name the table file and the first offending ids."""
-    from recbole_music.data.feature_store import load_vectors
-
-    features = Path(folder) / "features"
+    features = Path(folder) / FEATURES_FOLDER
     try:
         t = load_vectors(features, table)
     except (FileNotFoundError, ValueError) as exc:
@@ -362,28 +373,24 @@ def extract_features(
     name: str,
     spec,
     *,
-    tables: tuple[str, ...] = TABLES,
+    tables: tuple[str, ...] = FEATURE_TABLES,
     prompts: str | None = None,
     settings: RunSettings | None = None,
     user_rule=None,
     encoder=None,
 ) -> dict[str, dict]:
     """Embed the chosen tables of ``data_path/name`` with one encoder; returns the manifests."""
-    from dataset_prep.features.encoders import load_encoder
-    from dataset_prep.features.prompts import get_prompts
-    from dataset_prep.features.sources import UserTextRule, item_rows, user_rows
-
     settings = settings or RunSettings()
     user_rule = user_rule or UserTextRule()
     folder = Path(data_path) / name
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such dataset folder (build it first)")
     for t in tables:
-        if t not in TABLES:
-            raise FeatureError(f"unknown table {t!r}; one of {', '.join(TABLES)}")
+        if t not in FEATURE_TABLES:
+            raise FeatureError(f"unknown table {t!r}; one of {', '.join(FEATURE_TABLES)}")
     build = {}
-    if (folder / "build.json").is_file():
-        build = json.loads((folder / "build.json").read_text())
+    if (folder / BUILD_RECORD).is_file():
+        build = json.loads((folder / BUILD_RECORD).read_text())
     encoder = encoder or load_encoder(spec)
     prompt_set = get_prompts(prompts, encoder.kind)
     meta = {"dataset": name, "generated": bool(build.get("generated", False)),
@@ -393,18 +400,18 @@ def extract_features(
         if table == "items":
             rows = item_rows(folder, name, prompt_set)
             manifest = embed_table(
-                table, rows, encoder, features_dir=folder / "features", base_dir=folder,
+                table, rows, encoder, features_dir=folder / FEATURES_FOLDER, base_dir=folder,
                 settings=settings, template=prompt_set.item, meta=meta, is_items=True)
         else:
             domain = table.split("_", 1)[1]
             rows = user_rows(folder, name, domain, prompt_set, user_rule)
             manifest = embed_table(
-                table, rows, encoder, features_dir=folder / "features", base_dir=folder,
+                table, rows, encoder, features_dir=folder / FEATURES_FOLDER, base_dir=folder,
                 settings=settings, template=prompt_set.user,
                 extra_fingerprint={"user_text_rule": user_rule.as_dict(), "domain": domain},
                 meta=meta, is_items=False)
         if manifest is None:
-            _say_what_stands_in(folder / "features", table, len(rows))
+            _say_what_stands_in(folder / FEATURES_FOLDER, table, len(rows))
             continue
         out[table] = manifest
         verify_table(folder, name, table)
@@ -415,10 +422,10 @@ def extract_features(
 STAND_INS = {
     "items": "no item has text or a usable image (a ratings-only build?): no table written; "
     "MuSiC's feature_source auto uses collaborative features (learned ID embeddings)",
-    "users_aux": "no user has review text: no table written; MuSiC's user_vectors auto builds "
+    USERS_AUX_TABLE: "no user has review text: no table written; MuSiC's user_vectors auto builds "
     "user vectors from the items each user interacted with (history)",
 }
-STAND_INS["users_target"] = STAND_INS["users_aux"]
+STAND_INS[USERS_TARGET_TABLE] = STAND_INS[USERS_AUX_TABLE]
 
 
 def _say_what_stands_in(features_dir: Path, table: str, rows: int) -> None:

@@ -18,10 +18,11 @@ import torch
 from recbole.data.dataset import Dataset
 from recbole.utils import set_color
 
+from dataset_prep.layout import AUX, FEATURES_FOLDER, TARGET
+from dataset_prep.vector_table import load_vectors
+from recbole_music.config import OVERALL_YAML, setting
 from recbole_music.data.cold_start_split import split_overlapping_users
-from recbole_music.data.feature_store import align_to_dataset, load_vectors
-
-AUX, TARGET = "aux", "target"
+from recbole_music.data.feature_store import align_to_dataset
 
 
 class UserRole(IntEnum):
@@ -39,7 +40,7 @@ class SplitPart(IntEnum):
 
 class CrossDomainDataset(Dataset):
     def __init__(self, config):
-        self.domain_field = config["DOMAIN_FIELD"] or "domain"
+        self.domain_field = setting(config, "DOMAIN_FIELD", OVERALL_YAML)
         self.rating_field = config["RATING_FIELD"]
         super().__init__(config)
         self._check_domains()
@@ -115,7 +116,7 @@ class CrossDomainDataset(Dataset):
         split = split_overlapping_users(
             tokens,
             cold_ratio=float(self.config["cold_ratio"]),
-            valid_ratio=float(self.config["valid_ratio"] or 0.0),
+            valid_ratio=float(setting(self.config, "valid_ratio", OVERALL_YAML)),
             seed=int(self.config["seed"] if seed is None else seed),
         )
         part = np.full(self.user_num, SplitPart.TRAIN, dtype=np.int64)
@@ -157,7 +158,7 @@ class CrossDomainDataset(Dataset):
 
     def feature_path(self):
         """``<data_path>/features``: where feature extraction writes its vector tables."""
-        return Path(self.dataset_path) / "features"
+        return Path(self.dataset_path) / FEATURES_FOLDER
 
     def load_features(self, table: str, field: str):
         """(vectors [num(field), dim], has_vector mask) of ``features/<table>``, aligned to the

@@ -35,6 +35,8 @@ import torch
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType, set_color
 
+from dataset_prep.layout import AUX, TARGET
+from recbole_music.config import SEQUENTIAL_YAML, setting
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
 
 ROLE_NAMES = {"overlap": UserRole.OVERLAP, "side": UserRole.SIDE, "aux_only": UserRole.AUX_ONLY}
@@ -100,7 +102,7 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
         mine = users == uid
         return (
             list(self.id2token(self.iid_field, items[mine])),
-            ["target" if t else "aux" for t in is_target[mine]],
+            [TARGET if t else AUX for t in is_target[mine]],
         )
 
     # -- next-item examples and the leave-last-out split ----------------------------------------
@@ -151,7 +153,7 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
         return [self.copy(self._examples(feat, items, seq_start, parts[p])) for p in parts]
 
     def _train_roles(self) -> list[int]:
-        names = self.config["seq_train_roles"] or list(ROLE_NAMES)
+        names = setting(self.config, "seq_train_roles", SEQUENTIAL_YAML)
         if isinstance(names, str):
             names = [names]
         unknown = [r for r in names if r not in ROLE_NAMES]

@@ -21,6 +21,8 @@ from recbole.data.interaction import Interaction
 from recbole.evaluator.collector import DataStruct
 from recbole.evaluator.register import metrics_dict
 
+from recbole_music.config import OVERALL_YAML, setting
+
 # The labels a result table prints next to each metric, so no number is read in the wrong sense.
 CONVENTIONS = {
     "mae": "pooled over held-out ratings",
@@ -68,7 +70,8 @@ class ColdStartEvaluator:
         self.ranking_metrics = ranking_metrics_of(
             config, "cold-start", " (full ranking over target items)"
         )
-        self.rating_metrics = [m.lower() for m in (config["rating_metrics"] or [])]
+        rating_metrics = setting(config, "rating_metrics", OVERALL_YAML) or ()  # ~ = none
+        self.rating_metrics = [m.lower() for m in rating_metrics]
         self.device = config["device"]
 
     @torch.no_grad()

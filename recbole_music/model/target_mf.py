@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import InputType, ModelType
 
+from recbole_music.config import setting
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 
@@ -27,9 +28,9 @@ class TargetMF(TargetDomainRecommender):
         super().__init__(config, dataset)
         self.predicts_ratings = self.explicit
         dim = config["embedding_size"]
-        self.num_negatives = int(config["num_negatives"] or 1)
-        self.reg_weight = float(config["reg_weight"] or 0.0)
-        self._add_biased_factors(dim, float(config["init_std"] or 0.01))
+        self.num_negatives = int(setting(config, "num_negatives"))
+        self.reg_weight = float(setting(config, "reg_weight"))
+        self._add_biased_factors(dim, float(setting(config, "init_std")))
         _, _, ratings = self.target_training_stats(dataset)
         mean = ratings.mean().item() if ratings is not None and len(ratings) else 0.0
         self.register_buffer("global_mean", torch.tensor(mean, dtype=torch.float))

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_music.config import BASE_MF_YAML, OVERALL_YAML, by_feedback, setting
 from recbole_music.data.dataset import SplitPart
 
 logger = logging.getLogger()
@@ -54,15 +55,6 @@ BASE_MF_KEYS = (
     "base_mf_init_std",
     "base_mf_num_negatives",
 )
-BASE_MF_DEFAULTS = {
-    "base_mf_epochs": 30,
-    "base_mf_learning_rate": 0.01,
-    "base_mf_batch_size": 4096,
-    # one L2 weight means different things under MSE on 1-5 stars and under BCE: per feedback
-    "base_mf_reg_weight": {"explicit": 0.2, "implicit": 0.01},
-    "base_mf_init_std": 0.1,
-    "base_mf_num_negatives": 4,
-}
 
 
 def vector_size(dim: int, explicit: bool) -> int:
@@ -118,26 +110,12 @@ class DomainMF(nn.Module):
         return offset + self.global_mean if self.explicit else offset
 
 
-def by_feedback(value, explicit: bool, name: str = "setting"):
-    """A setting given either as one value or per feedback type: ``{explicit: .., implicit: ..}``."""
-    if isinstance(value, dict):
-        kind = "explicit" if explicit else "implicit"
-        if kind not in value:
-            raise ValueError(
-                f"{name} is given per feedback type but has no '{kind}' entry: {value}"
-            )
-        return value[kind]
-    return value
-
-
 def settings_of(config, explicit: bool) -> dict:
-    """The ``base_mf_*`` hyper-parameters of ``config`` (defaults where unset), resolved for
+    """The ``base_mf_*`` hyper-parameters of ``config`` (properties/base_mf.yaml), resolved for
     explicit or implicit feedback."""
     out = {}
     for key in BASE_MF_KEYS:
-        value = config[key]
-        value = BASE_MF_DEFAULTS[key] if value is None else value
-        out[key] = by_feedback(value, explicit, key)
+        out[key] = by_feedback(setting(config, key, BASE_MF_YAML), explicit, key)
     out["base_mf_epochs"] = int(out["base_mf_epochs"])
     out["base_mf_batch_size"] = int(out["base_mf_batch_size"])
     out["base_mf_num_negatives"] = int(out["base_mf_num_negatives"])
@@ -240,7 +218,7 @@ def cache_key(config, dataset) -> dict:
         "interactions": _fingerprint(dataset),
         "split_seed": int(config["seed"] if split_seed is None else split_seed),
         "cold_ratio": float(config["cold_ratio"]),
-        "valid_ratio": float(config["valid_ratio"] or 0.0),
+        "valid_ratio": float(setting(config, "valid_ratio", OVERALL_YAML)),
         "embedding_size": int(config["embedding_size"]),
         "explicit": bool(dataset.is_explicit),
         **settings_of(config, dataset.is_explicit),
@@ -323,7 +301,7 @@ def load_or_train_base_vectors(config, dataset) -> BaseVectors:
     ``base_mf_cache: False`` trains every time and writes nothing.
     """
     key = cache_key(config, dataset)
-    use_cache = config["base_mf_cache"] is None or bool(config["base_mf_cache"])
+    use_cache = bool(setting(config, "base_mf_cache", BASE_MF_YAML))
     path = cache_path(config, key)
     if use_cache and path.is_file():
         try:

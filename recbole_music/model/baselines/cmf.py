@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import InputType, ModelType
 
-from recbole_music.model.baselines.base_mf import by_feedback
+from recbole_music.config import by_feedback, setting
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 
@@ -34,11 +34,11 @@ class CMF(TargetDomainRecommender):
         super().__init__(config, dataset)
         self.predicts_ratings = self.explicit
         dim = int(config["embedding_size"])
-        self.num_negatives = int(config["num_negatives"] or 1)
-        reg = by_feedback(config["factor_reg_weight"], self.explicit, "factor_reg_weight")
-        self.reg_weight = float(reg or 0.0)
-        self.aux_weight = float(1.0 if config["aux_weight"] is None else config["aux_weight"])
-        self._add_biased_factors(dim, float(config["init_std"] or 0.01))
+        self.num_negatives = int(setting(config, "num_negatives"))
+        reg = by_feedback(setting(config, "factor_reg_weight"), self.explicit, "factor_reg_weight")
+        self.reg_weight = float(reg)
+        self.aux_weight = float(setting(config, "aux_weight"))
+        self._add_biased_factors(dim, float(setting(config, "init_std")))
         self._register_domain_mean(dataset)  # [aux, target]
         feat = dataset.inter_feat
         is_target = feat[dataset.domain_field] == dataset.target_domain_id

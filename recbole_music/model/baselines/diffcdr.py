@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_music.config import setting
 from recbole_music.diffusion import GaussianDiffusion, VectorUNet
 from recbole_music.model.baselines.mapping_base import MappingRecommender
 
@@ -41,21 +42,21 @@ class DiffCDR(MappingRecommender):
             int(config["diffusion_steps"]),
             beta_start=config["beta_start"],
             beta_end=config["beta_end"],
-            prediction=config["diffusion_prediction"] or "x0",
+            prediction=setting(config, "diffusion_prediction"),
         )
         self.denoiser = VectorUNet(
             width,
             hidden_dims=tuple(config["unet_hidden_dims"]),
             time_dim=int(config["unet_time_dim"]),
             cond_dim=width,
-            dropout=float(config["unet_dropout"] or 0.0),
+            dropout=float(setting(config, "unet_dropout")),
         )
         self.align = nn.Linear(width, width, bias=False)
         nn.init.eye_(self.align.weight)
-        self.cond_drop_rate = float(config["cond_drop_rate"] or 0.0)
-        self.guidance_scale = float(config["guidance_scale"] or 0.0)
+        self.cond_drop_rate = float(setting(config, "cond_drop_rate"))
+        self.guidance_scale = float(setting(config, "guidance_scale"))
         self.task_weight = float(config["task_weight"])
-        self.sample_start = str(config["sample_start"] or "source")
+        self.sample_start = str(setting(config, "sample_start"))
         if self.sample_start not in ("source", "noise"):
             raise ValueError(f"sample_start must be 'source' or 'noise', got {self.sample_start!r}")
         self.sampling_seed = int(config["seed"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_music.config import setting
 from recbole_music.model.baselines.mapping_base import MappingRecommender
 
 
@@ -31,8 +32,9 @@ def mapping_network(kind: str, width: int, hidden: int) -> nn.Module:
 class EMCDR(MappingRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        hidden = int(config["mlp_hidden_size"] or 2 * self.vec_dim)
-        self.mapping = mapping_network(config["mapping"] or "mlp", self.vec_dim, hidden)
+        hidden = setting(config, "mlp_hidden_size")
+        hidden = 2 * self.vec_dim if hidden is None else int(hidden)  # ~ = 2 x the vector size
+        self.mapping = mapping_network(setting(config, "mapping"), self.vec_dim, hidden)
 
     def map_users(self, users):
         return self.mapping(self.src_user[users])

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from recbole.utils import InputType, ModelType
 
+from recbole_music.config import setting
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.model.baselines.base_mf import BaseVectors, vector_size
 from recbole_music.model.target_domain_base import TargetDomainRecommender
@@ -36,13 +37,14 @@ class MappingRecommender(TargetDomainRecommender):
     input_type = InputType.POINTWISE
     type = ModelType.GENERAL
     uses_base_mf = True
+    config_layers = ("base_mf.yaml",)  # properties/: the base MFs' settings, shared
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.predicts_ratings = self.explicit
         self.dim = int(config["embedding_size"])
         self.vec_dim = vector_size(self.dim, self.explicit)
-        self.num_negatives = int(config["num_negatives"] or 1)
+        self.num_negatives = int(setting(config, "num_negatives"))
         self._register_user_groups(dataset)
         n_users, n_items, width = self.n_users, self.n_items, self.vec_dim
         for name, shape in (

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recbole_music.config import setting
 from recbole_music.model.baselines.mapping_base import MappingRecommender, aux_history
 
 
@@ -31,7 +32,7 @@ class PTUPCDR(MappingRecommender):
         width = self.vec_dim
         meta_dim = int(config["meta_dim"])
         items, mask = aux_history(
-            dataset, config["positive_min_rating"], int(config["max_history_len"] or 20)
+            dataset, config["positive_min_rating"], int(setting(config, "max_history_len"))
         )
         self.register_buffer("history_items", items)
         self.register_buffer("history_mask", mask)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recbole_music.config import setting
 from recbole_music.model.baselines.emcdr import mapping_network
 from recbole_music.model.baselines.mapping_base import MappingRecommender
 
@@ -35,8 +36,9 @@ from recbole_music.model.baselines.mapping_base import MappingRecommender
 class SSCDR(MappingRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        hidden = int(config["mlp_hidden_size"] or 2 * self.vec_dim)
-        self.mapping = mapping_network(config["mapping"] or "mlp", self.vec_dim, hidden)
+        hidden = setting(config, "mlp_hidden_size")
+        hidden = 2 * self.vec_dim if hidden is None else int(hidden)  # ~ = 2 x the vector size
+        self.mapping = mapping_network(setting(config, "mapping"), self.vec_dim, hidden)
         self.unsup_weight = float(config["unsup_weight"])
         self.positive_min_rating = config["positive_min_rating"]
 

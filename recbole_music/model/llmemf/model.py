@@ -28,6 +28,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
 
+from recbole_music.config import setting
 from recbole_music.data.sequence_dataset import domain_subsequences
 from recbole_music.model.llmemf.attention import CrossDomainAttention, SequenceEncoder
 from recbole_music.model.llmemf.items import ItemRepresentation, load_item_modalities
@@ -47,7 +48,7 @@ class LLMEMF(SequentialRecommender):
             )
         dim = int(config["hidden_size"])
         self.use_cross_domain = bool(config["use_cross_domain"])
-        self.aux_loss_weight = float(config["aux_loss_weight"] or 0.0)
+        self.aux_loss_weight = float(setting(config, "aux_loss_weight"))
         self.initializer_range = float(config["initializer_range"])
 
         is_target = dataset.target_item_mask.clone().bool()
