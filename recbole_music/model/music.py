@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from recbole.utils import InputType, ModelType
 from torch import nn
 
+from recbole_music.config import setting
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.diffusion import GaussianDiffusion, VectorUNet
 from recbole_music.model.music_features import (
@@ -67,7 +68,7 @@ class MuSiC(TargetDomainRecommender):
         self.use_side_users = bool(config["use_side_users"])
         self.stage1_rating_loss = bool(config["stage1_rating_loss"])
         self.diffusion_weight = float(config["diffusion_weight"])
-        self.generated_rating_weight = float(config["generated_rating_weight"] or 0.0)
+        self.generated_rating_weight = float(setting(config, "generated_rating_weight"))
         self.diffusion_feature_scaling = bool(config["diffusion_feature_scaling"])
         self.register_buffer("feature_scale", torch.ones(()))
         self.register_buffer("feature_scale_steps", torch.zeros((), dtype=torch.long))
@@ -80,7 +81,7 @@ class MuSiC(TargetDomainRecommender):
                 f"ranking_loss must be one of {RANKING_LOSSES}, got {self.ranking_loss!r}"
             )
         self.detach_diffusion_target = bool(config["detach_diffusion_target"])
-        self.sample_batch_size = int(config["sample_batch_size"] or 4096)
+        self.sample_batch_size = int(setting(config, "sample_batch_size"))
 
         self.user_vectors = resolve_user_vectors(config["user_vectors"], dataset)
         self.feature_source = resolve_feature_source(
@@ -94,8 +95,8 @@ class MuSiC(TargetDomainRecommender):
             int(config["diffusion_steps"]),
             beta_start=config["beta_start"],
             beta_end=config["beta_end"],
-            prediction=config["diffusion_prediction"] or "x0",
-            sampling_variance=config["sampling_variance"] or "beta",
+            prediction=setting(config, "diffusion_prediction"),
+            sampling_variance=setting(config, "sampling_variance"),
         )
         if self.condition_residual and self.diffusion.prediction != "x0":
             raise ValueError(
@@ -108,7 +109,7 @@ class MuSiC(TargetDomainRecommender):
             hidden_dims=tuple(config["unet_hidden_dims"]),
             time_dim=int(config["unet_time_dim"]),
             cond_dim=dim,
-            dropout=float(config["unet_dropout"] or 0.0),
+            dropout=float(setting(config, "unet_dropout")),
         )
         self.rating_bias = bool(config["rating_bias"])
         self.item_bias = nn.Embedding(self.n_items, 1)
@@ -124,7 +125,7 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("sampling_noise", torch.randn(self.n_users, dim, generator=generator))
         self._generated = None
         self._item_features = None
-        logger.info(self._settings_line(int(config["stage1_epochs"] or 0)))
+        logger.info(self._settings_line(int(setting(config, "stage1_epochs"))))
 
     def _settings_line(self, stage1_epochs: int) -> str:
         """What the run really does: the features and user vectors it reads, whether stage 1

@@ -26,6 +26,7 @@ import logging
 import torch
 from torch import nn
 
+from recbole_music.config import setting
 from recbole_music.model.interaction_vectors import interaction_item_vectors
 from recbole_music.model.projection import ProjectionMLP
 from recbole_music.model.user_history_vectors import history_vector, user_history_vectors
@@ -127,7 +128,7 @@ class FeatureSource(nn.Module):
         # user feature is that user's rating bias -- generated with the rest of u_T.
         self.user_bias_coordinate = bool(config["user_bias_coordinate"])
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
-        activation = config["activation"] or "tanh"
+        activation = setting(config, "activation")
         n_users, n_items = dataset.user_num, dataset.item_num
         if source in FROZEN_VECTOR_SOURCES:
             parts = []
@@ -147,7 +148,7 @@ class FeatureSource(nn.Module):
             # One user MLP for both domains: the same LLM reads both domains' reviews.
             self.user_mlp = ProjectionMLP(users_aux.shape[1], hidden, dim, dropout, activation)
         if source in ("collaborative", "fused"):
-            std = float(config["init_std"] or 0.1)
+            std = float(setting(config, "init_std"))
             self.item_embedding = nn.Embedding(n_items, dim)
             self.user_aux_embedding = nn.Embedding(n_users, dim)
             self.user_target_embedding = nn.Embedding(n_users, dim)

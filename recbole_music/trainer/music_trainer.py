@@ -15,6 +15,7 @@ import torch
 from recbole.utils import set_color
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from recbole_music.config import setting
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
 
@@ -66,7 +67,7 @@ class MuSiCTrainer(CrossDomainTrainer):
         """With ``ema_decay`` > 0, an exponential moving average of the weights, updated after
         every stage-2 optimizer step, is what validation scores and checkpoints keep (as DDPM
         samples with EMA weights): one epoch's weights swing, their average less."""
-        decay = float(self.config["ema_decay"] or 0.0)
+        decay = float(setting(self.config, "ema_decay"))
         self._average, self._live_weights = None, None  # a fresh average for every fit
         if decay <= 0:
             return None
@@ -105,7 +106,7 @@ class MuSiCTrainer(CrossDomainTrainer):
         return super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
 
     def _train_side_users(self, dataset, side_rows, show_progress):
-        epochs = int(self.config["stage1_epochs"] or 0)
+        epochs = int(setting(self.config, "stage1_epochs"))
         if not self.model.use_side_users or epochs == 0:
             why = "use_side_users=False" if not self.model.use_side_users else "stage1_epochs=0"
             self.logger.info(set_color("MuSiC stage 1", "green") + f": skipped ({why})")
@@ -136,5 +137,5 @@ class MuSiCTrainer(CrossDomainTrainer):
     def stage1_optimizer(self):
         """Stage 1's own optimizer, at ``stage1_learning_rate`` (else stage 2's rate)."""
         return self._build_optimizer(
-            learning_rate=float(self.config["stage1_learning_rate"] or self.learning_rate)
+            learning_rate=float(setting(self.config, "stage1_learning_rate"))
         )

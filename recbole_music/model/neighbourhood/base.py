@@ -27,6 +27,7 @@ import scipy.sparse as sp
 import torch
 from recbole.utils import InputType, ModelType
 
+from recbole_music.config import setting
 from recbole_music.data.dataset import SplitPart
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
@@ -163,7 +164,7 @@ class TransferRecommender(TargetDomainRecommender):
         self.popularity = counts / max(counts.max(), 1.0)
         if self.explicit:
             ratings = feat[dataset.rating_field].numpy().astype(np.float64)
-            damping = float(config["damping"] or 0.0)
+            damping = float(setting(config, "damping"))
             self.item_mean = damped_item_means(
                 items[is_target], ratings[is_target], self.n_items, damping
             ).astype(np.float32)
