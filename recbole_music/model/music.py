@@ -245,18 +245,16 @@ class MuSiC(TargetDomainRecommender):
         return score
 
     def _rating_loss(self, user_feat, items, ratings, domain: int, pool):
-        """MSE on ratings; on implicit data ``ranking_loss`` of each positive against
-        ``num_negatives`` items drawn uniformly from ``pool``, one draw shared by the batch: the
-        negatives' features are projected once and scored by one matrix product, so many
-        negatives cost little (per-positive draws made the item MLP run over nearly the whole
-        catalogue in every batch)."""
+        """MSE on ratings; on implicit data ``ranking_loss`` of each positive against its own
+        ``num_negatives`` items drawn uniformly from ``pool``. (One draw shared by the whole
+        batch is cheaper but gives the loss 1/batch as many negatives: food → kitchen seed 1,
+        validation NDCG@20 ~0.04 against ~0.05.)"""
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
-        neg = pool[torch.randint(len(pool), (self.num_negatives,), device=items.device)]
+        n = self.num_negatives
+        neg = pool[torch.randint(len(pool), (len(items) * n,), device=items.device)]
         positive = self._score(user_feat, items, domain)
-        negative = user_feat @ self.features.items(neg).T  # [batch, num_negatives]
-        if self.rating_bias:
-            negative = negative + self.item_bias(neg).view(1, -1)
+        negative = self._score(user_feat.repeat_interleave(n, 0), neg, domain).view(-1, n)
         if self.ranking_loss == "softmax":
             logits = torch.cat([positive[:, None], negative], dim=1)
             first = torch.zeros(len(items), dtype=torch.long, device=items.device)
