@@ -52,7 +52,8 @@ def register_all() -> None:
     for model_class in (GlobalMean, ItemMean, TargetMF):
         register_model(model_class)
     register_model(MuSiC, MuSiCTrainer)
-    from recbole_music.model.baselines import CMF, MAPPING_BASELINES, MappingTrainer
+    from recbole_music.model.baselines import CMF, MAPPING_BASELINES
+    from recbole_music.trainer.mapping_trainer import MappingTrainer
 
     register_model(CMF)
     for model_class in MAPPING_BASELINES:
@@ -70,8 +71,9 @@ def _register_llmemf() -> None:
 
 
 def _register_neighbourhood() -> None:
-    from recbole_music.model.neighbourhood import NEIGHBOURHOOD_MODELS, HyperSearchTrainer
+    from recbole_music.model.neighbourhood import NEIGHBOURHOOD_MODELS
     from recbole_music.trainer.exact_pop_trainer import ExactPopTrainer
+    from recbole_music.trainer.hyper_search_trainer import HyperSearchTrainer
 
     for model_class in NEIGHBOURHOOD_MODELS:
         register_model(model_class, HyperSearchTrainer)

@@ -13,10 +13,10 @@ from recbole.data.interaction import cat_interactions
 import recbole_music  # noqa: F401
 from dataset_prep.vector_table import save_vectors
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
-from recbole_music.model.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music import MuSiC
-from recbole_music.model.music_features import resolve_feature_source, resolve_user_vectors
-from recbole_music.model.user_history_vectors import history_vector_dim, user_history_vectors
+from recbole_music.model.music.features import resolve_feature_source, resolve_user_vectors
+from recbole_music.model.music.interaction_vectors import interaction_item_vectors
+from recbole_music.model.music.user_history_vectors import history_vector_dim, user_history_vectors
 from recbole_music.quick_start import prepare_data
 
 FAST = {"epochs": 1, "stage1_epochs": 1, "state": "ERROR", "show_progress": False}

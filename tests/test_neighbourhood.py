@@ -22,11 +22,11 @@ from recbole.utils import ModelType, get_trainer, init_seed
 import recbole_music  # noqa: F401  (registers the models)
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart
 from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
-from recbole_music.model.neighbourhood import HyperSearchTrainer
 from recbole_music.model.neighbourhood.item_knn import keep_top_per_column
 from recbole_music.quick_start import build_run, prepare_data, resolve_model, run_recbole_music
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.trainer.exact_pop_trainer import ExactPopTrainer
+from recbole_music.trainer.hyper_search_trainer import HyperSearchTrainer
 
 pytestmark = [
     pytest.mark.usefixtures("restore_root_logger"),

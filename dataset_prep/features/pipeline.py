@@ -418,7 +418,7 @@ def extract_features(
     return out
 
 
-# Why a table has nothing to embed, and what MuSiC does without it (music_features.py).
+# Why a table has nothing to embed, and what MuSiC does without it (recbole_music/model/music/features.py).
 STAND_INS = {
     "items": "no item has text or a usable image (a ratings-only build?): no table written; "
     "MuSiC's feature_source auto uses collaborative features (learned ID embeddings)",

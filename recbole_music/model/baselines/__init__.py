@@ -3,7 +3,7 @@
 ``CMF`` trains one MF over both domains. The embedding-and-mapping methods — ``EMCDR``,
 ``SSCDR``, ``LACDR``, ``PTUPCDR``, ``DiffCDR`` — share the per-domain base MF of a split
 (:mod:`.base_mf`, trained once and cached) and learn only their mapping, with
-:class:`.trainer.MappingTrainer`.
+:class:`recbole_music.trainer.mapping_trainer.MappingTrainer`.
 """
 
 from recbole_music.model.baselines.cmf import CMF
@@ -12,7 +12,6 @@ from recbole_music.model.baselines.emcdr import EMCDR
 from recbole_music.model.baselines.lacdr import LACDR
 from recbole_music.model.baselines.ptupcdr import PTUPCDR
 from recbole_music.model.baselines.sscdr import SSCDR
-from recbole_music.model.baselines.trainer import MappingTrainer
 
 MAPPING_BASELINES = (EMCDR, SSCDR, LACDR, PTUPCDR, DiffCDR)
 
@@ -24,5 +23,4 @@ __all__ = [
     "PTUPCDR",
     "SSCDR",
     "DiffCDR",
-    "MappingTrainer",
 ]

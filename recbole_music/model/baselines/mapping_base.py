@@ -1,7 +1,7 @@
 """What the embedding-and-mapping baselines (EMCDR, SSCDR, LACDR, PTUPCDR, DiffCDR) share.
 
 Each holds the pretrained base MF vectors of both domains (:mod:`base_mf`, loaded by
-:class:`~recbole_music.model.baselines.trainer.MappingTrainer` before the mapping stage) as
+:class:`~recbole_music.trainer.mapping_trainer.MappingTrainer` before the mapping stage) as
 frozen buffers, and learns only its own mapping ``f``: source user vector → target user vector.
 
 * A user whose target interactions are in training (side and training-overlap users) is scored

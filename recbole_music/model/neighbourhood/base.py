@@ -15,7 +15,7 @@ Ratings (explicit data): the item's damped mean target rating plus a model-speci
 deviation (:meth:`rating_deviations`), so MAE/RMSE are meaningful.
 
 Hyper-parameters (``hyper_names``) have their defaults in ``properties/model/<Model>.yaml``, which
-also holds the ``search_grid`` that :class:`.search.HyperSearchTrainer` tries on validation users.
+also holds the ``search_grid`` that :class:`recbole_music.trainer.hyper_search_trainer.HyperSearchTrainer` tries on validation users.
 """
 
 from __future__ import annotations

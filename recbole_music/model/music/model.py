@@ -41,7 +41,7 @@ from torch import nn
 from recbole_music.config import setting
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.diffusion import GaussianDiffusion, VectorUNet
-from recbole_music.model.music_features import (
+from recbole_music.model.music.features import (
     FeatureSource,
     resolve_feature_source,
     resolve_user_vectors,

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from recbole_music.config import setting
-from recbole_music.model.interaction_vectors import interaction_item_vectors
-from recbole_music.model.projection import ProjectionMLP
-from recbole_music.model.user_history_vectors import history_vector, user_history_vectors
+from recbole_music.model.music.interaction_vectors import interaction_item_vectors
+from recbole_music.model.music.projection import ProjectionMLP
+from recbole_music.model.music.user_history_vectors import history_vector, user_history_vectors
 
 FEATURE_SOURCES = ("multimodal", "collaborative", "fused", "interactions", "hybrid")
 CONTENT_SOURCES = ("multimodal", "fused", "hybrid")  # read the feature tables
