@@ -48,7 +48,7 @@ def main() -> int:
     args = ap.parse_args()
     folder = ROOT / "dataset" / args.dataset
     feats = folder / "features"
-    for p in (feats / ".work" / "items", ):
+    for p in (feats / ".work" / "items",):
         shutil.rmtree(p, ignore_errors=True)
     for ext in ("npy", "ids", "json"):
         (feats / f"items.{ext}").unlink(missing_ok=True)
@@ -56,12 +56,24 @@ def main() -> int:
     # A background shell starts us with SIGINT ignored, and children inherit that (Python then
     # installs no KeyboardInterrupt handler): give the child the default disposition back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    base = [sys.executable, "-m", "dataset_prep", "features", "--dataset", args.dataset,
-            "--items", "--shard-size", str(args.shard_size), "--no-progress",
-            "--threads", str(args.threads)]
+    base = [
+        sys.executable,
+        "-m",
+        "dataset_prep",
+        "features",
+        "--dataset",
+        args.dataset,
+        "--items",
+        "--shard-size",
+        str(args.shard_size),
+        "--no-progress",
+        "--threads",
+        str(args.threads),
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(base, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        base, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     shards: list[Path] = []
     while proc.poll() is None:
         shards = sorted((feats / ".work" / "items").glob("*/shard_*.npz"))
@@ -73,8 +85,10 @@ def main() -> int:
     first_s = time.perf_counter() - t0
     shards = sorted((feats / ".work" / "items").glob("*/shard_*.npz"))
     if (feats / "items.json").exists():
-        raise SystemExit(f"the first run finished before it was killed (exit {proc.returncode}, "
-                         f"{len(shards)} shards seen)\n{out}\n{err[-2000:]}")
+        raise SystemExit(
+            f"the first run finished before it was killed (exit {proc.returncode}, "
+            f"{len(shards)} shards seen)\n{out}\n{err[-2000:]}"
+        )
     second_s = run(base, env)
     m = json.loads((feats / "items.json").read_text())
     third_s = run(base + ["--pooling", "mean"], env)

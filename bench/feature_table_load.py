@@ -66,8 +66,17 @@ def child(variant: str, folder: str, name: str) -> None:
     row = ds.field2token_id["item_id"][table.ids[7]]
     assert np.array_equal(out[row].numpy(), np.asarray(table.vectors[7]))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"seconds": t_load, "peak_rss_gib": rss / 2**30, "import_s": t_import,
-                      "stub_s": t_stub, "shape": list(out.shape)}))
+    print(
+        json.dumps(
+            {
+                "seconds": t_load,
+                "peak_rss_gib": rss / 2**30,
+                "import_s": t_import,
+                "stub_s": t_stub,
+                "shape": list(out.shape),
+            }
+        )
+    )
 
 
 def make_table(rows: int, dim: int) -> str:
@@ -76,16 +85,18 @@ def make_table(rows: int, dim: int) -> str:
         return name
     WORK.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    npy = np.lib.format.open_memmap(WORK / f"{name}.npy", mode="w+", dtype=np.float32,
-                                    shape=(rows, dim))
+    npy = np.lib.format.open_memmap(
+        WORK / f"{name}.npy", mode="w+", dtype=np.float32, shape=(rows, dim)
+    )
     for s in range(0, rows, 10_000):
-        npy[s:s + 10_000] = rng.standard_normal((min(10_000, rows - s), dim), dtype=np.float32)
+        npy[s : s + 10_000] = rng.standard_normal((min(10_000, rows - s), dim), dtype=np.float32)
     npy.flush()
     del npy
     (WORK / f"{name}.ids").write_text("".join(f"B{i:09d}\n" for i in range(rows)))
     # the manifest last, as save_vectors does (save_vectors itself would need the array in RAM)
-    (WORK / f"{name}.json").write_text(json.dumps({"rows": rows, "dim": dim,
-                                                   "model": "random (benchmark)"}))
+    (WORK / f"{name}.json").write_text(
+        json.dumps({"rows": rows, "dim": dim, "model": "random (benchmark)"})
+    )
     return name
 
 
@@ -104,9 +115,12 @@ def main() -> int:
     results: dict[str, list[dict]] = {"align_to_dataset": []}
     for _ in range(args.repeats):
         for variant in results:
-            p = subprocess.run([sys.executable, __file__, "--child", variant, str(WORK), name],
-                               capture_output=True, text=True, env={**os.environ,
-                                                                    "OMP_NUM_THREADS": "1"})
+            p = subprocess.run(
+                [sys.executable, __file__, "--child", variant, str(WORK), name],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
             if p.returncode:
                 print(p.stderr)
                 return 1
@@ -132,14 +146,20 @@ def main() -> int:
         secs = [r["seconds"] for r in rs]
         peaks = [r["peak_rss_gib"] for r in rs]
         ok = statistics.median(secs) < 5 and max(peaks) < 3
-        lines.append(f"| `{v}` | {', '.join(f'{s:.2f}' for s in secs)} | "
-                     f"{statistics.median(secs):.2f} | {', '.join(f'{p:.2f}' for p in peaks)} | "
-                     f"{max(peaks):.2f} | {'meets both' if ok else 'MISSES a target'} |")
-    lines += ["", "`align_to_dataset` reads the `.npy` with plain file reads into one "
-              "8,192-row buffer and scatters each block into the output, so the file's pages "
-              "stay in the OS page cache and the peak is the output tensor plus the buffer "
-              "(an earlier version gathered every mapped row into one temporary array: "
-              "4.35 s, 4.93 GiB). Timings are inflated by other jobs sharing the 2 cores.", ""]
+        lines.append(
+            f"| `{v}` | {', '.join(f'{s:.2f}' for s in secs)} | "
+            f"{statistics.median(secs):.2f} | {', '.join(f'{p:.2f}' for p in peaks)} | "
+            f"{max(peaks):.2f} | {'meets both' if ok else 'MISSES a target'} |"
+        )
+    lines += [
+        "",
+        "`align_to_dataset` reads the `.npy` with plain file reads into one "
+        "8,192-row buffer and scatters each block into the output, so the file's pages "
+        "stay in the OS page cache and the peak is the output tensor plus the buffer "
+        "(an earlier version gathered every mapped row into one temporary array: "
+        "4.35 s, 4.93 GiB). Timings are inflated by other jobs sharing the 2 cores.",
+        "",
+    ]
     lines.append(f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
     lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,13 +27,30 @@ from _paths import ROOT  # noqa: F401  (puts the repository root on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-WORDS = ("dark brooding sinister haunting grim upbeat cheerful bouncy sunny catchy romantic "
-         "tender heartfelt epic grand sweeping heroic retro vintage nostalgic experimental "
-         "strange abstract calm gentle soothing playful quirky whimsical film album story "
-         "songs performance production remastered edition booklet director cast soundtrack "
-         "the a of and with in for by from its an on at this that").split()
-GENRES = ("Thriller", "Horror", "Comedy", "Romance", "Action", "Fantasy", "Westerns", "Pop",
-          "Metal", "Soul", "Ambient", "Documentary", "Animation", "Classic Rock", "Electronic")
+WORDS = (
+    "dark brooding sinister haunting grim upbeat cheerful bouncy sunny catchy romantic "
+    "tender heartfelt epic grand sweeping heroic retro vintage nostalgic experimental "
+    "strange abstract calm gentle soothing playful quirky whimsical film album story "
+    "songs performance production remastered edition booklet director cast soundtrack "
+    "the a of and with in for by from its an on at this that"
+).split()
+GENRES = (
+    "Thriller",
+    "Horror",
+    "Comedy",
+    "Romance",
+    "Action",
+    "Fantasy",
+    "Westerns",
+    "Pop",
+    "Metal",
+    "Soul",
+    "Ambient",
+    "Documentary",
+    "Animation",
+    "Classic Rock",
+    "Electronic",
+)
 
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
@@ -53,8 +70,13 @@ def plain_loop(encoder, texts, batch_size):
     tok, model = encoder.tokenizer, encoder.model
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i:i + batch_size], padding=True, truncation=True,
-                  max_length=encoder.max_length, return_tensors="pt")
+        enc = tok(
+            texts[i : i + batch_size],
+            padding=True,
+            truncation=True,
+            max_length=encoder.max_length,
+            return_tensors="pt",
+        )
         with torch.inference_mode():
             hs = model(**enc, output_hidden_states=True).hidden_states
         m = enc["attention_mask"].unsqueeze(-1).float()
@@ -66,8 +88,16 @@ def pipeline_run(encoder, rows, batch_size, work):
     from dataset_prep.features.pipeline import RunSettings, embed_table
 
     settings = RunSettings(shard_size=1024, batch_size=batch_size, progress=False)
-    embed_table("items", rows, encoder, features_dir=work, base_dir=work, settings=settings,
-                template="{title}", is_items=False)
+    embed_table(
+        "items",
+        rows,
+        encoder,
+        features_dir=work,
+        base_dir=work,
+        settings=settings,
+        template="{title}",
+        is_items=False,
+    )
     from dataset_prep.vector_table import load_vectors
 
     return np.asarray(load_vectors(work, "items").vectors)
@@ -92,16 +122,21 @@ def main() -> int:
     encoder = load_encoder(EncoderSpec(model="default", max_length=args.max_length))
     texts = make_texts(args.n)
     rows = [Row(f"i{i:06d}", t) for i, t in enumerate(texts)]
-    n_tokens = [len(encoder.tokenizer(t, truncation=True, max_length=args.max_length)["input_ids"])
-                for t in texts]
+    n_tokens = [
+        len(encoder.tokenizer(t, truncation=True, max_length=args.max_length)["input_ids"])
+        for t in texts
+    ]
     runs = {"plain": [], "pipeline": []}
     check = {}
     for r in range(args.rounds):
         for name in ("plain", "pipeline"):
             with tempfile.TemporaryDirectory() as tmp:
                 t0 = time.perf_counter()
-                vecs = (plain_loop(encoder, texts, args.batch_size) if name == "plain"
-                        else pipeline_run(encoder, rows, args.batch_size, Path(tmp)))
+                vecs = (
+                    plain_loop(encoder, texts, args.batch_size)
+                    if name == "plain"
+                    else pipeline_run(encoder, rows, args.batch_size, Path(tmp))
+                )
                 dt = time.perf_counter() - t0
             runs[name].append(args.n / dt)
             check[name] = vecs
@@ -129,12 +164,20 @@ def main() -> int:
         "|---|" + "---|" * (args.rounds + 1),
     ]
     for k in ("plain", "pipeline"):
-        lines.append(f"| {k} (items/s) | " + " | ".join(f"{v:.1f}" for v in runs[k])
-                     + f" | **{med[k]:.1f}** |")
-    lines += ["", f"**Ratio pipeline / plain (medians): {ratio:.2f}** (target ≥ 0.9).", "",
-              "The pipeline sorts each shard's rows by length before batching (less padding); "
-              "the plain loop takes the texts in order. Both include tokenisation; the pipeline "
-              "also writes its shard cache and the final table.", ""]
+        lines.append(
+            f"| {k} (items/s) | "
+            + " | ".join(f"{v:.1f}" for v in runs[k])
+            + f" | **{med[k]:.1f}** |"
+        )
+    lines += [
+        "",
+        f"**Ratio pipeline / plain (medians): {ratio:.2f}** (target ≥ 0.9).",
+        "",
+        "The pipeline sorts each shard's rows by length before batching (less padding); "
+        "the plain loop takes the texts in order. Both include tokenisation; the pipeline "
+        "also writes its shard cache and the final table.",
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))

@@ -43,24 +43,34 @@ METRICS = ("hit@10", "ndcg@10", "mrr@10")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", default="food_kitchen")
     p.add_argument("--seeds", default="2020,2021,2022")
-    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                   help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, of: {', '.join(VARIANTS)}",
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--stopping-step", type=int, default=3)
     p.add_argument("--max-len", type=int, default=15)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--learning-rate", type=float, default=0.002)
-    p.add_argument("--train-roles", default="overlap",
-                   help="seq_train_roles: whose sequences train (overlap, side, aux_only)")
+    p.add_argument(
+        "--train-roles",
+        default="overlap",
+        help="seq_train_roles: whose sequences train (overlap, side, aux_only)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "llmemf_food_kitchen.md"))
-    p.add_argument("--report-only", action="store_true",
-                   help="rewrite the Markdown from the JSON beside --out, running nothing")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the Markdown from the JSON beside --out, running nothing",
+    )
     return p.parse_args(argv)
 
 
@@ -152,28 +162,44 @@ def main(argv=None) -> int:
     started = time.time()
     checkpoints = tempfile.mkdtemp(prefix="llmemf_bench_")
     common = {
-        "epochs": args.epochs, "stopping_step": args.stopping_step,
-        "MAX_ITEM_LIST_LENGTH": args.max_len, "train_batch_size": args.batch_size,
-        "learning_rate": args.learning_rate, "seq_train_roles": args.train_roles.split(","),
-        "hidden_size": args.hidden, "embedding_size": args.hidden,
-        "show_progress": False, "state": "INFO", "checkpoint_dir": checkpoints,
+        "epochs": args.epochs,
+        "stopping_step": args.stopping_step,
+        "MAX_ITEM_LIST_LENGTH": args.max_len,
+        "train_batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seq_train_roles": args.train_roles.split(","),
+        "hidden_size": args.hidden,
+        "embedding_size": args.hidden,
+        "show_progress": False,
+        "state": "INFO",
+        "checkpoint_dir": checkpoints,
         "torch_threads": args.threads,
     }
     for seed in seeds:
         for name in names:
             model, extra = VARIANTS[name]
             run_start = time.time()
-            result = run_recbole_music(model, args.dataset,
-                                       config_dict={**common, **extra, "seed": seed})
+            result = run_recbole_music(
+                model, args.dataset, config_dict={**common, **extra, "seed": seed}
+            )
             epochs = timer.take()
-            runs.append({
-                "variant": name, "model": model, "seed": seed,
-                "test": result["test_result"], "valid": result["best_valid_result"],
-                "epoch_seconds": epochs, "wall_seconds": round(time.time() - run_start, 1),
-            })
-            print(f"[{time.time() - started:7.0f}s] seed {seed} {name}: "
-                  f"{ {k: result['test_result'].get(k) for k in METRICS} } "
-                  f"epochs {len(epochs)}, {statistics.mean(epochs):.1f}s/epoch", flush=True)
+            runs.append(
+                {
+                    "variant": name,
+                    "model": model,
+                    "seed": seed,
+                    "test": result["test_result"],
+                    "valid": result["best_valid_result"],
+                    "epoch_seconds": epochs,
+                    "wall_seconds": round(time.time() - run_start, 1),
+                }
+            )
+            print(
+                f"[{time.time() - started:7.0f}s] seed {seed} {name}: "
+                f"{ {k: result['test_result'].get(k) for k in METRICS} } "
+                f"epochs {len(epochs)}, {statistics.mean(epochs):.1f}s/epoch",
+                flush=True,
+            )
         # after every seed: a run cut short still leaves the seeds it finished
         done = seeds[: seeds.index(seed) + 1]
         write(args, names, done, runs, time.time() - started)
@@ -195,8 +221,10 @@ def report(args, names, seeds, runs, total) -> str:
         return statistics.mean(t for r in rs for t in r["epoch_seconds"])
 
     sasrec = epoch_time(by["SASRec"]) if by.get("SASRec") else None
-    rows = ["| model | HR@10 | NDCG@10 | MRR@10 | s / epoch | epoch time / SASRec | epochs run |",
-            "|---|---|---|---|---:|---:|---|"]
+    rows = [
+        "| model | HR@10 | NDCG@10 | MRR@10 | s / epoch | epoch time / SASRec | epochs run |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
     for n in names:
         rs = by[n]
         t = epoch_time(rs)
@@ -206,55 +234,62 @@ def report(args, names, seeds, runs, total) -> str:
         rows.append(f"| {n} | {' | '.join(cells)} | {t:.1f} | {ratio} | {epochs} |")
         if n == "LLMEMF" and not args_has_identical(names):
             for same in ("LLMEMF w/o image", "LLMEMF w/o LLM enrichment"):
-                rows.append(f"| {same} | = LLMEMF (the same model on this data, see below; not "
-                            "run) | | | | | |")
+                rows.append(
+                    f"| {same} | = LLMEMF (the same model on this data, see below; not "
+                    "run) | | | | | |"
+                )
     dataset_dir = ROOT / "dataset" / args.dataset
     import shlex
 
     command = "python bench/llmemf_food_kitchen.py " + " ".join(
-        f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in vars(args).items()
-        if k not in ("out", "report_only"))
-    return "\n".join([
-        f"# LLMEMF vs SASRec and GRU4Rec on {args.dataset} (REAL data)",
-        "",
-        "Real Amazon Food → Kitchen interaction sequences (`../shared/data/food_kitchen`, order "
-        "positions as timestamps, item titles as text). Next-item prediction of the held-out "
-        "overlapping users' LAST KITCHEN item from their interleaved history (leave-last-out, "
-        "20% test / 10% validation users drawn per seed; docs/llmemf.md), ranked over all "
-        "kitchen items with RecBole's metric classes; the test metrics of the best validation "
-        "epoch (NDCG@10). Mean ± sample std over seeds " + ", ".join(map(str, seeds)) +
-        " (the seed draws the split and initialises the model).",
-        "",
-        *rows,
-        "",
-        f"- Settings, the same for every model: at most {args.epochs} epochs (early stop after "
-        f"{args.stopping_step} without a better validation NDCG@10), batch {args.batch_size}, "
-        f"learning rate {args.learning_rate}, sequences of the last {args.max_len} items, "
-        f"width {args.hidden}; training sequences of the `{args.train_roles}` users; "
-        f"{args.threads} CPU thread(s). Other hyper-parameters: the models' defaults "
-        "(RecBole's for SASRec and GRU4Rec, properties/model/LLMEMF.yaml for LLMEMF).",
-        f"- Item features LLMEMF ran on: {feature_note(dataset_dir)}.",
-        "- No LLM and no CLIP weights can be had on this machine (no model hub), and the "
-        "Food–Kitchen data has no images: `dataset_prep enrich` fell back to raw-title vectors "
-        "from the packaged all-MiniLM-L6-v2 and wrote no image table. On this data the full "
-        "LLMEMF therefore IS its \"w/o image\" and \"w/o LLM enrichment\" variants (same "
-        "tables, same parameters, same seed; tests/test_llmemf.py checks that the three build "
-        "identical predictions); those rows are not run unless asked for with --variants.",
-        "- Softmax: LLMEMF's cross-entropy runs over the items of the label's domain (27.6k "
-        "kitchen items for a kitchen label), RecBole's SASRec and GRU4Rec over all 36.3k items "
-        "for every example (both domains' next items train all three; evaluation ranks kitchen "
-        "items only, for all). That domain-aware softmax is part of LLMEMF's design here and "
-        "part of why its epochs are cheaper. The w/o-cross-domain variant shares it (and the "
-        "text vectors), so the gap between the two LLMEMF rows is the cross-domain branch's.",
-        "- Few epochs: a CPU budget (the whole grid had to fit about an hour and a half on a "
-        "shared 2-core machine), the same for every model; none of the models is converged, so "
-        "these numbers rank the models at equal, small training budgets, not at their best.",
-        f"- s / epoch: mean wall time of one training epoch on a shared 2-core machine (other "
-        f"jobs were running); the ratio to SASRec is the comparable number. Whole run: "
-        f"{total / 60:.1f} min.",
-        f"- Command: `{command}`. Every run's numbers: `{Path(args.out).with_suffix('.json').name}`.",
-        "",
-    ])
+        f"--{k.replace('_', '-')} {shlex.quote(str(v))}"
+        for k, v in vars(args).items()
+        if k not in ("out", "report_only")
+    )
+    return "\n".join(
+        [
+            f"# LLMEMF vs SASRec and GRU4Rec on {args.dataset} (REAL data)",
+            "",
+            "Real Amazon Food → Kitchen interaction sequences (`../shared/data/food_kitchen`, order "
+            "positions as timestamps, item titles as text). Next-item prediction of the held-out "
+            "overlapping users' LAST KITCHEN item from their interleaved history (leave-last-out, "
+            "20% test / 10% validation users drawn per seed; docs/llmemf.md), ranked over all "
+            "kitchen items with RecBole's metric classes; the test metrics of the best validation "
+            "epoch (NDCG@10). Mean ± sample std over seeds "
+            + ", ".join(map(str, seeds))
+            + " (the seed draws the split and initialises the model).",
+            "",
+            *rows,
+            "",
+            f"- Settings, the same for every model: at most {args.epochs} epochs (early stop after "
+            f"{args.stopping_step} without a better validation NDCG@10), batch {args.batch_size}, "
+            f"learning rate {args.learning_rate}, sequences of the last {args.max_len} items, "
+            f"width {args.hidden}; training sequences of the `{args.train_roles}` users; "
+            f"{args.threads} CPU thread(s). Other hyper-parameters: the models' defaults "
+            "(RecBole's for SASRec and GRU4Rec, properties/model/LLMEMF.yaml for LLMEMF).",
+            f"- Item features LLMEMF ran on: {feature_note(dataset_dir)}.",
+            "- No LLM and no CLIP weights can be had on this machine (no model hub), and the "
+            "Food–Kitchen data has no images: `dataset_prep enrich` fell back to raw-title vectors "
+            "from the packaged all-MiniLM-L6-v2 and wrote no image table. On this data the full "
+            'LLMEMF therefore IS its "w/o image" and "w/o LLM enrichment" variants (same '
+            "tables, same parameters, same seed; tests/test_llmemf.py checks that the three build "
+            "identical predictions); those rows are not run unless asked for with --variants.",
+            "- Softmax: LLMEMF's cross-entropy runs over the items of the label's domain (27.6k "
+            "kitchen items for a kitchen label), RecBole's SASRec and GRU4Rec over all 36.3k items "
+            "for every example (both domains' next items train all three; evaluation ranks kitchen "
+            "items only, for all). That domain-aware softmax is part of LLMEMF's design here and "
+            "part of why its epochs are cheaper. The w/o-cross-domain variant shares it (and the "
+            "text vectors), so the gap between the two LLMEMF rows is the cross-domain branch's.",
+            "- Few epochs: a CPU budget (the whole grid had to fit about an hour and a half on a "
+            "shared 2-core machine), the same for every model; none of the models is converged, so "
+            "these numbers rank the models at equal, small training budgets, not at their best.",
+            f"- s / epoch: mean wall time of one training epoch on a shared 2-core machine (other "
+            f"jobs were running); the ratio to SASRec is the comparable number. Whole run: "
+            f"{total / 60:.1f} min.",
+            f"- Command: `{command}`. Every run's numbers: `{Path(args.out).with_suffix('.json').name}`.",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -186,8 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-work", action="store_true", help="keep the work folder <out>/.work/<name>"
     )
     d.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
-    d.add_argument("--no-features", action="store_true",
-                   help="skip embedding items and users with the default encoder")
+    d.add_argument(
+        "--no-features",
+        action="store_true",
+        help="skip embedding items and users with the default encoder",
+    )
     d.set_defaults(func=cmd_demo)
 
     dl = sub.add_parser(

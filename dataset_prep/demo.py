@@ -48,22 +48,62 @@ IMAGE_SIZE = 32
 # (name, colour, movie genres, music genres, mood words). Genres and mood words are tied to the
 # attribute, so item text and review text reveal the hidden attributes.
 ATTRIBUTES = [
-    ("dark", (40, 30, 60), ("Thriller", "Horror"), ("Metal", "Gothic Rock"),
-     ("dark", "brooding", "sinister", "haunting", "grim", "menacing")),
-    ("upbeat", (250, 200, 40), ("Comedy", "Musicals"), ("Pop", "Dance"),
-     ("upbeat", "cheerful", "bouncy", "sunny", "catchy", "joyful")),
-    ("romantic", (220, 60, 110), ("Romance", "Melodrama"), ("R&B", "Soul"),
-     ("romantic", "tender", "heartfelt", "sensual", "loving", "intimate")),
-    ("epic", (200, 80, 20), ("Action", "Fantasy"), ("Symphonic", "Soundtracks"),
-     ("epic", "grand", "sweeping", "heroic", "majestic", "thunderous")),
-    ("retro", (150, 110, 70), ("Westerns", "Classic Cinema"), ("Oldies", "Classic Rock"),
-     ("retro", "vintage", "nostalgic", "old-school", "timeless", "classic")),
-    ("experimental", (60, 200, 190), ("Art House", "Independent"), ("Avant-Garde", "Electronic"),
-     ("experimental", "strange", "abstract", "daring", "surreal", "unconventional")),
-    ("calm", (110, 170, 230), ("Nature", "Documentary"), ("Ambient", "New Age"),
-     ("calm", "gentle", "soothing", "quiet", "peaceful", "mellow")),
-    ("playful", (120, 210, 80), ("Animation", "Kids & Family"), ("Children's Music", "Novelty"),
-     ("playful", "quirky", "silly", "whimsical", "funny", "zany")),
+    (
+        "dark",
+        (40, 30, 60),
+        ("Thriller", "Horror"),
+        ("Metal", "Gothic Rock"),
+        ("dark", "brooding", "sinister", "haunting", "grim", "menacing"),
+    ),
+    (
+        "upbeat",
+        (250, 200, 40),
+        ("Comedy", "Musicals"),
+        ("Pop", "Dance"),
+        ("upbeat", "cheerful", "bouncy", "sunny", "catchy", "joyful"),
+    ),
+    (
+        "romantic",
+        (220, 60, 110),
+        ("Romance", "Melodrama"),
+        ("R&B", "Soul"),
+        ("romantic", "tender", "heartfelt", "sensual", "loving", "intimate"),
+    ),
+    (
+        "epic",
+        (200, 80, 20),
+        ("Action", "Fantasy"),
+        ("Symphonic", "Soundtracks"),
+        ("epic", "grand", "sweeping", "heroic", "majestic", "thunderous"),
+    ),
+    (
+        "retro",
+        (150, 110, 70),
+        ("Westerns", "Classic Cinema"),
+        ("Oldies", "Classic Rock"),
+        ("retro", "vintage", "nostalgic", "old-school", "timeless", "classic"),
+    ),
+    (
+        "experimental",
+        (60, 200, 190),
+        ("Art House", "Independent"),
+        ("Avant-Garde", "Electronic"),
+        ("experimental", "strange", "abstract", "daring", "surreal", "unconventional"),
+    ),
+    (
+        "calm",
+        (110, 170, 230),
+        ("Nature", "Documentary"),
+        ("Ambient", "New Age"),
+        ("calm", "gentle", "soothing", "quiet", "peaceful", "mellow"),
+    ),
+    (
+        "playful",
+        (120, 210, 80),
+        ("Animation", "Kids & Family"),
+        ("Children's Music", "Novelty"),
+        ("playful", "quirky", "silly", "whimsical", "funny", "zany"),
+    ),
 ]
 K = len(ATTRIBUTES)
 
@@ -86,22 +126,81 @@ _USER_CHARS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"))
 # Per domain: root category, main_category, kind word, aspect nouns, format, title nouns, stores.
 _DOMAINS = {
     AUX_CATEGORY: {
-        "root": "Movies & TV", "main": "Movies & TV", "kind": "film", "format": "DVD",
+        "root": "Movies & TV",
+        "main": "Movies & TV",
+        "kind": "film",
+        "format": "DVD",
         "aspects": ("plot", "acting", "score", "ending", "cinematography", "pacing", "dialogue"),
         "verb": "looks",
-        "nouns": ("Harbor", "Night", "Journey", "Empire", "Garden", "Stranger", "River", "Summer",
-                  "Frontier", "Signal", "Island", "Promise", "Mirror", "Storm", "Letter", "Road"),
-        "stores": ("Northlight Pictures", "Bluefield Studios", "Cedar Films", "Granite Media",
-                   "Lantern Entertainment", "Paloma Home Video"),
+        "nouns": (
+            "Harbor",
+            "Night",
+            "Journey",
+            "Empire",
+            "Garden",
+            "Stranger",
+            "River",
+            "Summer",
+            "Frontier",
+            "Signal",
+            "Island",
+            "Promise",
+            "Mirror",
+            "Storm",
+            "Letter",
+            "Road",
+        ),
+        "stores": (
+            "Northlight Pictures",
+            "Bluefield Studios",
+            "Cedar Films",
+            "Granite Media",
+            "Lantern Entertainment",
+            "Paloma Home Video",
+        ),
     },
     TARGET_CATEGORY: {
-        "root": "CDs & Vinyl", "main": "Digital Music", "kind": "album", "format": "Audio CD",
-        "aspects": ("singing", "production", "songwriting", "melody", "groove", "mix", "arrangement"),
+        "root": "CDs & Vinyl",
+        "main": "Digital Music",
+        "kind": "album",
+        "format": "Audio CD",
+        "aspects": (
+            "singing",
+            "production",
+            "songwriting",
+            "melody",
+            "groove",
+            "mix",
+            "arrangement",
+        ),
         "verb": "sounds",
-        "nouns": ("Echoes", "Skylines", "Hearts", "Machines", "Waves", "Lights", "Stories",
-                  "Horizons", "Rooms", "Seasons", "Wires", "Colours", "Tides", "Roads", "Dreams"),
-        "stores": ("The Velvet Owls", "Mara Quinn", "Static Parade", "Jonah Reyes Trio",
-                   "Glass Harbor", "Nadia Sol", "The Low Orchard", "Kestrel"),
+        "nouns": (
+            "Echoes",
+            "Skylines",
+            "Hearts",
+            "Machines",
+            "Waves",
+            "Lights",
+            "Stories",
+            "Horizons",
+            "Rooms",
+            "Seasons",
+            "Wires",
+            "Colours",
+            "Tides",
+            "Roads",
+            "Dreams",
+        ),
+        "stores": (
+            "The Velvet Owls",
+            "Mara Quinn",
+            "Static Parade",
+            "Jonah Reyes Trio",
+            "Glass Harbor",
+            "Nadia Sol",
+            "The Low Orchard",
+            "Kestrel",
+        ),
     },
 }
 
@@ -128,19 +227,28 @@ _REVIEW_TITLES = (
     ("Five Stars", "Excellent", "Love it"),
 )
 _FILLER = (
-    "Arrived quickly and well packaged.", "Would recommend it to friends.",
-    "Bought it as a gift.", "My family had opinions about it.", "Glad I finally got a copy.",
-    "The case was a bit scratched.", "Took a while to get into it.", "Came back to it twice.",
+    "Arrived quickly and well packaged.",
+    "Would recommend it to friends.",
+    "Bought it as a gift.",
+    "My family had opinions about it.",
+    "Glad I finally got a copy.",
+    "The case was a bit scratched.",
+    "Took a while to get into it.",
+    "Came back to it twice.",
 )
 _DESC_TAILS = (
-    "that rewards a second visit", "from a team at the top of its craft",
-    "remastered for this edition", "with a booklet of liner notes",
-    "that found its audience slowly", "made on a modest budget",
+    "that rewards a second visit",
+    "from a team at the top of its craft",
+    "remastered for this edition",
+    "with a booklet of liner notes",
+    "that found its audience slowly",
+    "made on a modest budget",
 )
 
 
-def _ids(rng: np.random.Generator, n: int, prefix: str, chars: np.ndarray, length: int,
-         taken: set[str]) -> list[str]:
+def _ids(
+    rng: np.random.Generator, n: int, prefix: str, chars: np.ndarray, length: int, taken: set[str]
+) -> list[str]:
     """Draw ``n`` unique ids ``prefix + length chars`` not in ``taken`` (and add them to it)."""
     out: list[str] = []
     while len(out) < n:
@@ -173,8 +281,9 @@ def _activity(rng: np.random.Generator, n: int) -> np.ndarray:
     The floor sits a few reviews above 20 so most active users still have 20 after the builder
     drops short reviews and items without description or image.
     """
-    counts = ACTIVITY_FLOOR + np.minimum(rng.exponential(ACTIVITY_TAIL, n).astype(int),
-                                         40 - ACTIVITY_FLOOR)
+    counts = ACTIVITY_FLOOR + np.minimum(
+        rng.exponential(ACTIVITY_TAIL, n).astype(int), 40 - ACTIVITY_FLOOR
+    )
     low = rng.random(n) < LOW_ACTIVITY_SHARE
     counts[low] = rng.integers(8, 20, size=int(low.sum()))
     return counts
@@ -198,8 +307,9 @@ def _items(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def _draw_reviews(rng: np.random.Generator, taste: np.ndarray, user_bias: np.ndarray,
-                  items: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _draw_reviews(
+    rng: np.random.Generator, taste: np.ndarray, user_bias: np.ndarray, items: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick each user's items (Gumbel top-k = sampling without replacement) and rate them."""
     n_users, n_items = len(taste), len(items["bias"])
     affinity = taste @ items["attrs"].T
@@ -212,15 +322,22 @@ def _draw_reviews(rng: np.random.Generator, taste: np.ndarray, user_bias: np.nda
     fit = affinity[users, chosen]
     # Disliking an item hurts more than liking it helps; a few copies just disappoint. Both
     # give the J-shaped star histogram of real reviews (many 5s, then 1s before 2s).
-    raw = (MU + items["bias"][chosen] + user_bias[users] + ALPHA * fit
-           + ALPHA_DISLIKE * np.minimum(fit, 0.0) + rng.normal(0.0, SD_NOISE, len(users))
-           - LETDOWN_DROP * (rng.random(len(users)) < LETDOWN_SHARE))
+    raw = (
+        MU
+        + items["bias"][chosen]
+        + user_bias[users]
+        + ALPHA * fit
+        + ALPHA_DISLIKE * np.minimum(fit, 0.0)
+        + rng.normal(0.0, SD_NOISE, len(users))
+        - LETDOWN_DROP * (rng.random(len(users)) < LETDOWN_SHARE)
+    )
     ratings = np.clip(np.rint(raw), 1, 5).astype(int)
     return users, chosen, ratings
 
 
-def _item_images(rng: np.random.Generator, items: dict[str, np.ndarray],
-                 is_movie: bool) -> np.ndarray:
+def _item_images(
+    rng: np.random.Generator, items: dict[str, np.ndarray], is_movie: bool
+) -> np.ndarray:
     """Images whose background colour is the primary attribute and stripes the secondary one."""
     s = IMAGE_SIZE
     colours = np.array([a[1] for a in ATTRIBUTES], dtype=float)
@@ -252,8 +369,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def _write_jsonl_gz(path: Path, records: list[dict]) -> None:
     """Gzip JSON lines with mtime=0 and a fixed inner name, so a seed gives identical bytes."""
     buf = io.BytesIO()
-    with gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=buf, mtime=0,
-                       compresslevel=6) as gz:
+    with gzip.GzipFile(
+        filename=path.name[:-3], mode="wb", fileobj=buf, mtime=0, compresslevel=6
+    ) as gz:
         gz.write("".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
     _atomic_write(path, buf.getvalue())
 
@@ -264,9 +382,15 @@ def _png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _meta_records(rng: np.random.Generator, category: str, items: dict[str, np.ndarray],
-                  asins: list[str], ratings: np.ndarray, chosen: np.ndarray,
-                  has_image: np.ndarray) -> tuple[list[dict], int]:
+def _meta_records(
+    rng: np.random.Generator,
+    category: str,
+    items: dict[str, np.ndarray],
+    asins: list[str],
+    ratings: np.ndarray,
+    chosen: np.ndarray,
+    has_image: np.ndarray,
+) -> tuple[list[dict], int]:
     """Item metadata whose title, description, features and categories reveal the attributes."""
     dom = _DOMAINS[category]
     is_movie = category == AUX_CATEGORY
@@ -300,35 +424,53 @@ def _meta_records(rng: np.random.Generator, category: str, items: dict[str, np.n
         if has_desc[i]:
             mood = moods[pick[i, 2]]
             article = "An" if mood[0] in "aeiou" else "A"
-            desc = [f"{article} {mood} {genre} {dom['kind']} {_DESC_TAILS[tail[i]]}. "
-                    f"{mood2.capitalize()} in places, and never quite what you expect."]
+            desc = [
+                f"{article} {mood} {genre} {dom['kind']} {_DESC_TAILS[tail[i]]}. "
+                f"{mood2.capitalize()} in places, and never quite what you expect."
+            ]
         # Items nobody reviewed still carry a plausible store rating, from their quality.
-        avg = (sums[i] / counts[i] if counts[i]
-               else 3.0 + 2.0 / (1.0 + np.exp(-3.0 * items["bias"][i])))
+        avg = (
+            sums[i] / counts[i]
+            if counts[i]
+            else 3.0 + 2.0 / (1.0 + np.exp(-3.0 * items["bias"][i]))
+        )
         image = f"images/{asins[i]}.png"
-        records.append({
-            "main_category": dom["main"],
-            "title": title,
-            "average_rating": round(float(avg), 1),
-            "rating_number": int(counts[i] + extra_ratings[i]),
-            "features": [f"Genre: {genre}", f"Released: {year[i]}"],
-            "description": desc,
-            "price": float(price[i]),
-            "images": ([{"thumb": image, "large": image, "variant": "MAIN", "hi_res": None}]
-                       if has_image[i] else []),
-            "videos": [],
-            "store": dom["stores"][store[i]],
-            "categories": cats,
-            "details": {"Format": dom["format"], "Release year": int(year[i])},
-            "parent_asin": asins[i],
-            "bought_together": None,
-        })
+        records.append(
+            {
+                "main_category": dom["main"],
+                "title": title,
+                "average_rating": round(float(avg), 1),
+                "rating_number": int(counts[i] + extra_ratings[i]),
+                "features": [f"Genre: {genre}", f"Released: {year[i]}"],
+                "description": desc,
+                "price": float(price[i]),
+                "images": (
+                    [{"thumb": image, "large": image, "variant": "MAIN", "hi_res": None}]
+                    if has_image[i]
+                    else []
+                ),
+                "videos": [],
+                "store": dom["stores"][store[i]],
+                "categories": cats,
+                "details": {"Format": dom["format"], "Release year": int(year[i])},
+                "parent_asin": asins[i],
+                "bought_together": None,
+            }
+        )
     return records, int((~has_desc).sum())
 
 
-def _review_records(rng: np.random.Generator, category: str, items: dict[str, np.ndarray],
-                    asins: list[str], variant_asins: list[str], user_ids: list[str],
-                    users: np.ndarray, chosen: np.ndarray, ratings: np.ndarray) -> tuple[list[dict], int]:
+def _review_records(
+    rng: np.random.Generator,
+    category: str,
+    items: dict[str, np.ndarray],
+    asins: list[str],
+    variant_asins: list[str],
+    user_ids: list[str],
+    users: np.ndarray,
+    chosen: np.ndarray,
+    ratings: np.ndarray,
+) -> tuple[list[dict], int]:
     """Reviews whose text mixes the rating's sentiment with the item's mood words."""
     dom = _DOMAINS[category]
     n = len(users)
@@ -341,7 +483,9 @@ def _review_records(rng: np.random.Generator, category: str, items: dict[str, np
     # Mood word: mostly the primary attribute, sometimes the secondary, rarely a random one.
     sec = items["secondary"][item_c]
     u = rng.random(c)
-    attr = np.where(u < 0.65, items["primary"][item_c], np.where(sec >= 0, sec, items["primary"][item_c]))
+    attr = np.where(
+        u < 0.65, items["primary"][item_c], np.where(sec >= 0, sec, items["primary"][item_c])
+    )
     attr = np.where(u > 0.92, rng.integers(0, K, c), attr)
     mood = rng.integers(0, 6, c)
     aspect = rng.integers(0, len(dom["aspects"]), c)
@@ -351,8 +495,14 @@ def _review_records(rng: np.random.Generator, category: str, items: dict[str, np
     verb = np.where(rng.random(c) < 0.5, "is", dom["verb"])
     clauses = [
         f"The {ATTRIBUTES[a][4][m]} {dom['aspects'][s]} {v} {_SENTIMENT[st][w]}."
-        for a, m, s, v, st, w in zip(attr.tolist(), mood.tolist(), aspect.tolist(), verb.tolist(),
-                                     star.tolist(), sent.tolist())
+        for a, m, s, v, st, w in zip(
+            attr.tolist(),
+            mood.tolist(),
+            aspect.tolist(),
+            verb.tolist(),
+            star.tolist(),
+            sent.tolist(),
+        )
     ]
     opener = rng.integers(0, 3, n)
     title_pick = rng.integers(0, 3, n)
@@ -371,22 +521,24 @@ def _review_records(rng: np.random.Generator, category: str, items: dict[str, np
     records = []
     for j in order.tolist():
         r = int(ratings[j])
-        parts = [_OPENERS[r - 1][opener[j]], *clauses[start[j]:start[j + 1]]]
+        parts = [_OPENERS[r - 1][opener[j]], *clauses[start[j] : start[j + 1]]]
         if filler[j] >= 0:
             parts.append(_FILLER[filler[j]])
         item = int(chosen[j])
-        records.append({
-            "rating": float(r),
-            "title": _REVIEW_TITLES[r - 1][title_pick[j]],
-            "text": " ".join(parts),
-            "images": [],
-            "asin": variant_asins[item] if use_variant[j] else asins[item],
-            "parent_asin": asins[item],
-            "user_id": user_ids[users[j]],
-            "timestamp": int(ts[j]),
-            "helpful_vote": int(helpful[j]),
-            "verified_purchase": bool(verified[j]),
-        })
+        records.append(
+            {
+                "rating": float(r),
+                "title": _REVIEW_TITLES[r - 1][title_pick[j]],
+                "text": " ".join(parts),
+                "images": [],
+                "asin": variant_asins[item] if use_variant[j] else asins[item],
+                "parent_asin": asins[item],
+                "user_id": user_ids[users[j]],
+                "timestamp": int(ts[j]),
+                "helpful_vote": int(helpful[j]),
+                "verified_purchase": bool(verified[j]),
+            }
+        )
     return records, int(short.sum())
 
 
@@ -404,11 +556,11 @@ products is accidental. Do not report results on it as results on Amazon data.
 One `numpy.random.default_rng({seed})` drives everything; the same seed gives byte-identical files.
 
 - {K} hidden attributes shared by both domains: {attrs}.
-- Users: {summary['users']['overlap']} overlapping (reviews in both domains),
-  {summary['users']['side']} side (music only), {summary['users']['aux_only']} auxiliary-only
+- Users: {summary["users"]["overlap"]} overlapping (reviews in both domains),
+  {summary["users"]["side"]} side (music only), {summary["users"]["aux_only"]} auxiliary-only
   (movies only). Movie taste `theta_u ~ N(0, I)`; music taste = a fixed mixing matrix times
   `theta_u` plus noise (sd {SD_TASTE_NOISE}); rating bias `b_u` shared across domains with noise.
-- Items: {summary['items'][AUX_CATEGORY]} movies, {summary['items'][TARGET_CATEGORY]} music items;
+- Items: {summary["items"][AUX_CATEGORY]} movies, {summary["items"][TARGET_CATEGORY]} music items;
   each has a primary attribute (often a secondary one at half weight), a quality bias and a
   popularity.
 - Each user reviews items sampled without replacement with probability rising with popularity and
@@ -423,8 +575,8 @@ One `numpy.random.default_rng({seed})` drives everything; the same seed gives by
   {NO_DESCRIPTION_SHARE:.0%} of items have no description, {NO_IMAGE_SHARE:.0%} no image, and
   about {LOW_ACTIVITY_SHARE:.0%} of users have fewer than 20 reviews in a domain.
 
-Reviews written: {summary['reviews'][AUX_CATEGORY]} ({AUX_CATEGORY}),
-{summary['reviews'][TARGET_CATEGORY]} ({TARGET_CATEGORY}).
+Reviews written: {summary["reviews"][AUX_CATEGORY]} ({AUX_CATEGORY}),
+{summary["reviews"][TARGET_CATEGORY]} ({TARGET_CATEGORY}).
 """
 
 
@@ -444,8 +596,10 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
 
     n_overlap, n_side, n_aux = (max(10, round(n * scale)) for n in (N_OVERLAP, N_SIDE, N_AUX_ONLY))
     # Enough items that a 40-review user still has a choice.
-    n_items = {AUX_CATEGORY: max(80, round(N_MOVIES * scale)),
-               TARGET_CATEGORY: max(80, round(N_MUSIC * scale))}
+    n_items = {
+        AUX_CATEGORY: max(80, round(N_MOVIES * scale)),
+        TARGET_CATEGORY: max(80, round(N_MUSIC * scale)),
+    }
 
     # Users: [overlap | aux-only] review movies, [overlap | side] review music.
     n_users = n_overlap + n_side + n_aux
@@ -459,10 +613,17 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
     music_users = np.arange(n_overlap + n_side)
 
     summary: dict = {
-        "name": DEMO_DATASET, "generated": True, "seed": seed, "scale": scale,
+        "name": DEMO_DATASET,
+        "generated": True,
+        "seed": seed,
+        "scale": scale,
         "users": {"overlap": n_overlap, "side": n_side, "aux_only": n_aux},
-        "items": {}, "reviews": {}, "short_reviews": {}, "items_without_description": {},
-        "items_without_image": {}, "users_under_20_reviews": {},
+        "items": {},
+        "reviews": {},
+        "short_reviews": {},
+        "items_without_description": {},
+        "items_without_image": {},
+        "users_under_20_reviews": {},
     }
     written_images: set[str] = set()
     for category, domain_users, taste, bias in (
@@ -473,13 +634,22 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
         items = _items(rng, n)
         asins = _ids(rng, n, "B0", _ALNUM, 8, taken)
         variants = _ids(rng, n, "B0", _ALNUM, 8, taken)
-        local_users, chosen, ratings = _draw_reviews(rng, taste[domain_users], bias[domain_users],
-                                                     items)
+        local_users, chosen, ratings = _draw_reviews(
+            rng, taste[domain_users], bias[domain_users], items
+        )
         has_image = _all_but_a_share(rng, n, NO_IMAGE_SHARE)
         meta, no_desc = _meta_records(rng, category, items, asins, ratings, chosen, has_image)
-        reviews, n_short = _review_records(rng, category, items, asins, variants,
-                                           [user_ids[u] for u in domain_users], local_users,
-                                           chosen, ratings)
+        reviews, n_short = _review_records(
+            rng,
+            category,
+            items,
+            asins,
+            variants,
+            [user_ids[u] for u in domain_users],
+            local_users,
+            chosen,
+            ratings,
+        )
         pixels = _item_images(rng, items, category == AUX_CATEGORY)
         for i in np.flatnonzero(has_image).tolist():
             _atomic_write(raw_dir / "images" / f"{asins[i]}.png", _png_bytes(pixels[i]))

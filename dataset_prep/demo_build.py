@@ -121,10 +121,16 @@ def compute_demo_features(out_root: str | Path = "dataset", show_progress: bool 
     missing = tuple(t for t in FEATURE_TABLES if not (folder / f"{t}.json").is_file())
     if not missing:
         return {}
-    logger.warning("embedding the demo's %s with the default encoder (all-MiniLM-L6-v2, CPU; "
-                   "about a minute or two)", ", ".join(missing))
+    logger.warning(
+        "embedding the demo's %s with the default encoder (all-MiniLM-L6-v2, CPU; "
+        "about a minute or two)",
+        ", ".join(missing),
+    )
     return extract_features(
-        Path(out_root), DEMO_DATASET, EncoderSpec(), tables=missing,
+        Path(out_root),
+        DEMO_DATASET,
+        EncoderSpec(),
+        tables=missing,
         settings=RunSettings(progress=show_progress),
         user_rule=UserTextRule(budget_words=DEMO_USER_BUDGET_WORDS),
     )

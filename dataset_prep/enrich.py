@@ -169,8 +169,7 @@ def parse_enrichment(text: str) -> dict:
         if m and m.group(1).lower() not in found:
             found[m.group(1).lower()] = m.group(2).strip()
     if not any(found.values()):
-        return {"keywords": "", "summary": " ".join(text.split()), "interests": "",
-                "parsed": False}
+        return {"keywords": "", "summary": " ".join(text.split()), "interests": "", "parsed": False}
     return {**{f: found.get(f, "") for f in FIELDS}, "parsed": True}
 
 
@@ -289,19 +288,28 @@ class TextGenerator:
     def generate(self, prompts: list[str]) -> list[str]:
         import torch
 
-        enc = self.tokenizer([self.render(p) for p in prompts], return_tensors="pt",
-                             padding=True).to(self.settings.device)
+        enc = self.tokenizer(
+            [self.render(p) for p in prompts], return_tensors="pt", padding=True
+        ).to(self.settings.device)
         with torch.inference_mode():
             out = self.model.generate(
-                **enc, max_new_tokens=self.settings.max_new_tokens, do_sample=False,
+                **enc,
+                max_new_tokens=self.settings.max_new_tokens,
+                do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        new = out[:, enc["input_ids"].shape[1]:]
+        new = out[:, enc["input_ids"].shape[1] :]
         return [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
-def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
-                 template: str, settings: EnrichSettings, generator=None) -> dict:
+def enrich_items(
+    items: list[ItemText],
+    features_dir: Path,
+    generator_name: str,
+    template: str,
+    settings: EnrichSettings,
+    generator=None,
+) -> dict:
     """Fill the cache for ``items`` (text from cache where it holds this model and prompt).
 
     Returns {"records": {item_id: record}, "generated": n, "reused": n, "skipped_no_text": n,
@@ -321,9 +329,17 @@ def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
         else:
             records[item.id] = rec
     reused = len(records)
-    out = {"records": records, "generated": 0, "reused": reused, "skipped_no_text": skipped,
-           "available": True, "reason": "", "model": generator_name, "model_key": key,
-           "prompt_sha": prompt_sha}
+    out = {
+        "records": records,
+        "generated": 0,
+        "reused": reused,
+        "skipped_no_text": skipped,
+        "available": True,
+        "reason": "",
+        "model": generator_name,
+        "model_key": key,
+        "prompt_sha": prompt_sha,
+    }
     if not todo:
         return out
     if generator is None:
@@ -335,7 +351,7 @@ def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
     bar = Progress(len(todo), "enrich", "items", enabled=settings.progress)
     try:
         for start in range(0, len(todo), settings.batch_size):
-            batch = todo[start:start + settings.batch_size]
+            batch = todo[start : start + settings.batch_size]
             answers = generator.generate(
                 [template.format(title=i.title, domain=i.domain) for i in batch]
             )
@@ -343,14 +359,20 @@ def enrich_items(items: list[ItemText], features_dir: Path, generator_name: str,
             new = []
             for item, answer in zip(batch, answers):
                 parsed = parse_enrichment(answer)
-                new.append({
-                    "item_id": item.id, "model": generator_name, "model_key": key,
-                    "prompt_sha": prompt_sha,
-                    "source_sha": sha256(item.title + "\x1f" + item.domain),
-                    "generation": settings.generation(), "output": answer,
-                    **{f: parsed[f] for f in FIELDS}, "parsed": parsed["parsed"],
-                    "written_at": now,
-                })
+                new.append(
+                    {
+                        "item_id": item.id,
+                        "model": generator_name,
+                        "model_key": key,
+                        "prompt_sha": prompt_sha,
+                        "source_sha": sha256(item.title + "\x1f" + item.domain),
+                        "generation": settings.generation(),
+                        "output": answer,
+                        **{f: parsed[f] for f in FIELDS},
+                        "parsed": parsed["parsed"],
+                        "written_at": now,
+                    }
+                )
             cache.add(new, template)
             records.update((r["item_id"], r) for r in new)
             out["generated"] += len(new)
@@ -366,8 +388,11 @@ def load_text_image_encoder(clip: str, settings: EnrichSettings):
     reason = ""
     if clip and clip.lower() != "none":
         spec = EncoderSpec(model=clip, kind="clip", device=settings.device, dtype=settings.dtype)
-        if _is_local(clip) or not (settings.offline or os.environ.get("HF_HUB_OFFLINE") == "1") \
-                or _hub_cached(clip):
+        if (
+            _is_local(clip)
+            or not (settings.offline or os.environ.get("HF_HUB_OFFLINE") == "1")
+            or _hub_cached(clip)
+        ):
             try:
                 return load_encoder(spec), True, ""
             except (EncoderError, OSError) as exc:
@@ -390,6 +415,7 @@ def _hub_cached(model: str) -> bool:
 
 def clip_image_encoder(clip_encoder):
     """The same loaded CLIP, as an encoder of images only (rows without image are skipped)."""
+
     class ClipImageTower(ClipEncoder):
         def __init__(self, loaded):  # share the loaded model, tokenizer and processor
             self.__dict__.update(loaded.__dict__)
@@ -403,8 +429,11 @@ def clip_image_encoder(clip_encoder):
 
             pix = self.image_processor(images, return_tensors="pt")
             with torch.inference_mode():
-                img = _features(self.model.get_image_features(
-                    pixel_values=pix["pixel_values"].to(self.spec.device, self.dtype))).float()
+                img = _features(
+                    self.model.get_image_features(
+                        pixel_values=pix["pixel_values"].to(self.spec.device, self.dtype)
+                    )
+                ).float()
             return F.normalize(img, dim=-1).cpu().numpy()
 
         def describe(self):
@@ -414,8 +443,9 @@ def clip_image_encoder(clip_encoder):
 
 
 # -- reusing the items table of `dataset_prep features` ----------------------------------------
-def reuse_items_table(features: Path, table: str, rows: list, encoder, run, template: str,
-                      extra: dict, meta: dict) -> dict | None:
+def reuse_items_table(
+    features: Path, table: str, rows: list, encoder, run, template: str, extra: dict, meta: dict
+) -> dict | None:
     """``features/items`` written as ``table`` when the features cache's rule says it holds the
     same vectors: the fingerprint of this encoder (model, pooling, layers, dtype, max length),
     the item prompt and no images equals the items table's, and so do the ids and texts.
@@ -429,37 +459,63 @@ def reuse_items_table(features: Path, table: str, rows: list, encoder, run, temp
     made = json.loads(manifest_path.read_text())
     images = image_settings(encoder, run, is_items=False)  # text only
     if made.get("fingerprint") != fingerprint(fingerprint_info("items", encoder, template, images)):
-        logger.info("%s: features/items was made by another encoder, pooling or prompt (or with "
-                    "images); embedding the items", table)
+        logger.info(
+            "%s: features/items was made by another encoder, pooling or prompt (or with "
+            "images); embedding the items",
+            table,
+        )
         return None
     if "texts_sha256" not in made:
-        logger.info("%s: features/items does not record its texts (an earlier version wrote "
-                    "it); embedding the items", table)
+        logger.info(
+            "%s: features/items does not record its texts (an earlier version wrote "
+            "it); embedding the items",
+            table,
+        )
         return None
     if made["texts_sha256"] != texts_digest(rows):
-        logger.info("%s: features/items was made from other item texts (the dataset changed "
-                    "since?); embedding the items", table)
+        logger.info(
+            "%s: features/items was made from other item texts (the dataset changed "
+            "since?); embedding the items",
+            table,
+        )
         return None
     items = load_vectors(features, "items")
     info = fingerprint_info(table, encoder, template, images, extra)
     manifest = {
         **{k: v for k, v in made.items() if k not in ("rows", "dim", "prompt_set", "run")},
-        **meta, **extra, "table": table, "fingerprint": fingerprint(info),
+        **meta,
+        **extra,
+        "table": table,
+        "fingerprint": fingerprint(info),
         "reused_from": {"table": "items", "fingerprint": made["fingerprint"]},
-        "run": {"rows_embedded": 0, "rows_from_cache": 0, "rows_reused": len(items.ids),
-                "seconds": round(time.monotonic() - started, 2)},
+        "run": {
+            "rows_embedded": 0,
+            "rows_from_cache": 0,
+            "rows_reused": len(items.ids),
+            "seconds": round(time.monotonic() - started, 2),
+        },
     }
     save_vectors(features, table, items.ids, np.asarray(items.vectors), manifest)
-    logger.info("%s: the %d vectors of features/items reused (same encoder, pooling, prompt and "
-                "texts)", table, len(items.ids))
+    logger.info(
+        "%s: the %d vectors of features/items reused (same encoder, pooling, prompt and texts)",
+        table,
+        len(items.ids),
+    )
     return {"rows": len(items.ids), "dim": items.dim, **manifest}
 
 
 # -- the whole step ------------------------------------------------------------------------------
-def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR,
-               clip: str = DEFAULT_CLIP, prompt: str = DEFAULT_PROMPT,
-               settings: EnrichSettings | None = None, generator_obj=None,
-               encoder_obj=None) -> dict:
+def run_enrich(
+    data_path: Path,
+    name: str,
+    *,
+    generator: str = DEFAULT_GENERATOR,
+    clip: str = DEFAULT_CLIP,
+    prompt: str = DEFAULT_PROMPT,
+    settings: EnrichSettings | None = None,
+    generator_obj=None,
+    encoder_obj=None,
+) -> dict:
     """Enrich and embed the items of ``data_path/name``; returns a summary (also in the log)."""
     settings = settings or EnrichSettings()
     check_prompt(prompt)
@@ -468,16 +524,22 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
         raise FileNotFoundError(f"{folder}: no such dataset folder (build it first)")
     features = folder / FEATURES_FOLDER
     items = item_texts(folder, name)
-    build = json.loads((folder / BUILD_RECORD).read_text()) if (
-        folder / BUILD_RECORD).is_file() else {}
+    build = (
+        json.loads((folder / BUILD_RECORD).read_text()) if (folder / BUILD_RECORD).is_file() else {}
+    )
     summary: dict = {"dataset": name, "items": len(items)}
 
     # 1. enrichment
     if generator and generator.lower() != "none":
         enrichment = enrich_items(items, features, generator, prompt, settings, generator_obj)
     else:
-        enrichment = {"available": False, "records": {}, "generated": 0, "reused": 0,
-                      "reason": "no generation model asked for (--generator none)"}
+        enrichment = {
+            "available": False,
+            "records": {},
+            "generated": 0,
+            "reused": 0,
+            "reason": "no generation model asked for (--generator none)",
+        }
     summary["enrichment"] = {k: v for k, v in enrichment.items() if k != "records"}
     if not enrichment["available"]:
         earlier = features / f"{TABLE_LLM}.json"
@@ -486,11 +548,17 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
             logger.warning(
                 "NO LLM ENRICHMENT now: %s. The %s table of an earlier run (generator %s) is "
                 "left in place, and LLMEMF will use it; delete %s to run on the raw text.",
-                enrichment["reason"], TABLE_LLM, made_by, earlier)
+                enrichment["reason"],
+                TABLE_LLM,
+                made_by,
+                earlier,
+            )
         else:
             logger.warning(
                 "NO LLM ENRICHMENT: %s. Items keep their raw text; LLMEMF will run on the "
-                "raw-text vectors (w/o LLM enrichment).", enrichment["reason"])
+                "raw-text vectors (w/o LLM enrichment).",
+                enrichment["reason"],
+            )
 
     # 2./3. the towers
     if encoder_obj is not None:
@@ -501,47 +569,93 @@ def run_enrich(data_path: Path, name: str, *, generator: str = DEFAULT_GENERATOR
     if not is_clip:
         logger.warning(
             "NO CLIP: %s. Item TEXT vectors come from %s instead of CLIP's text tower, and "
-            "there are NO image vectors (LLMEMF runs w/o image).", why,
-            "the packaged all-MiniLM-L6-v2 text encoder" if encoder.spec.model == "default"
-            else encoder.spec.model)
+            "there are NO image vectors (LLMEMF runs w/o image).",
+            why,
+            "the packaged all-MiniLM-L6-v2 text encoder"
+            if encoder.spec.model == "default"
+            else encoder.spec.model,
+        )
         summary["encoder"]["fallback_reason"] = why
     run = RunSettings(batch_size=max(settings.batch_size, 1) * 4, progress=settings.progress)
-    meta = {"dataset": name, "generated": bool(build.get("generated", False)),
-            "step": "dataset_prep enrich (LLM-EMF)", "clip": is_clip}
+    meta = {
+        "dataset": name,
+        "generated": bool(build.get("generated", False)),
+        "step": "dataset_prep enrich (LLM-EMF)",
+        "clip": is_clip,
+    }
     tables = {}
 
     def text_table(table, texts, template, extra, reuse=False):
         rows = [Row(i.id, texts.get(i.id, ""), "", not texts.get(i.id)) for i in items]
-        m = reuse_items_table(features, table, rows, encoder, run, template, extra, meta) \
-            if reuse else None
+        m = (
+            reuse_items_table(features, table, rows, encoder, run, template, extra, meta)
+            if reuse
+            else None
+        )
         if m is None:
-            m = embed_table(table, rows, encoder, features_dir=features, base_dir=folder,
-                            settings=run, template=template, extra_fingerprint=extra, meta=meta,
-                            is_items=False)
+            m = embed_table(
+                table,
+                rows,
+                encoder,
+                features_dir=features,
+                base_dir=folder,
+                settings=run,
+                template=template,
+                extra_fingerprint=extra,
+                meta=meta,
+                is_items=False,
+            )
         if m is None:
             logger.warning("%s: no item has text: no table written", table)
             return
         verify_table(folder, name, table)
-        tables[table] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model,
-                         "reused_from": m.get("reused_from", {}).get("table")}
+        tables[table] = {
+            "rows": m["rows"],
+            "dim": m["dim"],
+            "encoder": encoder.spec.model,
+            "reused_from": m.get("reused_from", {}).get("table"),
+        }
 
-    text_table(TABLE_RAW, {i.id: i.raw for i in items}, PROMPTS[RAW_PROMPT_SET].item,
-               {"text": "raw"}, reuse=True)
+    text_table(
+        TABLE_RAW,
+        {i.id: i.raw for i in items},
+        PROMPTS[RAW_PROMPT_SET].item,
+        {"text": "raw"},
+        reuse=True,
+    )
     if enrichment["available"] and enrichment["records"]:
         recs = enrichment["records"]
         texts = {i.id: enriched_text(i.raw, recs[i.id]) for i in items if i.id in recs}
-        text_table(TABLE_LLM, texts, "raw item text + LLM keywords/summary/interests", {
-            "text": "llm-enriched", "generator": generator, "generator_key":
-            enrichment["model_key"], "prompt_sha": enrichment["prompt_sha"],
-            "prompt_template": prompt, "generation": settings.generation(),
-            "parsed": int(sum(r["parsed"] for r in recs.values())), "answers": len(recs),
-        })
+        text_table(
+            TABLE_LLM,
+            texts,
+            "raw item text + LLM keywords/summary/interests",
+            {
+                "text": "llm-enriched",
+                "generator": generator,
+                "generator_key": enrichment["model_key"],
+                "prompt_sha": enrichment["prompt_sha"],
+                "prompt_template": prompt,
+                "generation": settings.generation(),
+                "parsed": int(sum(r["parsed"] for r in recs.values())),
+                "answers": len(recs),
+            },
+        )
     with_image = [i for i in items if i.image]
     if is_clip and with_image:
         rows = [Row(i.id, "", i.image, True) for i in items]
-        m = embed_table(TABLE_IMAGE, rows, clip_image_encoder(encoder), features_dir=features,
-                        base_dir=folder, settings=run, template="image", meta=meta,
-                        extra_fingerprint={"tower": "image"}, is_items=True)
+        m = embed_table(
+            TABLE_IMAGE,
+            rows,
+            clip_image_encoder(encoder),
+            features_dir=features,
+            base_dir=folder,
+            settings=run,
+            template="image",
+            meta=meta,
+            extra_fingerprint={"tower": "image"},
+            is_items=True,
+        )
         verify_table(folder, name, TABLE_IMAGE)
         tables[TABLE_IMAGE] = {"rows": m["rows"], "dim": m["dim"], "encoder": encoder.spec.model}
     elif is_clip:
@@ -573,21 +687,29 @@ def add_enrich_parser(sub) -> argparse.ArgumentParser:
         help="LLM-EMF: enrich item text with an LLM and embed items with CLIP",
         description="Write features/item_text_raw, item_text_llm and item_image of a dataset "
         "(LLM-EMF's item features).",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("--dataset", required=True, help="dataset folder name under --data-path")
     e.add_argument("--data-path", type=Path, default=Path("dataset"))
-    e.add_argument("--generator", default=DEFAULT_GENERATOR,
-                   help=f"causal LM: a folder, a hub id, or 'none' (default: {DEFAULT_GENERATOR})")
-    e.add_argument("--clip", default=DEFAULT_CLIP,
-                   help=f"CLIP model: a folder, a hub id, or 'none' (default: {DEFAULT_CLIP})")
+    e.add_argument(
+        "--generator",
+        default=DEFAULT_GENERATOR,
+        help=f"causal LM: a folder, a hub id, or 'none' (default: {DEFAULT_GENERATOR})",
+    )
+    e.add_argument(
+        "--clip",
+        default=DEFAULT_CLIP,
+        help=f"CLIP model: a folder, a hub id, or 'none' (default: {DEFAULT_CLIP})",
+    )
     e.add_argument("--prompt", help="a text file holding the prompt template ({title}, {domain})")
     e.add_argument("--max-new-tokens", type=int, default=96)
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--device", default="cpu")
     e.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    e.add_argument("--offline", action="store_true",
-                   help="use only local folders and the local hub cache")
+    e.add_argument(
+        "--offline", action="store_true", help="use only local folders and the local hub cache"
+    )
     e.add_argument("--threads", type=int, help="torch CPU threads")
     e.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     e.set_defaults(func=cmd_enrich)
@@ -602,23 +724,40 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.max_new_tokens < 1:
         raise ValueError("--batch-size and --max-new-tokens must be >= 1")
     prompt = Path(args.prompt).read_text(encoding="utf-8") if args.prompt else DEFAULT_PROMPT
-    settings = EnrichSettings(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                              device=args.device, dtype=args.dtype, offline=args.offline,
-                              progress=not args.no_progress)
-    summary = run_enrich(args.data_path, args.dataset, generator=args.generator, clip=args.clip,
-                         prompt=prompt, settings=settings)
+    settings = EnrichSettings(
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        offline=args.offline,
+        progress=not args.no_progress,
+    )
+    summary = run_enrich(
+        args.data_path,
+        args.dataset,
+        generator=args.generator,
+        clip=args.clip,
+        prompt=prompt,
+        settings=settings,
+    )
     e = summary["enrichment"]
     if e["available"]:
-        print(f"enrichment: {e['generated']} items generated, {e['reused']} from the cache "
-              f"({e['model']})")
+        print(
+            f"enrichment: {e['generated']} items generated, {e['reused']} from the cache "
+            f"({e['model']})"
+        )
     else:
         print(f"enrichment: NONE — {e['reason']}; LLMEMF will use the raw text")
     enc = summary["encoder"]
-    print(f"encoder: {enc['model']} ({'CLIP' if enc['clip'] else 'fallback text encoder, no images'})")
+    print(
+        f"encoder: {enc['model']} ({'CLIP' if enc['clip'] else 'fallback text encoder, no images'})"
+    )
     for table, info in summary["tables"].items():
         reused = f" (reused features/{info['reused_from']})" if info.get("reused_from") else ""
-        print(f"{args.data_path / args.dataset / 'features' / table}: {info['rows']} × "
-              f"{info['dim']}{reused}")
+        print(
+            f"{args.data_path / args.dataset / 'features' / table}: {info['rows']} × "
+            f"{info['dim']}{reused}"
+        )
     if summary["tables"].get(TABLE_IMAGE) is None:
         print("no image vectors: LLMEMF runs w/o image")
     return 0

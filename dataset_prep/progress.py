@@ -64,8 +64,14 @@ class Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(
-                total=total, desc=desc, unit=unit, unit_scale=unit_scale, file=self.stream,
-                unit_divisor=1024 if unit_scale else 1000, dynamic_ncols=True, leave=False,
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=unit_scale,
+                file=self.stream,
+                unit_divisor=1024 if unit_scale else 1000,
+                dynamic_ncols=True,
+                leave=False,
             )
 
     def update(self, n: int) -> None:

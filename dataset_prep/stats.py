@@ -101,9 +101,7 @@ def dataset_stats(
         "feedback": feedback,
         "aux_domain": labels[AUX],
         "target_domain": labels[TARGET],
-        "domains": {
-            d: _domain_block(inter[inter["domain"] == d], labels[d]) for d in DOMAINS
-        },
+        "domains": {d: _domain_block(inter[inter["domain"] == d], labels[d]) for d in DOMAINS},
         "users": {
             "total": int(len(roles)),
             "overlap": int(role_counts.get("overlap", 0)),

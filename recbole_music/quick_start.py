@@ -207,9 +207,7 @@ def run_recbole_music(
     config = Config(
         model=model_class,
         dataset=dataset,
-        config_file_list=run_config_files(
-            model, dataset, data_root, config_file_list, sequential
-        ),
+        config_file_list=run_config_files(model, dataset, data_root, config_file_list, sequential),
         config_dict=config_dict,
     )
     if config["torch_threads"]:
@@ -330,8 +328,9 @@ def _check_sequential_valid_metric(config, logger) -> None:
         return
     config["valid_metric"] = f"NDCG@{config['topk'][0]}"
     config["valid_metric_bigger"] = True
-    logger.info(f"sequential evaluation computes no {name}@{k}: model selection on "
-                f"{config['valid_metric']}")
+    logger.info(
+        f"sequential evaluation computes no {name}@{k}: model selection on {config['valid_metric']}"
+    )
 
 
 def format_result_table(valid: dict | None, test: dict | None) -> str:
@@ -386,7 +385,9 @@ def _umask() -> int:
     return mask
 
 
-def format_comparison_table(results: dict[str, dict], notes: tuple[str, ...] | list[str] = ()) -> str:
+def format_comparison_table(
+    results: dict[str, dict], notes: tuple[str, ...] | list[str] = ()
+) -> str:
     """Test metrics of several models run on the same split, one row per model; ``notes``
     (e.g. one model's own settings) close the table."""
     keys: list[str] = []
@@ -403,7 +404,9 @@ def format_comparison_table(results: dict[str, dict], notes: tuple[str, ...] | l
 
         conventions = [f"  all: {SEQUENTIAL_CONVENTION}"]
         return "test metrics (held-out users' last target item)\n" + "\n".join(
-            lines + ["", *conventions, *(f"  {n}" for n in notes)])
+            lines + ["", *conventions, *(f"  {n}" for n in notes)]
+        )
     conventions = [f"  {k}: {convention_of(k)}" for k in keys]
     return "test metrics (cold-start users)\n" + "\n".join(
-        lines + ["", *conventions, *(f"  {n}" for n in notes)])
+        lines + ["", *conventions, *(f"  {n}" for n in notes)]
+    )

@@ -43,7 +43,9 @@ class ReviewVectorizer:
         self._encoder = None
 
     @classmethod
-    def for_table(cls, features_folder: str | Path, table: str = USERS_AUX_TABLE) -> ReviewVectorizer:
+    def for_table(
+        cls, features_folder: str | Path, table: str = USERS_AUX_TABLE
+    ) -> ReviewVectorizer:
         """The vectorizer of a feature table (its manifest, checked by the feature store)."""
         return cls(load_vectors(features_folder, table).meta, f"{features_folder}/{table}.json")
 

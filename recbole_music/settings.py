@@ -101,8 +101,14 @@ def _fits(value, kinds: set[type]) -> bool:
     return kind in kinds or str in kinds
 
 
-_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text",
-               list: "a list", dict: "a mapping"}
+_TYPE_WORDS = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def check_settings(settings: dict[str, str], known: dict[str, set[type]], flag: str = "--"):
@@ -113,7 +119,9 @@ def check_settings(settings: dict[str, str], known: dict[str, set[type]], flag: 
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            problems.append(f"{flag}{name}: no RecBole or recbole-music setting has this name{hint}")
+            problems.append(
+                f"{flag}{name}: no RecBole or recbole-music setting has this name{hint}"
+            )
             continue
         value = parse_value(text)
         if not _fits(value, known[name]):

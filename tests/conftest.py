@@ -47,12 +47,16 @@ def write_tiny_cross_domain(
     )
     for user, in_aux, in_target in users:
         taste = rng.normal()
-        for domain, items, active in (("aux", aux_items, in_aux), ("target", target_items, in_target)):
+        for domain, items, active in (
+            ("aux", aux_items, in_aux),
+            ("target", target_items, in_target),
+        ):
             if not active:
                 continue
             for t, item in enumerate(rng.choice(items, size=per_user, replace=False)):
-                rating = float(np.clip(np.rint(3 + 1.2 * taste * item_attr[item]
-                                               + rng.normal(0, 0.3)), 1, 5))
+                rating = float(
+                    np.clip(np.rint(3 + 1.2 * taste * item_attr[item] + rng.normal(0, 0.3)), 1, 5)
+                )
                 rows.append((user, str(item), rating, float(1000 + t), domain))
     header = ["user_id:token", "item_id:token"]
     if explicit:

@@ -56,8 +56,10 @@ def write_tiny_sequences(
             out.write(f"{user}\t{item}\t{ts:g}\t{domain}\n")
 
     with open(folder / f"{name}.item", "w") as out:
-        out.write("item_id:token\tdomain:token\ttitle:token_seq\tdescription:token_seq\t"
-                  "categories:token_seq\timage:token\n")
+        out.write(
+            "item_id:token\tdomain:token\ttitle:token_seq\tdescription:token_seq\t"
+            "categories:token_seq\timage:token\n"
+        )
         for i, item in enumerate(aux_items + target_items):
             domain = "aux" if item[0] == "a" else "target"
             kind = "spicy sauce" if domain == "aux" else "steel pan"
@@ -67,7 +69,8 @@ def write_tiny_sequences(
 
                 (folder / "images").mkdir(exist_ok=True)
                 Image.new("RGB", (20, 20), (10 * i % 255, 50, 200)).save(
-                    folder / "images" / f"{item}.png")
+                    folder / "images" / f"{item}.png"
+                )
                 image = f"images/{item}.png"
             title = "" if item == aux_items[-1] else f"{kind} number {i}"
             out.write(f"{item}\t{domain}\t{title}\t\t\t{image}\n")
@@ -90,7 +93,8 @@ def sequential_config(model: str = "LLMEMF", dataset: str = "tiny_seq", **overri
     return Config(
         model=model_class,
         dataset=dataset,
-        config_file_list=run_config_files(model, dataset, "dataset", None,
-                                          is_sequential(model_class)),
+        config_file_list=run_config_files(
+            model, dataset, "dataset", None, is_sequential(model_class)
+        ),
         config_dict=overrides,
     )

@@ -36,4 +36,6 @@ def test_the_documented_model_registers_and_runs(tiny_data_root, tmp_path):
         PLUGIN_MODELS.pop("TargetPop", None)
         sys.modules.pop(module.__name__, None)
     assert result["test_result"]["ndcg@20"] > 0  # popularity finds some held-out items
-    assert "bench/compare.py --tasks movie_music_demo --models ItemMean,TargetPop" in DOC.read_text()
+    assert (
+        "bench/compare.py --tasks movie_music_demo --models ItemMean,TargetPop" in DOC.read_text()
+    )

@@ -546,8 +546,12 @@ def rated_tabular_raw(folder: Path, empty_cell: bool) -> tuple[DomainSource, Dom
     items = write_tsv(
         folder / "items.tsv",
         ["item_id", "domain", "title"],
-        [("f1", "food", "Tea"), ("f2", "food", "Jam"), ("k1", "kitchen", "Pot"),
-         ("k2", "kitchen", "Pan")],
+        [
+            ("f1", "food", "Tea"),
+            ("f2", "food", "Jam"),
+            ("k1", "kitchen", "Pot"),
+            ("k2", "kitchen", "Pan"),
+        ],
     )
     aux = DomainSource(inter, items, "csv", where={"domain": "food"})
     target = DomainSource(inter, items, "csv", where={"domain": "kitchen"})

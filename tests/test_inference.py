@@ -142,7 +142,9 @@ def test_a_users_reviews_fold_in_to_the_u_a_the_model_trained_on(review_checkpoi
     with torch.no_grad():
         trained = model.features.users_aux(torch.tensor([held]))[0]
     assert torch.allclose(folded, trained, atol=1e-5)
-    assert recommender.fold_in_path(reviews) == "exact (the model's user MLP over reviews + history)"
+    assert (
+        recommender.fold_in_path(reviews) == "exact (the model's user MLP over reviews + history)"
+    )
 
     # other words, another u_A: the reviews are read
     other = [(stamp, "upbeat cheerful pop music") for stamp, _ in reviews]
@@ -193,8 +195,9 @@ def test_command_reads_a_users_reviews(review_checkpoint, tmp_path, capsys):
         (b"a001\t5\na\xe9\t4\n", "history.tsv:2: not valid UTF-8"),
     ],
 )
-def test_command_refuses_a_bad_history_naming_file_and_line(checkpoint, tmp_path, capsys, lines,
-                                                            message):
+def test_command_refuses_a_bad_history_naming_file_and_line(
+    checkpoint, tmp_path, capsys, lines, message
+):
     history = tmp_path / "history.tsv"
     history.write_bytes(lines)
     assert recommend_main(["--checkpoint", checkpoint, "--history", str(history)]) == 2

@@ -32,9 +32,18 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:pkg_resources is deprecated"),
 ]
 
-TINY = {"hidden_size": 16, "inner_size": 32, "n_heads": 2, "MAX_ITEM_LIST_LENGTH": 6,
-        "epochs": 1, "train_batch_size": 64, "state": "ERROR", "show_progress": False,
-        "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
+TINY = {
+    "hidden_size": 16,
+    "inner_size": 32,
+    "n_heads": 2,
+    "MAX_ITEM_LIST_LENGTH": 6,
+    "epochs": 1,
+    "train_batch_size": 64,
+    "state": "ERROR",
+    "show_progress": False,
+    "hidden_dropout_prob": 0.0,
+    "attn_dropout_prob": 0.0,
+}
 
 
 @pytest.fixture
@@ -80,8 +89,10 @@ def test_sequences_follow_timestamps_not_file_order(seq_root):
     items, domains = data.user_sequence("first_target")
     assert items == ["t001", "a000", "a001", "a002"]
     assert domains == ["target", "aux", "aux", "aux"]
-    raw = [line.split("\t") for line in (seq_root / "tiny_seq" / "tiny_seq.inter")
-           .read_text().splitlines()[1:]]
+    raw = [
+        line.split("\t")
+        for line in (seq_root / "tiny_seq" / "tiny_seq.inter").read_text().splitlines()[1:]
+    ]
     mine = sorted((float(r[2]), r[1]) for r in raw if r[0] == "o000")
     assert data.user_sequence("o000")[0] == [item for _, item in mine]
 
@@ -101,7 +112,7 @@ def test_leave_last_out_for_held_out_overlapping_users(seq_root):
             n = int(_rows(split_set, "item_length")[row])
             assert n == min(last, 4)
             seq = _rows(split_set, "item_id_list")[row]
-            assert list(data.id2token(iid, seq[:n])) == items[last - n:last]
+            assert list(data.id2token(iid, seq[:n])) == items[last - n : last]
             assert (seq[n:] == 0).all()
     # held-out users are not trained on (C2DSR-style) ...
     held_out = torch.cat([_rows(valid, data.uid_field), _rows(test, data.uid_field)])
@@ -199,10 +210,20 @@ def test_attention_blocks_ignore_whatever_sits_in_padded_positions():
     from recbole_music.model.llmemf.attention import CrossDomainAttention, SequenceEncoder
 
     torch.manual_seed(0)
-    encoder = SequenceEncoder(5, 8, n_layers=1, n_heads=2, inner_size=16, hidden_dropout=0.0,
-                              attn_dropout=0.0, hidden_act="gelu", layer_norm_eps=1e-12).eval()
-    cross = CrossDomainAttention(8, n_heads=2, inner_size=16, hidden_dropout=0.0,
-                                 attn_dropout=0.0, layer_norm_eps=1e-12).eval()
+    encoder = SequenceEncoder(
+        5,
+        8,
+        n_layers=1,
+        n_heads=2,
+        inner_size=16,
+        hidden_dropout=0.0,
+        attn_dropout=0.0,
+        hidden_act="gelu",
+        layer_norm_eps=1e-12,
+    ).eval()
+    cross = CrossDomainAttention(
+        8, n_heads=2, inner_size=16, hidden_dropout=0.0, attn_dropout=0.0, layer_norm_eps=1e-12
+    ).eval()
     x = torch.randn(3, 5, 8)
     lengths = torch.tensor([2, 5, 0])
     noisy = x.clone()
@@ -256,12 +277,27 @@ def test_aux_loss_switch(seq_root):
 
 def _write_tables(folder, items_text, items_image, dim=12):
     rng = np.random.default_rng(0)
-    save_vectors(folder / "features", "item_text_raw", items_text,
-                 rng.normal(size=(len(items_text), dim)), {"model": "test"})
-    save_vectors(folder / "features", "item_text_llm", items_text,
-                 rng.normal(size=(len(items_text), dim)), {"model": "test"})
-    save_vectors(folder / "features", "item_image", items_image,
-                 rng.normal(size=(len(items_image), 8)), {"model": "test"})
+    save_vectors(
+        folder / "features",
+        "item_text_raw",
+        items_text,
+        rng.normal(size=(len(items_text), dim)),
+        {"model": "test"},
+    )
+    save_vectors(
+        folder / "features",
+        "item_text_llm",
+        items_text,
+        rng.normal(size=(len(items_text), dim)),
+        {"model": "test"},
+    )
+    save_vectors(
+        folder / "features",
+        "item_image",
+        items_image,
+        rng.normal(size=(len(items_image), 8)),
+        {"model": "test"},
+    )
 
 
 def test_item_features_and_ablation_switches(seq_root, caplog):
@@ -276,8 +312,11 @@ def test_item_features_and_ablation_switches(seq_root, caplog):
     ids = model.items.id_embedding.weight
     table = model.items()
     without = torch.tensor(
-        [model.items.text_mask[i] == 0 and model.items.image_mask[i] == 0
-         for i in range(model.n_items)])
+        [
+            model.items.text_mask[i] == 0 and model.items.image_mask[i] == 0
+            for i in range(model.n_items)
+        ]
+    )
     assert torch.allclose(table[without], ids[without])  # no vector: the ID embedding alone
 
     _, raw, _, _, _ = make_model(use_llm_text=False, use_image=False)
@@ -289,8 +328,13 @@ def test_item_features_and_ablation_switches(seq_root, caplog):
 
 def test_missing_tables_fall_back_visibly(seq_root, caplog):
     items = [f"a{i:03d}" for i in range(20)] + [f"t{i:03d}" for i in range(16)]
-    save_vectors(seq_root / "tiny_seq" / "features", "item_text_raw", items,
-                 np.ones((len(items), 4)), {"model": "test"})
+    save_vectors(
+        seq_root / "tiny_seq" / "features",
+        "item_text_raw",
+        items,
+        np.ones((len(items), 4)),
+        {"model": "test"},
+    )
     with caplog.at_level(logging.WARNING):
         _, model, _, _, _ = make_model()
     assert model.feature_report["text"].startswith("item_text_raw")
@@ -301,8 +345,13 @@ def test_without_images_and_enrichment_the_ablations_are_the_full_model(seq_root
     """What bench/results/llmemf_food_kitchen.md states: with only raw-text vectors (no LLM, no
     CLIP images), "w/o image" and "w/o LLM enrichment" build the very same model."""
     items = [f"a{i:03d}" for i in range(20)] + [f"t{i:03d}" for i in range(16)]
-    save_vectors(seq_root / "tiny_seq" / "features", "item_text_raw", items,
-                 np.random.default_rng(0).normal(size=(len(items), 6)), {"model": "test"})
+    save_vectors(
+        seq_root / "tiny_seq" / "features",
+        "item_text_raw",
+        items,
+        np.random.default_rng(0).normal(size=(len(items), 6)),
+        {"model": "test"},
+    )
     outputs = []
     for switches in ({}, {"use_image": False}, {"use_llm_text": False}):
         _, model, _, _, test = make_model(**switches)
@@ -314,10 +363,21 @@ def test_without_images_and_enrichment_the_ablations_are_the_full_model(seq_root
 def test_runs_beside_sasrec_and_gru4rec_on_the_same_split(seq_root, tmp_path):
     results = {}
     for model in ("LLMEMF", "SASRec", "GRU4Rec"):
-        overrides = {"epochs": 1, "state": "ERROR", "MAX_ITEM_LIST_LENGTH": 6,
-                     "hidden_size": 16, "inner_size": 32, "embedding_size": 16}
-        results[model] = run_recbole_music(model, "tiny_seq", config_dict=overrides,
-                                           saved=False, result_json=tmp_path / f"{model}.json")
+        overrides = {
+            "epochs": 1,
+            "state": "ERROR",
+            "MAX_ITEM_LIST_LENGTH": 6,
+            "hidden_size": 16,
+            "inner_size": 32,
+            "embedding_size": 16,
+        }
+        results[model] = run_recbole_music(
+            model,
+            "tiny_seq",
+            config_dict=overrides,
+            saved=False,
+            result_json=tmp_path / f"{model}.json",
+        )
     for result in results.values():
         assert {"hit@10", "ndcg@10", "mrr@10"} <= set(result["test_result"])
         assert "leave-last-out" in result["run"]["protocol"]
@@ -347,5 +407,16 @@ def test_registered_as_a_sequential_recbole_model():
 def test_command_line(seq_root):
     from run_recbole_music import main
 
-    assert main(["--model=LLMEMF", "--dataset=tiny_seq", "--epochs=1", "--hidden_size=16",
-                 "--inner_size=32", "--state=ERROR"]) == 0
+    assert (
+        main(
+            [
+                "--model=LLMEMF",
+                "--dataset=tiny_seq",
+                "--epochs=1",
+                "--hidden_size=16",
+                "--inner_size=32",
+                "--state=ERROR",
+            ]
+        )
+        == 0
+    )

@@ -159,9 +159,7 @@ def test_the_settings_line_says_what_the_run_does(tiny_data_root, caplog):
         # no feature tables, no interaction vectors: collaborative features, no user vectors
         make_model("noside", interaction_vector_dim=0)
     line = next(
-        r.getMessage()
-        for r in caplog.records
-        if r.getMessage().startswith("MuSiC: feature_source")
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("MuSiC: feature_source")
     )
     assert "-> feature_source=collaborative" in caplog.text  # auto, and the log says why
     assert "user vectors: none (learned ID embeddings)" in line

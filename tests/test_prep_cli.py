@@ -180,8 +180,12 @@ def test_missing_file_and_bad_options_exit_2(tmp_path, capsys):
 
 
 RATINGS = [  # user, item, rating, time, domain: books and movies in one file, no item file
-    ("a", "b1", 5, 3, "books"), ("a", "b2", 3, 1, "books"), ("a", "m1", 4, 2, "movies"),
-    ("b", "b1", 2, 1, "books"), ("b", "m2", 1, 2, "movies"), ("c", "m1", 5, 1, "movies"),
+    ("a", "b1", 5, 3, "books"),
+    ("a", "b2", 3, 1, "books"),
+    ("a", "m1", 4, 2, "movies"),
+    ("b", "b1", 2, 1, "books"),
+    ("b", "m2", 1, 2, "movies"),
+    ("c", "m1", 5, 1, "movies"),
 ]
 
 
@@ -207,8 +211,11 @@ def test_build_ratings_only_without_an_item_file(tmp_path, capsys, with_time):
 
 
 def test_an_item_file_is_needed_for_the_item_filters(tmp_path, capsys):
-    inter = write_tsv(tmp_path / "inter.tsv", ["user_id", "item_id", "rating", "domain"],
-                      [r[:3] + r[4:] for r in RATINGS])
+    inter = write_tsv(
+        tmp_path / "inter.tsv",
+        ["user_id", "item_id", "rating", "domain"],
+        [r[:3] + r[4:] for r in RATINGS],
+    )
     argv = ["build", "--aux", str(inter), "--aux-where", "domain=books", "--target", str(inter)]
     argv += ["--target-where", "domain=movies", "--require-description", "--no-progress"]
     assert main(argv + ["--out", str(tmp_path / "out")]) == 2

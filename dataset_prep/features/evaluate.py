@@ -27,6 +27,7 @@ from dataset_prep.vector_table import load_vectors
 
 def _labels(folder: Path, name: str, ids: list[str]):
     from dataset_prep.demo import ATTRIBUTES  # imports PIL
+
     genre_to_attr = {}
     for k, a in enumerate(ATTRIBUTES):
         for g in (*a[2], *a[3]):
@@ -68,10 +69,13 @@ def main(argv=None) -> int:
     for i, (_, _, ref) in enumerate(meta):
         if ref:
             hists[i] = color_histogram(Image.open(folder / ref))
-    rows = [("text only (" + table.meta.get("pooling", "?") + ")", text),
-            ("colour histogram only", hists)]
-    rows += [(f"text + histogram, w={w}", with_descriptor(text, hists, w))
-             for w in (0.25, 0.5, 1.0)]
+    rows = [
+        ("text only (" + table.meta.get("pooling", "?") + ")", text),
+        ("colour histogram only", hists),
+    ]
+    rows += [
+        (f"text + histogram, w={w}", with_descriptor(text, hists, w)) for w in (0.25, 0.5, 1.0)
+    ]
     lines = [
         f"# Image descriptor check on {args.dataset} (GENERATED data)",
         "",
@@ -85,9 +89,13 @@ def main(argv=None) -> int:
     ]
     for label, vecs in rows:
         lines.append(f"| {label} | {knn_share(vecs, prim):.3f} | {knn_share(vecs, sec):.3f} |")
-    lines += ["", "The demo's images encode the attributes as flat colours, which a histogram "
-              "reads almost perfectly; real product photos do not. A hand-made descriptor is "
-              "not a multimodal LLM.", ""]
+    lines += [
+        "",
+        "The demo's images encode the attributes as flat colours, which a histogram "
+        "reads almost perfectly; real product photos do not. A hand-made descriptor is "
+        "not a multimodal LLM.",
+        "",
+    ]
     text_out = "\n".join(lines)
     print(text_out)
     if args.out:

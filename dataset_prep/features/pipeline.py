@@ -81,13 +81,15 @@ def model_identity(path: str) -> dict:
     if not p.is_dir():
         return {"hub_id": path}
     files = sorted(
-        f for f in p.rglob("*")
+        f
+        for f in p.rglob("*")
         if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".gguf")
     )
     return {
         "config_sha256": hashlib.sha256((p / "config.json").read_bytes()).hexdigest(),
-        "weights": [[str(f.relative_to(p)), f.stat().st_size, int(f.stat().st_mtime)]
-                    for f in files],
+        "weights": [
+            [str(f.relative_to(p)), f.stat().st_size, int(f.stat().st_mtime)] for f in files
+        ],
     }
 
 
@@ -101,8 +103,15 @@ def _save_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def _encode_shard(rows: list[Row], encoder, settings: RunSettings, loader: ImageLoader | None,
-                  use_images: bool, bad: list, progress: Progress) -> dict:
+def _encode_shard(
+    rows: list[Row],
+    encoder,
+    settings: RunSettings,
+    loader: ImageLoader | None,
+    use_images: bool,
+    bad: list,
+    progress: Progress,
+) -> dict:
     n = len(rows)
     status = np.full(n, IMG_NOT_LOOKED, dtype=np.int8)
     images: list = [None] * n
@@ -125,7 +134,7 @@ def _encode_shard(rows: list[Row], encoder, settings: RunSettings, loader: Image
     todo.sort(key=lambda i: -len(rows[i].text))  # similar lengths together: less padding
     vectors = None
     for start in range(0, len(todo), settings.batch_size):
-        batch = todo[start:start + settings.batch_size]
+        batch = todo[start : start + settings.batch_size]
         texts = [rows[i].text for i in batch]
         if use_images:
             out = encoder.encode_items(texts, [images[i] for i in batch])
@@ -150,12 +159,16 @@ def image_settings(encoder, settings: RunSettings, is_items: bool) -> dict:
     descriptor = settings.image_descriptor if is_items and not use_images else "none"
     if settings.image_descriptor not in ("none", "color-hist"):
         raise FeatureError(f"--image-descriptor {settings.image_descriptor}: none or color-hist")
-    return {"used_by_model": use_images, "descriptor": descriptor,
-            "descriptor_weight": settings.descriptor_weight if descriptor != "none" else None}
+    return {
+        "used_by_model": use_images,
+        "descriptor": descriptor,
+        "descriptor_weight": settings.descriptor_weight if descriptor != "none" else None,
+    }
 
 
-def fingerprint_info(table: str, encoder, template: str, images: dict,
-                     extra_fingerprint: dict | None = None) -> dict:
+def fingerprint_info(
+    table: str, encoder, template: str, images: dict, extra_fingerprint: dict | None = None
+) -> dict:
     """Everything that shapes a table's vectors except the rows' own inputs (the rule of the
     shard cache; ``fingerprint`` hashes it)."""
     return {
@@ -199,12 +212,15 @@ def embed_table(
         if descriptor == "none":
             logger.warning(
                 "%s: the encoder (%s) cannot see images: items are embedded from TEXT ONLY "
-                "(use a clip/llava encoder, or --image-descriptor color-hist)", table, encoder.kind
+                "(use a clip/llava encoder, or --image-descriptor color-hist)",
+                table,
+                encoder.kind,
             )
         else:
             logger.warning(
                 "%s: text-only encoder; images enter as a hand-made colour histogram "
-                "(--image-descriptor color-hist), not through a multimodal model", table
+                "(--image-descriptor color-hist), not through a multimodal model",
+                table,
             )
     info = fingerprint_info(table, encoder, template, images, extra_fingerprint)
     fp = fingerprint(info)
@@ -213,16 +229,22 @@ def embed_table(
     work.mkdir(parents=True, exist_ok=True)
     others = [p.name for p in root.iterdir() if p.is_dir() and p.name != work.name]
     if others:
-        logger.info("%s: cached shards of other settings (%s) are left alone and not used",
-                    table, ", ".join(others))
+        logger.info(
+            "%s: cached shards of other settings (%s) are left alone and not used",
+            table,
+            ", ".join(others),
+        )
     (work / "fingerprint.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
 
-    loader = ImageLoader(base_dir, settings.image_timeout) if (
-        use_images or descriptor != "none") else None
+    loader = (
+        ImageLoader(base_dir, settings.image_timeout)
+        if (use_images or descriptor != "none")
+        else None
+    )
     n_image_refs = sum(1 for r in rows if r.image) if is_items else 0
     bad_limit = int(settings.max_bad_image_share * n_image_refs)
     bad: list[tuple[str, str, str]] = []
-    shards = [rows[i:i + settings.shard_size] for i in range(0, len(rows), settings.shard_size)]
+    shards = [rows[i : i + settings.shard_size] for i in range(0, len(rows), settings.shard_size)]
     results, embedded, reused = [], 0, 0
     progress = Progress(len(rows), table, "rows", enabled=settings.progress)
     try:
@@ -236,8 +258,11 @@ def embed_table(
                 with np.load(path) as z:
                     if str(z["digest"]) == digest and np.array_equal(z["ids"], ids):
                         cached = {key: z[key] for key in ("vectors", "skipped", "image_status")}
-                if cached is not None and results and \
-                        cached["vectors"].shape[1] != results[0]["vectors"].shape[1]:
+                if (
+                    cached is not None
+                    and results
+                    and cached["vectors"].shape[1] != results[0]["vectors"].shape[1]
+                ):
                     raise FeatureError(
                         f"{path}: cached vectors have dim {cached['vectors'].shape[1]}, "
                         f"other shards {results[0]['vectors'].shape[1]}; delete {work}"
@@ -245,16 +270,20 @@ def embed_table(
             if cached is not None:
                 reused += len(shard_rows)
                 progress.update(len(shard_rows))
-                bad.extend((shard_rows[i].id, shard_rows[i].image, "(cached shard)")
-                           for i in np.flatnonzero(cached["image_status"] == IMG_BAD))
+                bad.extend(
+                    (shard_rows[i].id, shard_rows[i].image, "(cached shard)")
+                    for i in np.flatnonzero(cached["image_status"] == IMG_BAD)
+                )
                 results.append(cached)
             else:
-                res = _encode_shard(shard_rows, encoder, settings, loader, use_images, bad,
-                                    progress)
+                res = _encode_shard(
+                    shard_rows, encoder, settings, loader, use_images, bad, progress
+                )
                 _save_npz(path, ids=ids, digest=np.array(digest), **res)
                 if not embedded:
-                    _estimate_after_first_shard(table, work, shards, k,
-                                                time.monotonic() - shard_started)
+                    _estimate_after_first_shard(
+                        table, work, shards, k, time.monotonic() - shard_started
+                    )
                 embedded += len(shard_rows)
                 results.append(res)
             if len(bad) > bad_limit:
@@ -281,14 +310,17 @@ def embed_table(
         "skipped_ids_first": [ids[i] for i in np.flatnonzero(skipped)[:20]],
     }
     if is_items:
-        counts.update({
-            "items_without_image": int(sum(1 for r in rows if not r.image)),
-            "images_unreadable": len(bad),
-            "images_unreadable_first": [f"{i}: {ref}" for i, ref, _ in bad[:20]],
-            "images_used": int((status == IMG_OK).sum()) if loader is not None else 0,
-            "text_only_rows": int(keep.sum() - (status[keep] == IMG_OK).sum())
-            if use_images else int(keep.sum()),
-        })
+        counts.update(
+            {
+                "items_without_image": int(sum(1 for r in rows if not r.image)),
+                "images_unreadable": len(bad),
+                "images_unreadable_first": [f"{i}: {ref}" for i, ref, _ in bad[:20]],
+                "images_used": int((status == IMG_OK).sum()) if loader is not None else 0,
+                "text_only_rows": int(keep.sum() - (status[keep] == IMG_OK).sum())
+                if use_images
+                else int(keep.sum()),
+            }
+        )
     manifest = {
         **(meta or {}),
         "table": table,
@@ -305,33 +337,52 @@ def embed_table(
         "counts": counts,
         "fingerprint": fp,
         "texts_sha256": texts_digest(rows),  # with the fingerprint: what `enrich` may reuse
-        "run": {"rows_embedded": embedded, "rows_from_cache": reused,
-                "seconds": round(time.monotonic() - started, 2)},
+        "run": {
+            "rows_embedded": embedded,
+            "rows_from_cache": reused,
+            "seconds": round(time.monotonic() - started, 2),
+        },
         **({k: v for k, v in (extra_fingerprint or {}).items()}),
     }
-    save_vectors(features_dir, table, [ids[i] for i in np.flatnonzero(keep)], vectors[keep],
-                 manifest)
+    save_vectors(
+        features_dir, table, [ids[i] for i in np.flatnonzero(keep)], vectors[keep], manifest
+    )
     manifest = {"rows": int(keep.sum()), "dim": int(vectors.shape[1]), **manifest}
     shutil.rmtree(work, ignore_errors=True)
     for folder in (root, root.parent):  # .work/<table>, then .work, when empty
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
-    logger.info("%s: %d rows written (%d embedded now, %d from cache), dim %d", table,
-                counts["rows_written"], embedded, reused, vectors.shape[1])
+    logger.info(
+        "%s: %d rows written (%d embedded now, %d from cache), dim %d",
+        table,
+        counts["rows_written"],
+        embedded,
+        reused,
+        vectors.shape[1],
+    )
     return manifest
 
 
-def _estimate_after_first_shard(table: str, work: Path, shards: list, first: int,
-                                seconds: float) -> None:
+def _estimate_after_first_shard(
+    table: str, work: Path, shards: list, first: int, seconds: float
+) -> None:
     """Say how long the rest will take, from the first shard embedded in this run (shards
     whose cache file is there count as done)."""
-    left = sum(len(rows) for k, rows in enumerate(shards) if k > first
-               and not (work / f"shard_{k:05d}.npz").is_file())
+    left = sum(
+        len(rows)
+        for k, rows in enumerate(shards)
+        if k > first and not (work / f"shard_{k:05d}.npz").is_file()
+    )
     if left:
         per_row = seconds / len(shards[first])
-        logger.info("%s: %d rows embedded in %s; about %s left for the other %d rows", table,
-                    len(shards[first]), format_duration(seconds), format_duration(per_row * left),
-                    left)
+        logger.info(
+            "%s: %d rows embedded in %s; about %s left for the other %d rows",
+            table,
+            len(shards[first]),
+            format_duration(seconds),
+            format_duration(per_row * left),
+            left,
+        )
 
 
 def _dataset_ids(folder: Path, name: str, table: str) -> tuple[set[str], Path]:
@@ -364,8 +415,13 @@ def verify_table(folder: Path, name: str, table: str, dim: int | None = None) ->
         )
     if dim is not None and t.dim != dim:
         raise FeatureError(f"{features / (table + '.npy')}: dim {t.dim}, expected {dim}")
-    return {"table": table, "rows": len(t.ids), "dim": t.dim, "dataset_ids": len(known),
-            "coverage": round(len(t.ids) / max(len(known), 1), 4)}
+    return {
+        "table": table,
+        "rows": len(t.ids),
+        "dim": t.dim,
+        "dataset_ids": len(known),
+        "coverage": round(len(t.ids) / max(len(known), 1), 4),
+    }
 
 
 def extract_features(
@@ -393,23 +449,41 @@ def extract_features(
         build = json.loads((folder / BUILD_RECORD).read_text())
     encoder = encoder or load_encoder(spec)
     prompt_set = get_prompts(prompts, encoder.kind)
-    meta = {"dataset": name, "generated": bool(build.get("generated", False)),
-            "prompt_set": prompt_set.name}
+    meta = {
+        "dataset": name,
+        "generated": bool(build.get("generated", False)),
+        "prompt_set": prompt_set.name,
+    }
     out = {}
     for table in tables:
         if table == "items":
             rows = item_rows(folder, name, prompt_set)
             manifest = embed_table(
-                table, rows, encoder, features_dir=folder / FEATURES_FOLDER, base_dir=folder,
-                settings=settings, template=prompt_set.item, meta=meta, is_items=True)
+                table,
+                rows,
+                encoder,
+                features_dir=folder / FEATURES_FOLDER,
+                base_dir=folder,
+                settings=settings,
+                template=prompt_set.item,
+                meta=meta,
+                is_items=True,
+            )
         else:
             domain = table.split("_", 1)[1]
             rows = user_rows(folder, name, domain, prompt_set, user_rule)
             manifest = embed_table(
-                table, rows, encoder, features_dir=folder / FEATURES_FOLDER, base_dir=folder,
-                settings=settings, template=prompt_set.user,
+                table,
+                rows,
+                encoder,
+                features_dir=folder / FEATURES_FOLDER,
+                base_dir=folder,
+                settings=settings,
+                template=prompt_set.user,
                 extra_fingerprint={"user_text_rule": user_rule.as_dict(), "domain": domain},
-                meta=meta, is_items=False)
+                meta=meta,
+                is_items=False,
+            )
         if manifest is None:
             _say_what_stands_in(folder / FEATURES_FOLDER, table, len(rows))
             continue
@@ -439,7 +513,9 @@ def _say_what_stands_in(features_dir: Path, table: str, rows: int) -> None:
                 (features_dir / f"{table}{suffix}").unlink(missing_ok=True)
             message += f". The empty {table} table of an earlier run was removed"
         else:
-            message += (f". The {table} table of an earlier run is still in {features_dir} and "
-                        f"will be used: delete {table}.json, .npy and .ids there if it is not of "
-                        "this data")
+            message += (
+                f". The {table} table of an earlier run is still in {features_dir} and "
+                f"will be used: delete {table}.json, .npy and .ids there if it is not of "
+                "this data"
+            )
     logger.warning(message)

@@ -44,6 +44,8 @@ def pool(
         return masked_mean(hidden_states[-1], mask)
     if method == "pooler":
         if pooler_output is None:
-            raise ValueError("this model has no pooler output; use --pooling mean or first-last-avg")
+            raise ValueError(
+                "this model has no pooler output; use --pooling mean or first-last-avg"
+            )
         return pooler_output.to(torch.float32)
     raise ValueError(f"unknown pooling {method!r}; one of {', '.join(POOLINGS)}")

@@ -127,15 +127,17 @@ def reviews_by_user(folder: Path, name: str, domain: str) -> dict[str, list[tupl
     return by_user
 
 
-def user_text(reviews: list[tuple[float, str]], domain: str, prompts: PromptSet,
-              rule: UserTextRule) -> str:
+def user_text(
+    reviews: list[tuple[float, str]], domain: str, prompts: PromptSet, rule: UserTextRule
+) -> str:
     """The text the encoder reads for one user in one domain ('' when no review has words)."""
     merged = rule.merge(reviews)
     return prompts.user_text(merged, domain) if merged else ""
 
 
-def user_rows(folder: Path, name: str, domain: str, prompts: PromptSet,
-              rule: UserTextRule) -> list[Row]:
+def user_rows(
+    folder: Path, name: str, domain: str, prompts: PromptSet, rule: UserTextRule
+) -> list[Row]:
     """One row per user with reviews in ``domain`` (``aux`` or ``target``)."""
     by_user = reviews_by_user(folder, name, domain)
     out = []

@@ -133,9 +133,7 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
         train_user = (~heldout) & np.isin(role, train_roles)
         is_train_row = train_user[row_users] & (position >= 1)
         if self.config["heldout_prefix_in_train"]:
-            is_train_row |= heldout[row_users] & (position >= 1) & (
-                position < label_pos[row_users]
-            )
+            is_train_row |= heldout[row_users] & (position >= 1) & (position < label_pos[row_users])
         train_rows = np.flatnonzero(is_train_row)
 
         parts = {SplitPart.TRAIN: train_rows}
@@ -185,7 +183,9 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
 
     def _add_list_field_properties(self):
         self.set_field_property(
-            self.item_list_field, FeatureType.TOKEN_SEQ, FeatureSource.INTERACTION,
+            self.item_list_field,
+            FeatureType.TOKEN_SEQ,
+            FeatureSource.INTERACTION,
             self.max_item_list_len,
         )
         self.set_field_property(
@@ -205,8 +205,11 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
             f"label = their last target item, input = the {self.max_item_list_len} items before "
             f"it; {len(train_rows)} training examples ({n_target_labels} with a target label) "
             f"from {int(train_user[users].sum())} training users"
-            + (", held-out users' earlier items included" if self.config["heldout_prefix_in_train"]
-               else "")
+            + (
+                ", held-out users' earlier items included"
+                if self.config["heldout_prefix_in_train"]
+                else ""
+            )
         )
         if short:
             self.logger.info(f"{short} training user(s) have fewer than 2 interactions: no example")

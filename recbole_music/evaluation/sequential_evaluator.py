@@ -54,8 +54,9 @@ class SequentialEvaluator:
             top = torch.topk(scores, min(topk, n_target), dim=-1).indices
             hits = (top == batch[dataset.iid_field].view(-1, 1)).int().cpu()
             if hits.shape[1] < topk:  # fewer target items than K: the rest are misses
-                hits = torch.cat([hits, torch.zeros(len(index), topk - hits.shape[1],
-                                                    dtype=torch.int)], dim=1)
+                hits = torch.cat(
+                    [hits, torch.zeros(len(index), topk - hits.shape[1], dtype=torch.int)], dim=1
+                )
             rows.append(torch.cat([hits, torch.ones(len(index), 1, dtype=torch.int)], dim=1))
         struct = DataStruct()
         struct.set("rec.topk", torch.cat(rows))

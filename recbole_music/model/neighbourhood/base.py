@@ -168,9 +168,13 @@ class TransferRecommender(TargetDomainRecommender):
             self.item_mean = damped_item_means(
                 items[is_target], ratings[is_target], self.n_items, damping
             ).astype(np.float32)
-            aux_mean = damped_item_means(items[~is_target], ratings[~is_target], self.n_items, damping)
+            aux_mean = damped_item_means(
+                items[~is_target], ratings[~is_target], self.n_items, damping
+            )
             # duplicates of a (user, item) pair are summed: the data has one rating per pair
-            self.aux_deviation = matrix(~is_target, ratings[~is_target] - aux_mean[items[~is_target]])
+            self.aux_deviation = matrix(
+                ~is_target, ratings[~is_target] - aux_mean[items[~is_target]]
+            )
             self.target_deviation = matrix(
                 is_target, ratings[is_target] - self.item_mean[items[is_target]]
             )
