@@ -60,3 +60,11 @@ def test_verbose_brings_back_recbole_console_output(tmp_path):
     assert CONFIG_DUMP in console and EPOCH_LINE in console
     assert ": best epoch " not in out  # the quiet summary is for the quiet console
     assert CONFIG_DUMP in _log_text(tmp_path, "TargetMF")
+
+
+def test_music_stage_one_shows_its_own_progress(tmp_path):
+    out, _ = _run(tmp_path, "--model=MuSiC", "--stage1_epochs=2")
+    lines = out.splitlines()
+    stage1 = [line for line in lines if line.startswith("MuSiC stage 1 (side users): ")]
+    assert stage1 and "(2/2 epochs" in stage1[-1]
+    assert lines.index(stage1[-1]) < next(i for i, x in enumerate(lines) if ": best epoch " in x)

@@ -10,11 +10,14 @@ Every batch's loss is checked: a NaN or inf stops training with the stage, epoch
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 from recbole.utils import set_color
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from dataset_prep.progress import Progress
 from recbole_music.config import setting
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 
@@ -124,14 +127,24 @@ class MuSiCTrainer(CrossDomainTrainer):
         side_data = self._stage_loader(dataset, side_rows)
         stage2_optimizer = self.optimizer
         self.optimizer = self.stage1_optimizer()
-        for epoch in range(epochs):
-            loss = self._train_epoch(
-                side_data,
-                epoch,
-                self._guard("stage 1", self.model.side_user_loss, epoch),
-                show_progress,
-            )
-            self.logger.info(f"stage 1 epoch {epoch} train loss: {loss:.4f}")
+        # stage 1 has no validation, so the run's epoch bar starts with stage 2: its own here
+        # (stdout, beside the run's bar; quiet with --verbose, where the log lines show)
+        with Progress(
+            epochs,
+            "MuSiC stage 1 (side users)",
+            unit="epochs",
+            enabled=not self.config["verbose"],
+            stream=sys.stdout,
+        ) as progress:
+            for epoch in range(epochs):
+                loss = self._train_epoch(
+                    side_data,
+                    epoch,
+                    self._guard("stage 1", self.model.side_user_loss, epoch),
+                    show_progress,
+                )
+                self.logger.info(f"stage 1 epoch {epoch} train loss: {loss:.4f}")
+                progress.update(1)
         self.optimizer = stage2_optimizer
 
     def stage1_optimizer(self):
