@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import make_config, write_tiny_cross_domain
 from recbole.data.interaction import Interaction
 
-import recbole_music  # noqa: F401
+import recbole_music
+import recbole_music.config
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.model.music import MuSiC
 from recbole_music.quick_start import prepare_data, run_recbole_music
@@ -279,3 +281,22 @@ def test_softmax_ranking_loss_is_a_positive_against_its_negatives(tiny_data_root
     assert torch.allclose(loss, expected)
     with pytest.raises(ValueError, match="ranking_loss"):
         make_model("tiny_implicit", ranking_loss="hinge")
+
+
+def test_the_paper_configuration_is_one_config_file_away(tiny_data_root):
+    """properties/model/MuSiC-paper.yaml switches every addition of ours off; a run with it
+    builds the paper's model (no residual, raw features, DDPM variance, no bias terms)."""
+    import yaml
+
+    paper = Path(recbole_music.config.PROPERTIES_DIR) / "model" / "MuSiC-paper.yaml"
+    settings = yaml.safe_load(paper.read_text())
+    defaults = yaml.safe_load((paper.parent / "MuSiC.yaml").read_text())
+    assert set(settings) <= set(defaults)  # every key is one of MuSiC's own
+    assert all(settings[key] != defaults[key] for key in settings)  # each one switches
+    result = run_recbole_music(
+        "MuSiC", "tiny", config_file_list=[str(paper)], config_dict=dict(FAST), saved=False
+    )
+    assert "rmse" in result["test_result"]
+    _, model, *_ = make_model(**settings)
+    assert not model.condition_residual and not model.rating_bias
+    assert model.diffusion.sampling_variance == "beta"
