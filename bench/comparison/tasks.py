@@ -15,13 +15,20 @@ from _grid import (
     dataset_info,
 )
 
+from dataset_prep.layout import (
+    DEMO_DATASET,
+    FEATURES_FOLDER,
+    ITEMS_TABLE,
+    USER_TABLES,
+)
+
 from .catalogue import EXPLICIT_ONLY, METRICS
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # MuSiC's multimodal features need the items table; user vectors come from the review tables
-# (users_aux, users_target) when present, else from each user's history (user_vectors: auto).
-FEATURE_TABLES = ("items",)
-USER_REVIEW_TABLES = ("users_aux", "users_target")
+# (one per domain) when present, else from each user's history (user_vectors: auto).
+FEATURE_TABLES = (ITEMS_TABLE,)
+USER_REVIEW_TABLES = USER_TABLES
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ REAL_TASKS = {
     "food_kitchen": RealSource("food_kitchen", aux="food", target="kitchen"),
     "kitchen_food": RealSource("food_kitchen", aux="kitchen", target="food"),
 }
-DEMO_TASK = "movie_music_demo"
+DEMO_TASK = DEMO_DATASET
 
 
 @dataclass
@@ -63,7 +70,7 @@ def _run_prep(argv: list[str], cwd: Path) -> None:
 
 
 def build_real(name: str, source: RealSource, data_root: Path, shared: Path) -> None:
-    raw = Path(os.path.relpath(shared / source.folder, ROOT))  # build.json records it as given
+    raw = Path(os.path.relpath(shared / source.folder, ROOT))  # the build record keeps it as given
     inter, items = raw / source.interactions, raw / source.items
     _run_prep(
         [
@@ -112,8 +119,9 @@ def prepare_task(name: str, args) -> Task | None:
     info = dataset_info(folder)
     feedback = info["feedback"] if info["feedback"] in METRICS else "explicit"
     metrics = args.metrics or METRICS[feedback]
-    has_features = all((folder / "features" / f"{t}.json").is_file() for t in FEATURE_TABLES)
-    has_reviews = all((folder / "features" / f"{t}.json").is_file() for t in USER_REVIEW_TABLES)
+    features = folder / FEATURES_FOLDER
+    has_features = all((features / f"{t}.json").is_file() for t in FEATURE_TABLES)
+    has_reviews = all((features / f"{t}.json").is_file() for t in USER_REVIEW_TABLES)
     return Task(name, folder, info, feedback, metrics, has_features, has_reviews)
 
 
