@@ -26,9 +26,8 @@ from .catalogue import EXPLICIT_ONLY, METRICS
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # MuSiC's multimodal features need the items table; user vectors come from the review tables
-# (one per domain) when present, else from each user's history (user_vectors: auto).
-FEATURE_TABLES = (ITEMS_TABLE,)
-USER_REVIEW_TABLES = USER_TABLES
+# (USER_TABLES, one per domain) when present, else from each user's history (user_vectors: auto).
+MULTIMODAL_TABLES = (ITEMS_TABLE,)
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,6 @@ REAL_TASKS = {
     "food_kitchen": RealSource("food_kitchen", aux="food", target="kitchen"),
     "kitchen_food": RealSource("food_kitchen", aux="kitchen", target="food"),
 }
-DEMO_TASK = DEMO_DATASET
 
 
 @dataclass
@@ -93,7 +91,7 @@ def prepare_task(name: str, args) -> Task | None:
             print(f"skip task {name}: no dataset folder {folder} (--report-only builds nothing)")
             return None
         try:
-            if name == DEMO_TASK:
+            if name == DEMO_DATASET:
                 print(f"{name}: building the GENERATED demo dataset into {folder}", flush=True)
                 _run_prep(["demo", "--out", str(data_root), "--no-progress"], ROOT)
             elif name in REAL_TASKS:
@@ -120,8 +118,8 @@ def prepare_task(name: str, args) -> Task | None:
     feedback = info["feedback"] if info["feedback"] in METRICS else "explicit"
     metrics = args.metrics or METRICS[feedback]
     features = folder / FEATURES_FOLDER
-    has_features = all((features / f"{t}.json").is_file() for t in FEATURE_TABLES)
-    has_reviews = all((features / f"{t}.json").is_file() for t in USER_REVIEW_TABLES)
+    has_features = all((features / f"{t}.json").is_file() for t in MULTIMODAL_TABLES)
+    has_reviews = all((features / f"{t}.json").is_file() for t in USER_TABLES)
     return Task(name, folder, info, feedback, metrics, has_features, has_reviews)
 
 
