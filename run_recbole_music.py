@@ -21,6 +21,26 @@ from __future__ import annotations
 import argparse
 import sys
 
+import recbole_music  # noqa: F401  (registers the plugin with RecBole)
+from dataset_prep.errors import DataError
+from dataset_prep.layout import DEMO_DATASET
+from recbole_music.quick_start import (
+    DatasetNotFoundError,
+    format_comparison_table,
+    resolve_model,
+    result_payload,
+    run_recbole_music,
+    write_json_atomic,
+)
+from recbole_music.settings import (
+    SettingsError,
+    check_settings,
+    known_settings,
+    parse_model_arg,
+    read_yaml,
+    split_setting,
+)
+
 DEFAULT_MODEL = "TargetMF"
 
 
@@ -37,8 +57,8 @@ def parse_args(argv):
     parser.add_argument(
         "--dataset",
         "-d",
-        default="movie_music_demo",
-        help="dataset folder name under data_path (default: movie_music_demo, "
+        default=DEMO_DATASET,
+        help=f"dataset folder name under data_path (default: {DEMO_DATASET}, "
         "generated on first use)",
     )
     parser.add_argument(
@@ -78,8 +98,6 @@ def parse_args(argv):
     bad = [arg for arg in rest if not (arg.startswith("--") and "=" in arg)]
     if bad:
         parser.error(f"unrecognised arguments {bad}; RecBole overrides take the form --key=value")
-    from recbole_music.settings import parse_model_arg, split_setting
-
     args.settings = dict(split_setting(arg[2:]) for arg in rest)
     if args.verbose is not None:  # a plugin setting like any other, checked with them
         args.settings["verbose"] = args.verbose
@@ -95,9 +113,6 @@ def parse_args(argv):
 
 def plan_runs(args) -> list[tuple[str, dict]]:
     """(model, config_dict) of each run, every name, value and file checked before any trains."""
-    from recbole_music.quick_start import resolve_model
-    from recbole_music.settings import SettingsError, check_settings, known_settings, read_yaml
-
     models = [name.strip() for name in args.model.split(",") if name.strip()]
     if not models:
         raise SettingsError("--model: give at least one model name")
@@ -131,16 +146,6 @@ def main(argv=None) -> int:
     # RecBole's Config reads --key=value overrides from sys.argv itself: they reach it checked
     # and typed through config_dict instead, so leave it none.
     sys.argv = sys.argv[:1]
-
-    import recbole_music  # noqa: F401  (registers the plugin with RecBole)
-    from dataset_prep.errors import DataError
-    from recbole_music.quick_start import (
-        DatasetNotFoundError,
-        format_comparison_table,
-        result_payload,
-        run_recbole_music,
-        write_json_atomic,
-    )
 
     user_files = args.config_files.split() if args.config_files else None
     results = {}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from _paths import ROOT
 
+from dataset_prep.layout import BUILD_RECORD
+
 SMALLER_IS_BETTER = {"mae", "rmse"}
 # Overrides a cell sets itself; a user's extra overrides may not set them again.
 RESERVED = {"model", "dataset", "cold_ratio", "seed", "result_json", "checkpoint_dir"}
@@ -221,7 +223,7 @@ def dataset_info(folder: Path) -> dict:
     """What the dataset folder says about itself: generated?, feedback, domains, source files."""
     name = folder.name
     info: dict = {"name": name, "folder": str(folder), "generated": None}
-    build = folder / "build.json"
+    build = folder / BUILD_RECORD
     if build.is_file():
         data = json.loads(build.read_text())
         info["generated"] = data.get("generated")
@@ -254,4 +256,4 @@ def data_kind(info: dict) -> str:
         )
     if info.get("generated") is False:
         return "**real data**"
-    return "**provenance unknown** (no `generated` flag in build.json or the dataset YAML)"
+    return f"**provenance unknown** (no `generated` flag in {BUILD_RECORD} or the dataset YAML)"

@@ -1,8 +1,9 @@
 """Build throughput of ``dataset_prep`` against the practical limit (gunzip + json.loads).
 
-Generates (once, cached) two Amazon-2023-layout domains at two sizes — only the number of review
-lines grows between the sizes; users and items are a fixed population — then measures, each in
-its own subprocess so that peak RSS is per measurement:
+Generates (once, cached) the demo's two Amazon-2023-layout domains (:mod:`dataset_prep.demo`,
+local images off: the meta files link images by URL) at one population and two or more review
+activities — only the number of reviews per user grows between the sizes; users and items are a
+fixed population — then measures, each in its own subprocess so that peak RSS is per measurement:
 
 * baseline: ``gzip.open`` + ``json.loads`` of every line of every file the build reads (both
   domains' reviews and meta files, each once), nothing else;
@@ -12,8 +13,8 @@ Each measurement is repeated (baseline and build interleaved, the machine may be
 median is reported. Results go to ``bench/results/build_throughput.md`` (and a JSON beside the
 generated data).
 
-    python bench/build_throughput.py              # 1M and 2M auxiliary review lines
-    python bench/build_throughput.py --quick      # 100k and 200k, a smoke run
+    python bench/build_throughput.py              # scale 5, activity 2 and 4: ~1.3M and ~2.5M lines
+    python bench/build_throughput.py --quick      # scale 0.5, activity 1 and 2: a smoke run
 """
 
 from __future__ import annotations
@@ -31,257 +32,77 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # numpy is imported where used: the baseline child must not pay for it
-    import numpy as np
 
 from _paths import ROOT
 
 DEFAULT_WORK = ROOT / "bench" / "_work" / "build_throughput"
 DEFAULT_RESULTS = ROOT / "bench" / "results" / "build_throughput.md"
-GENERATOR_VERSION = 1
-CHUNK = 50_000  # review lines generated per numpy batch
-DOMAINS = {  # role -> (category, main_category, item id prefix)
-    "aux": ("Movies_and_TV", "Movies & TV", "B0M"),
-    "target": ("CDs_and_Vinyl", "Digital Music", "B0C"),
-}
-NO_DESCRIPTION_SHARE = 0.10
-NO_IMAGE_SHARE = 0.08
-SHORT_REVIEW_SHARE = 0.10  # under 10 words: dropped by the paper's filter
+GENERATOR_VERSION = 2  # 2: the demo's generator (dataset_prep.demo)
+# role -> Amazon category, as dataset_prep.demo names its files (the baseline child must not
+# import dataset_prep.demo, which pulls in numpy and PIL)
+DOMAINS = {"aux": "Movies_and_TV", "target": "CDs_and_Vinyl"}
 
 
 # --- generation ------------------------------------------------------------------------------
 
 
-def _words(rng: np.random.Generator, n: int) -> list[str]:
-    """``n`` distinct pronounceable lowercase words of 2-4 syllables."""
-
-    onsets = list("bcdfghjklmnprstvwz") + ["ch", "sh", "th", "st", "tr", "pl", "br", "gr"]
-    vowels = ["a", "e", "i", "o", "u", "ea", "ou", "ai"]
-    words: dict[str, None] = {}
-    while len(words) < n:
-        k = int(rng.integers(1, 4))
-        w = "".join(
-            onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] for _ in range(k)
-        )
-        if rng.random() < 0.4:
-            w += "nrst"[rng.integers(4)]
-        words[w] = None
-    return list(words)
-
-
-def _sentences(rng: np.random.Generator, vocab: np.ndarray, n: int, lo: int, hi: int) -> list[str]:
-    """``n`` sentences of ``lo``..``hi`` words drawn from ``vocab`` (Zipf-ish word frequencies)."""
-    import numpy as np
-
-    p = 1.0 / np.arange(1, len(vocab) + 1) ** 0.9
-    cdf = np.cumsum(p / p.sum())
-    lengths = rng.integers(lo, hi + 1, n)
-    idx = np.minimum(np.searchsorted(cdf, rng.random(int(lengths.sum()))), len(vocab) - 1)
-    words = vocab[idx].tolist()
-    out, pos = [], 0
-    for length in lengths.tolist():
-        s = " ".join(words[pos : pos + length])
-        pos += length
-        out.append(s[0].upper() + s[1:] + ".")
-    return out
-
-
-def _ids(rng: np.random.Generator, n: int, prefix: str, length: int) -> list[str]:
-    import numpy as np
-
-    chars = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
-    seen: dict[str, None] = {}
-    while len(seen) < n:
-        block = chars[rng.integers(0, len(chars), (n, length - len(prefix)))]
-        for row in block:
-            seen[prefix + "".join(row)] = None
-            if len(seen) >= n:
-                break
-    return list(seen)
-
-
-def _cdf(weights: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    c = np.cumsum(weights)
-    return c / c[-1]
-
-
-def _meta_line(
-    rng: np.random.Generator, item: str, main: str, texts: dict, has_desc: bool, has_img: bool
-) -> str:
-    title = texts["titles"][rng.integers(len(texts["titles"]))]
-    img = f"https://m.media-amazon.com/images/I/{item}.jpg"
-    obj = {
-        "main_category": main,
-        "title": title.rstrip("."),
-        "average_rating": round(float(rng.uniform(2.5, 5.0)), 1),
-        "rating_number": int(rng.integers(1, 5000)),
-        "features": [texts["short"][rng.integers(len(texts["short"]))] for _ in range(2)],
-        "description": [" ".join(texts["long"][j] for j in rng.integers(0, len(texts["long"]), 3))]
-        if has_desc
-        else [],
-        "price": round(float(rng.uniform(3, 60)), 2),
-        "images": [{"thumb": img, "large": img, "variant": "MAIN", "hi_res": img}]
-        if has_img
-        else [],
-        "videos": [],
-        "store": texts["titles"][rng.integers(len(texts["titles"]))].rstrip("."),
-        "categories": [main, texts["short"][rng.integers(len(texts["short"]))].split()[0]],
-        "details": {"Format": "DVD" if "Movies" in main else "Audio CD"},
-        "parent_asin": item,
-        "bought_together": None,
-    }
-    return json.dumps(obj)
-
-
-def _review_chunk(
-    rng: np.random.Generator,
-    n: int,
-    users: list[str],
-    user_cdf: np.ndarray,
-    items: list[str],
-    item_cdf: np.ndarray,
-    texts: dict,
-) -> str:
-    """``n`` Amazon-2023 review lines, joined (newline-terminated)."""
-    import numpy as np
-
-    u = np.minimum(np.searchsorted(user_cdf, rng.random(n)), len(users) - 1).tolist()
-    it = np.minimum(np.searchsorted(item_cdf, rng.random(n)), len(items) - 1).tolist()
-    rating = rng.choice([1, 2, 3, 4, 5], n, p=[0.07, 0.06, 0.1, 0.2, 0.57]).tolist()
-    ts = (1_262_304_000_000 + rng.integers(0, 13 * 365 * 86_400_000, n)).tolist()
-    short = rng.random(n) < SHORT_REVIEW_SHARE
-    # 30-80 words: 3-7 sentences of 5-15 words; short reviews: one 3-8 word sentence.
-    n_sent = np.where(short, 1, rng.integers(3, 8, n))
-    long_bank, short_bank, titles = texts["long"], texts["short"], texts["titles"]
-    sent = rng.integers(0, len(long_bank), int(n_sent.sum())).tolist()
-    short_pick = rng.integers(0, len(short_bank), n).tolist()
-    title_pick = rng.integers(0, len(titles), n).tolist()
-    helpful = np.minimum(rng.exponential(0.8, n).astype(int), 99).tolist()
-    verified = np.where(rng.random(n) < 0.85, "true", "false").tolist()
-    lines, pos = [], 0
-    for j, (k, is_short) in enumerate(zip(n_sent.tolist(), short.tolist())):
-        if is_short:
-            text = short_bank[short_pick[j]]
-        else:
-            text = " ".join([long_bank[s] for s in sent[pos : pos + k]])
-        pos += k
-        item = items[it[j]]
-        lines.append(
-            f'{{"rating": {rating[j]}.0, "title": "{titles[title_pick[j]]}", "text": "{text}", '
-            f'"images": [], "asin": "{item}", "parent_asin": "{item}", "user_id": "{users[u[j]]}", '
-            f'"timestamp": {ts[j]}, "helpful_vote": {helpful[j]}, "verified_purchase": {verified[j]}}}\n'
-        )
-    return "".join(lines)
-
-
-def _file_names(work: Path, size: int) -> dict[str, dict[str, Path]]:
-    d = work / f"raw_{size}"
+def _file_names(raw: Path) -> dict[str, dict[str, Path]]:
     return {
-        role: {"reviews": d / f"{cat}.jsonl.gz", "meta": d / f"meta_{cat}.jsonl.gz"}
-        for role, (cat, _, _) in DOMAINS.items()
+        role: {"reviews": raw / f"{cat}.jsonl.gz", "meta": raw / f"meta_{cat}.jsonl.gz"}
+        for role, cat in DOMAINS.items()
     }
 
 
-def generate(
-    work: Path,
-    sizes: list[int],
-    target_share: float,
-    n_users: int,
-    n_items: dict[str, int],
-    seed: int,
-) -> dict:
-    """Write (or reuse) the raw files; returns a description of what is there."""
-    import numpy as np
+def _raw_folder(work: Path, activity: float) -> Path:
+    return work / f"raw_a{activity:g}"
 
-    spec = {
-        "version": GENERATOR_VERSION,
-        "sizes": sorted(sizes),
-        "target_share": target_share,
-        "users": n_users,
-        "items": n_items,
-        "seed": seed,
-    }
-    marker = work / "generated.json"
-    if marker.is_file():
-        done = json.loads(marker.read_text())
-        if done["spec"] == spec or (
-            set(spec["sizes"]) <= set(done["spec"]["sizes"])
-            and {**done["spec"], "sizes": spec["sizes"]} == spec
-        ):
-            return done
-    for p in work.glob("raw_*"):
-        shutil.rmtree(p)
-    marker.unlink(missing_ok=True)
-    started = time.time()
-    rng0 = np.random.default_rng([seed, 0])
-    vocab = np.array(_words(rng0, 3000))
-    texts = {
-        "long": _sentences(rng0, vocab, 40_000, 5, 15),
-        "short": _sentences(rng0, vocab, 5_000, 3, 8),
-        "titles": _sentences(rng0, vocab, 5_000, 2, 6),
-    }
-    users = _ids(rng0, n_users, "A", 28)
-    # A user's activity: lognormal, shared by both domains (heavy users are heavy everywhere).
-    activity = rng0.lognormal(0.0, 1.3, n_users)
-    sizes = sorted(sizes)
-    files = {s: _file_names(work, s) for s in sizes}
-    for s in sizes:
-        (work / f"raw_{s}").mkdir(parents=True, exist_ok=True)
-    lines_per = {}
-    for d, (role, (_cat, main, prefix)) in enumerate(DOMAINS.items(), 1):
-        rng = np.random.default_rng([seed, d])
-        items = _ids(rng, n_items[role], prefix, 10)
-        item_cdf = _cdf(1.0 / np.arange(1, len(items) + 1) ** 0.8)
-        user_cdf = _cdf(activity * rng.lognormal(0.0, 0.5, n_users))
-        # meta: the same file at every size (the item population is fixed)
-        has_desc = rng.random(len(items)) >= NO_DESCRIPTION_SHARE
-        has_img = rng.random(len(items)) >= NO_IMAGE_SHARE
-        meta = "".join(
-            _meta_line(rng, item, main, texts, bool(has_desc[i]), bool(has_img[i])) + "\n"
-            for i, item in enumerate(items)
-        ).encode()
-        for s in sizes:
-            with gzip.open(files[s][role]["meta"], "wb", compresslevel=6) as f:
-                f.write(meta)
-        # reviews: the first n lines are the same at every size, so one stream feeds all files
-        totals = {s: s if role == "aux" else int(s * target_share) for s in sizes}
-        lines_per[role] = totals
-        outs = {s: gzip.open(files[s][role]["reviews"], "wb", compresslevel=6) for s in sizes}
-        try:
-            written = 0
-            while written < max(totals.values()):
-                n = min(CHUNK, max(totals.values()) - written)
-                chunk = _review_chunk(rng, n, users, user_cdf, items, item_cdf, texts)
-                rows = None
-                for s, f in outs.items():
-                    left = totals[s] - written
-                    if left <= 0:
-                        continue
-                    if left >= n:
-                        f.write(chunk.encode())
-                    else:
-                        rows = rows or chunk.splitlines(keepends=True)
-                        f.write("".join(rows[:left]).encode())
-                written += n
-        finally:
-            for f in outs.values():
-                f.close()
-    info = {
-        "spec": spec,
-        "lines": {str(s): {r: lines_per[r][s] for r in DOMAINS} for s in sizes},
-        "bytes": {
-            str(s): {
-                r: {k: files[s][r][k].stat().st_size for k in ("reviews", "meta")} for r in DOMAINS
-            }
-            for s in sizes
+
+def generate(work: Path, scale: float, activities: list[float], seed: int) -> dict:
+    """Write (or reuse) the raw files, one folder per activity; returns what is there."""
+    # dataset_prep.demo imports numpy and PIL: only the parent generates, so only it pays
+    from dataset_prep.demo import AUX_CATEGORY, TARGET_CATEGORY, generate_demo_raw
+
+    assert DOMAINS == {"aux": AUX_CATEGORY, "target": TARGET_CATEGORY}
+    info: dict = {
+        "spec": {
+            "version": GENERATOR_VERSION,
+            "scale": scale,
+            "activities": sorted(activities),
+            "seed": seed,
         },
-        "seconds": round(time.time() - started, 1),
+        "lines": {},
+        "bytes": {},
+        "users": {},
+        "items": {},
+        "seconds": 0.0,  # generating all folders, cached ones included
     }
-    marker.write_text(json.dumps(info, indent=2))
+    for activity in sorted(activities):
+        raw = _raw_folder(work, activity)
+        marker = raw / "generated.json"
+        spec = {"version": GENERATOR_VERSION, "scale": scale, "activity": activity, "seed": seed}
+        done = json.loads(marker.read_text()) if marker.is_file() else None
+        if done is None or done["spec"] != spec:
+            started = time.time()
+            shutil.rmtree(raw, ignore_errors=True)
+            summary = generate_demo_raw(
+                raw, seed=seed, scale=scale, activity=activity, images=False
+            )
+            files = _file_names(raw)
+            done = {
+                "spec": spec,
+                "lines": {r: summary["reviews"][cat] for r, cat in DOMAINS.items()},
+                "bytes": {
+                    r: {k: files[r][k].stat().st_size for k in ("reviews", "meta")} for r in DOMAINS
+                },
+                "users": sum(summary["users"].values()),
+                "items": {r: summary["items"][cat] for r, cat in DOMAINS.items()},
+                "seconds": round(time.time() - started, 1),
+            }
+            marker.write_text(json.dumps(done, indent=2))
+        key = f"{activity:g}"
+        info["lines"][key], info["bytes"][key] = done["lines"], done["bytes"]
+        info["users"], info["items"] = done["users"], done["items"]
+        info["seconds"] += done["seconds"]
     return info
 
 
@@ -306,7 +127,7 @@ def child_build(raw: str, out: str, code: str) -> dict:
     from dataset_prep.builder import DomainSource, build_dataset
     from dataset_prep.filters import PAPER_FILTERS
 
-    files = _file_names(Path(raw).parent, int(Path(raw).name.split("_")[1]))
+    files = _file_names(Path(raw))
     src = {r: DomainSource(files[r]["reviews"], files[r]["meta"]) for r in DOMAINS}
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
@@ -384,16 +205,17 @@ def _x(ratio: float | None) -> str:
 def render(results: dict, before: dict | None) -> str:
     gen, m = results["generated"], results["machine"]
     spec = gen["spec"]
+    keys = [f"{a:g}" for a in spec["activities"]]  # one size per review activity
     rows = [
         "| aux + target review lines | .gz size (reviews+meta) MiB | baseline s | baseline lines/s "
         "| build s | build lines/s | build / baseline (wall) | build / baseline (CPU) "
         "| baseline peak RSS MiB | build peak RSS MiB | kept interactions |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for s in spec["sizes"]:
-        r = results["sizes"][str(s)]
-        lines = gen["lines"][str(s)]
-        size = sum(sum(v.values()) for v in gen["bytes"][str(s)].values())
+    for s in keys:
+        r = results["sizes"][s]
+        lines = gen["lines"][s]
+        size = sum(sum(v.values()) for v in gen["bytes"][s].values())
         rows.append(
             f"| {lines['aux']:,} + {lines['target']:,} = {r['review_lines']:,} | {_mib(size)} "
             f"| {r['baseline_s']:.1f} | {r['review_lines'] / r['baseline_s']:,.0f} "
@@ -401,12 +223,12 @@ def render(results: dict, before: dict | None) -> str:
             f"| {_x(r.get('cpu_ratio'))} "
             f"| {r['baseline_rss']:,.0f} | {r['build_rss']:,.0f} | {r['kept']:,} |"
         )
-    small, big = (results["sizes"][str(s)] for s in (spec["sizes"][0], spec["sizes"][-1]))
+    small, big = results["sizes"][keys[0]], results["sizes"][keys[-1]]
     growth = big["review_lines"] / small["review_lines"]
     rss_growth = big["build_rss"] / small["build_rss"]
     worst = max(max(r["ratio"], r.get("cpu_ratio") or 0.0) for r in results["sizes"].values())
-    ratios = ", ".join(f"{results['sizes'][str(s)]['ratio']:.2f}×" for s in spec["sizes"])
-    cpu = ", ".join(_x(results["sizes"][str(s)].get("cpu_ratio")) for s in spec["sizes"])
+    ratios = ", ".join(f"{results['sizes'][s]['ratio']:.2f}×" for s in keys)
+    cpu = ", ".join(_x(results["sizes"][s].get("cpu_ratio")) for s in keys)
     if worst <= 2.0:
         speed = "within 2× of the limit"
     elif worst <= 2.5:
@@ -442,8 +264,8 @@ def render(results: dict, before: dict | None) -> str:
             "| build RSS MiB before | after |"
         )
         verdict.append("|---|--:|--:|--:|--:|--:|--:|")
-        for s in spec["sizes"]:
-            a, b = results["sizes"][str(s)], before["sizes"].get(str(s))
+        for s in keys:
+            a, b = results["sizes"][s], before["sizes"].get(s)
             if b:
                 b = {**b, "ratio": _pair_ratio(b)}
                 verdict.append(
@@ -456,8 +278,8 @@ def render(results: dict, before: dict | None) -> str:
         "| baseline RSS MiB | build RSS MiB |",
         "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for s in spec["sizes"]:
-        r = results["sizes"][str(s)]
+    for s in keys:
+        r = results["sizes"][s]
         for i, (a, b) in enumerate(zip(r["runs"]["baseline"], r["runs"]["build"]), 1):
             raw.append(
                 f"| {r['review_lines']:,} | {i} | {a['seconds']:.1f} | {b['seconds']:.1f} "
@@ -494,18 +316,18 @@ def render(results: dict, before: dict | None) -> str:
             "",
             "## What was generated",
             "",
-            f"Two Amazon-2023-layout domains (`Movies_and_TV` as aux, `CDs_and_Vinyl` as target), "
-            f"seed {spec['seed']}, gzip level 6 (the `gzip` tool's default): reviews "
-            f"`<Cat>.jsonl.gz` with {', '.join(f'{s:,}' for s in spec['sizes'])} auxiliary lines and "
-            f"{spec['target_share']:g}× as many target lines, plus `meta_<Cat>.jsonl.gz`. The "
-            f"population is FIXED: {spec['users']:,} users (shared by both domains, lognormal "
-            f"activity), {spec['items']['aux']:,} + {spec['items']['target']:,} items (Zipf-like "
-            "popularity); the meta files are identical at every size and the smaller reviews files are "
-            "prefixes of the larger ones. So only the number of review lines grows with the file — "
-            "which is what *memory flat as the file grows* is measured against. Review text is 3–7 "
-            "sentences of 5–15 words (~30–80 words, ~300–600 bytes per line); "
-            f"{SHORT_REVIEW_SHARE:.0%} of reviews are under 10 words, {NO_DESCRIPTION_SHARE:.0%} of "
-            f"items lack a description and {NO_IMAGE_SHARE:.0%} an image. Generation took "
+            "The demo's generator (`dataset_prep/demo.py`, GENERATED data) with local images off "
+            f"(the meta files link images by URL): `generate_demo_raw(raw, seed={spec['seed']}, "
+            f"scale={spec['scale']:g}, activity=A, images=False)` for A in "
+            f"{', '.join(keys)}; gzip level 6 (the `gzip` tool's default). Auxiliary "
+            "`Movies_and_TV` and target `CDs_and_Vinyl` reviews `<Cat>.jsonl.gz` plus "
+            "`meta_<Cat>.jsonl.gz`. The population is FIXED: "
+            f"{gen['users']:,} users, {gen['items']['aux']:,} + {gen['items']['target']:,} items; "
+            "`activity` multiplies each user's number of reviews (20–40 at activity 1, a few "
+            "under 20). So only the number of review lines grows with the file — which is what "
+            "*memory flat as the file grows* is measured against. Some reviews are under 10 "
+            "words and some items lack a description or an image (the shares are in the "
+            "generator), so the paper's filters have something to drop. Generation took "
             f"{gen['seconds']:.0f} s (cached in the work folder).",
             "",
             "## Every run",
@@ -522,26 +344,17 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        default=[1_000_000, 2_000_000],
-        help="auxiliary-domain review lines, one build per size",
-    )
-    p.add_argument(
-        "--target-share",
+        "--scale",
         type=float,
-        default=0.25,
-        help="target-domain review lines as a share of the auxiliary's",
+        default=5.0,
+        help="the population: the demo's users and items times this (fixed across the sizes)",
     )
-    p.add_argument("--users", type=int, default=200_000, help="users (fixed population)")
     p.add_argument(
-        "--items",
-        type=int,
-        nargs=2,
-        default=[50_000, 20_000],
-        metavar=("AUX", "TARGET"),
-        help="items per domain (fixed population)",
+        "--activity",
+        type=float,
+        nargs="+",
+        default=[2.0, 4.0],
+        help="reviews per user as a multiple of the demo's, one build per value (the file sizes)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median quoted)")
@@ -555,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run: 100k and 200k lines, 20k users, 1 repeat, report not written",
+        help="smoke run: scale 0.5, activity 1 and 2, 1 repeat, report not written",
     )
     p.add_argument(
         "--compare-to",
@@ -576,8 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--generate-only", action="store_true", help="only generate the files")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.users, args.repeats = [100_000, 200_000], 20_000, 1
-        args.items = [10_000, 5_000]
+        args.scale, args.activity, args.repeats = 0.5, [1.0, 2.0], 1
         args.work = args.work.parent / (args.work.name + "_quick")
     if args.report_from:
         results = json.loads(args.report_from.read_text())
@@ -590,47 +402,38 @@ def main(argv: list[str] | None = None) -> None:
     )
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"generating (or reusing) the raw files in {args.work} ...", flush=True)
-    gen = generate(
-        args.work,
-        args.sizes,
-        args.target_share,
-        args.users,
-        {"aux": args.items[0], "target": args.items[1]},
-        args.seed,
-    )
+    gen = generate(args.work, args.scale, args.activity, args.seed)
     print(f"  generation: {gen['seconds']} s", flush=True)
-    gen = {**gen, "spec": {**gen["spec"], "sizes": sorted(args.sizes)}}  # a cached superset
     if args.generate_only:
         return
-    sizes = sorted(args.sizes)
-    runs: dict[int, dict[str, list]] = {s: {"baseline": [], "build": []} for s in sizes}
+    sizes = [f"{a:g}" for a in sorted(args.activity)]
+    runs: dict[str, dict[str, list]] = {s: {"baseline": [], "build": []} for s in sizes}
     for rep in range(args.repeats):
         for s in sizes:
-            files = _file_names(args.work, s)
+            raw = _raw_folder(args.work, float(s))
+            files = _file_names(raw)
             paths = [str(files[r][k]) for r in DOMAINS for k in ("reviews", "meta")]
             b = run_child(["_baseline", *paths])
             runs[s]["baseline"].append(b)
             print(
-                f"[{rep + 1}/{args.repeats}] {s:,}: baseline {b['seconds']:.1f} s, "
+                f"[{rep + 1}/{args.repeats}] activity {s}: baseline {b['seconds']:.1f} s, "
                 f"{b['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
-            r = run_child(
-                ["_build", str(args.work / f"raw_{s}"), str(args.work / f"out_{s}"), str(args.code)]
-            )
+            r = run_child(["_build", str(raw), str(args.work / f"out_a{s}"), str(args.code)])
             runs[s]["build"].append(r)
             print(
-                f"[{rep + 1}/{args.repeats}] {s:,}: build {r['seconds']:.1f} s, "
+                f"[{rep + 1}/{args.repeats}] activity {s}: build {r['seconds']:.1f} s, "
                 f"{r['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
     per_size = {}
     for s in sizes:
         base, build = runs[s]["baseline"], runs[s]["build"]
-        lines = gen["lines"][str(s)]
+        lines = gen["lines"][s]
         stats = build[-1]["stats"]
         kept = _kept(stats)
-        per_size[str(s)] = {
+        per_size[s] = {
             "review_lines": lines["aux"] + lines["target"],
             "baseline_s": statistics.median(x["seconds"] for x in base),
             "build_s": statistics.median(x["seconds"] for x in build),
@@ -644,11 +447,11 @@ def main(argv: list[str] | None = None) -> None:
         }
         # each build ran right after its baseline: the median of those pairs' ratios is steadier
         # on a busy machine than the ratio of the two medians
-        per_size[str(s)]["ratio"] = statistics.median(
+        per_size[s]["ratio"] = statistics.median(
             b["seconds"] / a["seconds"] for a, b in zip(base, build)
         )
         if all("cpu_seconds" in x for x in base + build):
-            per_size[str(s)]["cpu_ratio"] = statistics.median(
+            per_size[s]["cpu_ratio"] = statistics.median(
                 b["cpu_seconds"] / a["cpu_seconds"] for a, b in zip(base, build)
             )
     results = {

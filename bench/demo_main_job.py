@@ -23,6 +23,8 @@ from pathlib import Path
 
 from _paths import ROOT
 
+from dataset_prep.layout import DEMO_DATASET
+
 MODELS = "GlobalMean,ItemMean,TargetMF,BPR,LightGCN,MuSiC"  # scripts/demo.sh default
 
 
@@ -33,7 +35,7 @@ def run_once(workdir: Path) -> tuple[float, str]:
         sys.executable,
         str(ROOT / "run_recbole_music.py"),
         f"--model={MODELS}",
-        "--dataset=movie_music_demo",
+        f"--dataset={DEMO_DATASET}",
         f"--result_json={workdir / 'result.json'}",
     ]
     start = time.perf_counter()
@@ -75,7 +77,7 @@ def main() -> None:
 Command (what `bash scripts/demo.sh` runs once the venv exists), in an empty working folder, so
 each run also generates, builds and embeds (default encoder) the GENERATED demo data set:
 
-    python run_recbole_music.py --model={MODELS} --dataset=movie_music_demo
+    python run_recbole_music.py --model={MODELS} --dataset={DEMO_DATASET}
 
 Measured with `python bench/demo_main_job.py --repeats {args.repeats}` on {date.today()}:
 {os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, CPU only.

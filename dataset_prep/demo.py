@@ -119,6 +119,11 @@ LOW_ACTIVITY_SHARE = 0.07  # users of a domain with fewer than 20 reviews there
 ACTIVITY_FLOOR, ACTIVITY_TAIL = 23, 4.0  # the others: floor + exponential tail, capped at 40
 NO_DESCRIPTION_SHARE = 0.02
 NO_IMAGE_SHARE = 0.02
+# Users are ranked against every item of a domain in blocks of this many rows, so a large
+# ``scale`` needs memory for a block, not for all users x items.
+USER_BLOCK = 2048
+# Without local images (``images=False``) the meta files link images by URL, as Amazon's do.
+IMAGE_URL = "https://m.media-amazon.com/images/I/{asin}.jpg"
 
 _ALNUM = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 _USER_CHARS = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"))
@@ -275,8 +280,9 @@ def _mixing_matrix(rng: np.random.Generator) -> np.ndarray:
     return m / np.linalg.norm(m, axis=1, keepdims=True)
 
 
-def _activity(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Reviews per user in one domain: mostly 20-40 (long-tailed), a share of 8-19.
+def _activity(rng: np.random.Generator, n: int, activity: float) -> np.ndarray:
+    """Reviews per user in one domain: mostly 20-40 (long-tailed), a share of 8-19, all times
+    ``activity``.
 
     The floor sits a few reviews above 20 so most active users still have 20 after the builder
     drops short reviews and items without description or image.
@@ -286,7 +292,12 @@ def _activity(rng: np.random.Generator, n: int) -> np.ndarray:
     )
     low = rng.random(n) < LOW_ACTIVITY_SHARE
     counts[low] = rng.integers(8, 20, size=int(low.sum()))
-    return counts
+    return np.rint(counts * activity).astype(int)
+
+
+def _max_activity(activity: float) -> int:
+    """The most reviews :func:`_activity` gives one user."""
+    return int(np.rint(40 * activity))
 
 
 def _items(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -308,18 +319,30 @@ def _items(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 
 def _draw_reviews(
-    rng: np.random.Generator, taste: np.ndarray, user_bias: np.ndarray, items: dict[str, np.ndarray]
+    rng: np.random.Generator,
+    taste: np.ndarray,
+    user_bias: np.ndarray,
+    items: dict[str, np.ndarray],
+    activity: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pick each user's items (Gumbel top-k = sampling without replacement) and rate them."""
     n_users, n_items = len(taste), len(items["bias"])
-    affinity = taste @ items["attrs"].T
-    scores = GAMMA * affinity + items["log_pop"] + rng.gumbel(size=(n_users, n_items))
-    order = np.argsort(-scores, axis=1, kind="stable")
-    counts = np.minimum(_activity(rng, n_users), n_items)
-    take = np.arange(n_items)[None, :] < counts[:, None]
+    top = min(n_items, _max_activity(activity))
+    order = np.empty((n_users, top), dtype=np.int64)
+    top_affinity = np.empty((n_users, top))
+    # Block by block, keeping each user's best ``top`` items: the Gumbel draws come in the same
+    # sequence as one draw of the whole matrix, so the block size does not change the data.
+    for lo in range(0, n_users, USER_BLOCK):
+        hi = min(n_users, lo + USER_BLOCK)
+        affinity = taste[lo:hi] @ items["attrs"].T
+        scores = GAMMA * affinity + items["log_pop"] + rng.gumbel(size=(hi - lo, n_items))
+        order[lo:hi] = np.argsort(-scores, axis=1, kind="stable")[:, :top]
+        top_affinity[lo:hi] = np.take_along_axis(affinity, order[lo:hi], axis=1)
+    counts = np.minimum(_activity(rng, n_users, activity), n_items)
+    take = np.arange(top)[None, :] < counts[:, None]
     users = np.repeat(np.arange(n_users), counts)
     chosen = order[take]
-    fit = affinity[users, chosen]
+    fit = top_affinity[take]
     # Disliking an item hurts more than liking it helps; a few copies just disappoint. Both
     # give the J-shaped star histogram of real reviews (many 5s, then 1s before 2s).
     raw = (
@@ -390,6 +413,7 @@ def _meta_records(
     ratings: np.ndarray,
     chosen: np.ndarray,
     has_image: np.ndarray,
+    local_images: bool,
 ) -> tuple[list[dict], int]:
     """Item metadata whose title, description, features and categories reveal the attributes."""
     dom = _DOMAINS[category]
@@ -434,7 +458,7 @@ def _meta_records(
             if counts[i]
             else 3.0 + 2.0 / (1.0 + np.exp(-3.0 * items["bias"][i]))
         )
-        image = f"images/{asins[i]}.png"
+        image = f"images/{asins[i]}.png" if local_images else IMAGE_URL.format(asin=asins[i])
         records.append(
             {
                 "main_category": dom["main"],
@@ -542,12 +566,12 @@ def _review_records(
     return records, int(short.sum())
 
 
-def _generated_md(seed: int, scale: float, summary: dict) -> str:
+def _generated_md(seed: int, scale: float, extra_args: str, summary: dict) -> str:
     attrs = ", ".join(a[0] for a in ATTRIBUTES)
     return f"""# {DEMO_DATASET}: GENERATED data, not real Amazon reviews
 
 Every file in this folder is **synthetic**. It was written by `dataset_prep/demo.py`
-(`generate_demo_raw(raw_dir, seed={seed}, scale={scale})`) in the Amazon Reviews 2023 raw layout
+(`generate_demo_raw(raw_dir, seed={seed}, scale={scale}{extra_args})`) in the Amazon Reviews 2023 raw layout
 (`{AUX_CATEGORY}` = auxiliary domain, `{TARGET_CATEGORY}` = target domain) so the pipeline can
 run offline. Users, items, ASINs, names, texts and images are invented; any resemblance to real
 products is accidental. Do not report results on it as results on Amazon data.
@@ -580,25 +604,38 @@ Reviews written: {summary["reviews"][AUX_CATEGORY]} ({AUX_CATEGORY}),
 """
 
 
-def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
+def generate_demo_raw(
+    raw_dir: Path,
+    seed: int = 0,
+    scale: float = 1.0,
+    *,
+    activity: float = 1.0,
+    images: bool = True,
+) -> dict:
     """Write the synthetic demo's raw files into ``raw_dir`` and return a summary.
 
     Files: ``<Category>.jsonl.gz`` and ``meta_<Category>.jsonl.gz`` for ``AUX_CATEGORY`` and
     ``TARGET_CATEGORY``, ``images/<parent_asin>.png`` and ``GENERATED.md``. ``scale`` multiplies
-    the user and item counts (1.0: ~3,500 users, ~1,800 items, ~120k reviews).
+    the user and item counts (1.0: ~3,500 users, ~1,800 items, ~120k reviews); ``activity``
+    multiplies the reviews per user (the population stays, only the review files grow).
+    ``images=False`` writes no image files: the meta files link each image by URL instead, and the
+    other files differ from those of ``images=True`` (the pixels' random draws are skipped).
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
+    if activity <= 0:
+        raise ValueError(f"activity must be positive, got {activity}")
     started = time.perf_counter()
     raw_dir = Path(raw_dir)
     (raw_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
     n_overlap, n_side, n_aux = (max(10, round(n * scale)) for n in (N_OVERLAP, N_SIDE, N_AUX_ONLY))
-    # Enough items that a 40-review user still has a choice.
+    # Enough items that the most active user still has a choice.
+    fewest_items = max(80, 2 * _max_activity(activity))
     n_items = {
-        AUX_CATEGORY: max(80, round(N_MOVIES * scale)),
-        TARGET_CATEGORY: max(80, round(N_MUSIC * scale)),
+        AUX_CATEGORY: max(fewest_items, round(N_MOVIES * scale)),
+        TARGET_CATEGORY: max(fewest_items, round(N_MUSIC * scale)),
     }
 
     # Users: [overlap | aux-only] review movies, [overlap | side] review music.
@@ -635,10 +672,12 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
         asins = _ids(rng, n, "B0", _ALNUM, 8, taken)
         variants = _ids(rng, n, "B0", _ALNUM, 8, taken)
         local_users, chosen, ratings = _draw_reviews(
-            rng, taste[domain_users], bias[domain_users], items
+            rng, taste[domain_users], bias[domain_users], items, activity
         )
         has_image = _all_but_a_share(rng, n, NO_IMAGE_SHARE)
-        meta, no_desc = _meta_records(rng, category, items, asins, ratings, chosen, has_image)
+        meta, no_desc = _meta_records(
+            rng, category, items, asins, ratings, chosen, has_image, images
+        )
         reviews, n_short = _review_records(
             rng,
             category,
@@ -650,10 +689,11 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
             chosen,
             ratings,
         )
-        pixels = _item_images(rng, items, category == AUX_CATEGORY)
-        for i in np.flatnonzero(has_image).tolist():
-            _atomic_write(raw_dir / "images" / f"{asins[i]}.png", _png_bytes(pixels[i]))
-            written_images.add(f"{asins[i]}.png")
+        if images:
+            pixels = _item_images(rng, items, category == AUX_CATEGORY)
+            for i in np.flatnonzero(has_image).tolist():
+                _atomic_write(raw_dir / "images" / f"{asins[i]}.png", _png_bytes(pixels[i]))
+                written_images.add(f"{asins[i]}.png")
         _write_jsonl_gz(raw_dir / f"meta_{category}.jsonl.gz", meta)
         _write_jsonl_gz(raw_dir / f"{category}.jsonl.gz", reviews)
 
@@ -670,6 +710,11 @@ def generate_demo_raw(raw_dir: Path, seed: int = 0, scale: float = 1.0) -> dict:
         if stale.name not in written_images:
             stale.unlink()
     summary["reviews_total"] = sum(summary["reviews"].values())
-    _atomic_write(raw_dir / "GENERATED.md", _generated_md(seed, scale, summary).encode("utf-8"))
+    # Only what differs from the defaults, so the default call's GENERATED.md stays as it was.
+    extra_args = (f", activity={activity}" if activity != 1.0 else "") + (
+        "" if images else ", images=False"
+    )
+    markdown = _generated_md(seed, scale, extra_args, summary)
+    _atomic_write(raw_dir / "GENERATED.md", markdown.encode("utf-8"))
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return summary

@@ -21,32 +21,23 @@ from unittest import mock
 import torch
 from recbole.config import Config
 from recbole.data.utils import create_samplers, get_dataloader
-from recbole.utils import ModelType, get_model, get_trainer, init_logger, init_seed, set_color
+from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
 
+from dataset_prep.demo_build import ensure_demo_dataset
+from dataset_prep.layout import BUILD_RECORD, DEMO_DATASET
 from recbole_music.checkpoint import plain_settings
-from recbole_music.config import PROPERTIES_DIR, config_files
+from recbole_music.config import config_files, is_sequential
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.epoch_progress import EpochProgress, summary_line
 from recbole_music.evaluation.cold_start_evaluator import convention_of, predicts_ratings
+from recbole_music.evaluation.sequential_evaluator import (
+    SEQUENTIAL_CONVENTION,
+    sequential_conventions,
+)
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.trainer.cold_start_trainer import reserve_file, with_cold_start_evaluation
 from recbole_music.trainer.sequential_trainer import with_sequential_evaluation
-
-DEMO_DATASET = "movie_music_demo"
-SEQUENTIAL_DEFAULTS = PROPERTIES_DIR / "sequential.yaml"
-
-
-def is_sequential(model_class: type) -> bool:
-    """Sequential models (LLMEMF, RecBole's SASRec, GRU4Rec, ...) get the sequential protocol:
-    next-item examples, leave-last-out for held-out overlapping users, next-target-item metrics."""
-    return getattr(model_class, "type", None) == ModelType.SEQUENTIAL
-
-
-def run_config_files(model, dataset, data_root, user_files, sequential: bool) -> list[str]:
-    """The run's YAML layers: exactly :func:`recbole_music.config_files` (which adds
-    ``properties/sequential.yaml`` for a sequential model itself; ``sequential`` is not needed)."""
-    return config_files(model, dataset, data_root, user_files)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -82,8 +73,6 @@ def ensure_dataset(dataset: str, data_root: Path) -> Path:
     if (folder / f"{dataset}.inter").is_file():
         return folder
     if dataset == DEMO_DATASET:
-        from dataset_prep.demo_build import ensure_demo_dataset
-
         return Path(ensure_demo_dataset(out_root=str(data_root)))
     raise DatasetNotFoundError(
         f"no data for dataset '{dataset}': {folder / (dataset + '.inter')} does not exist. "
@@ -93,7 +82,7 @@ def ensure_dataset(dataset: str, data_root: Path) -> Path:
 
 
 def read_build_info(folder: Path) -> dict:
-    path = folder / "build.json"
+    path = folder / BUILD_RECORD
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
@@ -207,7 +196,7 @@ def run_recbole_music(
     config = Config(
         model=model_class,
         dataset=dataset,
-        config_file_list=run_config_files(model, dataset, data_root, config_file_list, sequential),
+        config_file_list=config_files(model, dataset, data_root, config_file_list),
         config_dict=config_dict,
     )
     if config["torch_threads"]:
@@ -279,15 +268,13 @@ def run_recbole_music(
             "checkpoint": trainer.saved_model_file
             if saved and os.path.isfile(trainer.saved_model_file)
             else None,
-            "settings_changed": changed_settings(config, model, dataset, data_root, sequential),
+            "settings_changed": changed_settings(config, model, dataset, data_root),
         },
     }
     chosen = getattr(model_obj, "hyper", None)  # settings a model chose on validation users
     if chosen is not None:
         result["run"]["chosen_on_validation"] = {k: _plain(v) for k, v in chosen.items()}
     if sequential:
-        from recbole_music.evaluation.sequential_evaluator import sequential_conventions
-
         result["run"]["protocol"] = (
             "sequential: leave-last-out for held-out overlapping users (their last target item), "
             f"MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']}"
@@ -301,7 +288,7 @@ def run_recbole_music(
     return result
 
 
-def changed_settings(config, model: str, dataset: str, data_root: Path, sequential: bool) -> dict:
+def changed_settings(config, model: str, dataset: str, data_root: Path) -> dict:
     """The run's settings that differ from the defaults it would get with no user file, no
     ``config_dict`` and no command-line setting (RecBole's, the plugin's and the dataset's YAML),
     as plain data; settings the run itself changed (``valid_metric`` of a ranking model) count."""
@@ -309,7 +296,7 @@ def changed_settings(config, model: str, dataset: str, data_root: Path, sequenti
         defaults = Config(
             model=resolve_model(model),
             dataset=dataset,
-            config_file_list=run_config_files(model, dataset, data_root, None, sequential),
+            config_file_list=config_files(model, dataset, data_root),
         )
     default_values = plain_settings(defaults)
     return {
@@ -400,8 +387,6 @@ def format_comparison_table(
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if all(r["run"].get("protocol", "").startswith("sequential") for r in results.values()):
-        from recbole_music.evaluation.sequential_evaluator import SEQUENTIAL_CONVENTION
-
         conventions = [f"  all: {SEQUENTIAL_CONVENTION}"]
         return "test metrics (held-out users' last target item)\n" + "\n".join(
             lines + ["", *conventions, *(f"  {n}" for n in notes)]

@@ -16,8 +16,21 @@ from recbole.trainer import TraditionalTrainer, Trainer
 from recbole.utils import ModelType
 
 from recbole_music.data.dataset import CrossDomainDataset
+from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.evaluation.metrics import register_metrics
+from recbole_music.model.baselines import CMF, MAPPING_BASELINES
+from recbole_music.model.global_mean import GlobalMean
+from recbole_music.model.item_mean import ItemMean
+from recbole_music.model.llmemf import LLMEMF
+from recbole_music.model.music import MuSiC
+from recbole_music.model.neighbourhood import NEIGHBOURHOOD_MODELS
+from recbole_music.model.target_mf import TargetMF
 from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
+from recbole_music.trainer.exact_pop_trainer import ExactPopTrainer
+from recbole_music.trainer.hyper_search_trainer import HyperSearchTrainer
+from recbole_music.trainer.mapping_trainer import MappingTrainer
+from recbole_music.trainer.music_trainer import MuSiCTrainer
+from recbole_music.trainer.sequential_trainer import SequentialCrossDomainTrainer
 
 PLUGIN_MODELS: dict[str, type] = {}
 
@@ -42,39 +55,16 @@ def register_model(
 
 
 def register_all() -> None:
-    from recbole_music.model.global_mean import GlobalMean
-    from recbole_music.model.item_mean import ItemMean
-    from recbole_music.model.music import MuSiC
-    from recbole_music.model.target_mf import TargetMF
-    from recbole_music.trainer.music_trainer import MuSiCTrainer
-
+    """Register every model the plugin ships, with its trainer and dataset class, and the
+    plugin's metrics."""
     register_metrics()
     for model_class in (GlobalMean, ItemMean, TargetMF):
         register_model(model_class)
     register_model(MuSiC, MuSiCTrainer)
-    from recbole_music.model.baselines import CMF, MAPPING_BASELINES
-    from recbole_music.trainer.mapping_trainer import MappingTrainer
-
     register_model(CMF)
     for model_class in MAPPING_BASELINES:
         register_model(model_class, MappingTrainer)
-    _register_llmemf()
-    _register_neighbourhood()
-
-
-def _register_llmemf() -> None:
-    from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
-    from recbole_music.model.llmemf import LLMEMF
-    from recbole_music.trainer.sequential_trainer import SequentialCrossDomainTrainer
-
     register_model(LLMEMF, SequentialCrossDomainTrainer, SequentialCrossDomainDataset)
-
-
-def _register_neighbourhood() -> None:
-    from recbole_music.model.neighbourhood import NEIGHBOURHOOD_MODELS
-    from recbole_music.trainer.exact_pop_trainer import ExactPopTrainer
-    from recbole_music.trainer.hyper_search_trainer import HyperSearchTrainer
-
     for model_class in NEIGHBOURHOOD_MODELS:
         register_model(model_class, HyperSearchTrainer)
     # RecBole's own Pop, with exact counts (its calculate_loss undercounts): not a plugin model,

@@ -84,17 +84,15 @@ def write_tiny_sequences(
 
 def sequential_config(model: str = "LLMEMF", dataset: str = "tiny_seq", **overrides):
     """The Config a run of ``model`` on ``dataset`` gets (sequential defaults included)."""
+    # here, not at the top: the dataset_prep tests use this module's writer without RecBole
     from recbole.config import Config
 
-    import recbole_music  # noqa: F401
-    from recbole_music.quick_start import is_sequential, resolve_model, run_config_files
+    from recbole_music import config_files
+    from recbole_music.quick_start import resolve_model
 
-    model_class = resolve_model(model)
     return Config(
-        model=model_class,
+        model=resolve_model(model),
         dataset=dataset,
-        config_file_list=run_config_files(
-            model, dataset, "dataset", None, is_sequential(model_class)
-        ),
+        config_file_list=config_files(model, dataset, "dataset"),
         config_dict=overrides,
     )

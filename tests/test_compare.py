@@ -310,7 +310,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     # with feature tables, the full model is multimodal and w/o MLLM is a row
     features = root / "dataset" / "tiny" / "features"
     features.mkdir()
-    for table in tasks.FEATURE_TABLES:
+    for table in tasks.MULTIMODAL_TABLES:
         (features / f"{table}.json").write_text("{}")
     calls.clear()
     assert cli.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0

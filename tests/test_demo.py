@@ -84,6 +84,28 @@ def test_same_seed_gives_identical_bytes_other_seed_differs(demo, tmp_path):
     )
 
 
+def test_user_blocks_do_not_change_the_data(demo, tmp_path, monkeypatch):
+    # Large scales rank users against items block by block; the bytes must not depend on it.
+    monkeypatch.setattr("dataset_prep.demo.USER_BLOCK", 37)
+    generate_demo_raw(tmp_path / "blocks", seed=0, scale=SCALE)
+    first, blocked = _files(demo[0]), _files(tmp_path / "blocks")
+    assert first.keys() == blocked.keys()
+    assert [k for k in first if first[k] != blocked[k]] == []
+
+
+def test_activity_grows_the_reviews_of_a_fixed_population_without_images(demo, tmp_path):
+    _, base, _ = demo
+    raw = tmp_path / "busy"
+    busy = generate_demo_raw(raw, seed=0, scale=SCALE, activity=2.0, images=False)
+    assert busy["users"] == base["users"] and busy["items"] == base["items"]
+    for c in CATEGORIES:
+        assert 1.8 < busy["reviews"][c] / base["reviews"][c] < 2.2
+        links = [m["images"][0]["large"] for m in _jsonl(raw / f"meta_{c}.jsonl.gz") if m["images"]]
+        assert links and all(link.startswith("https://") for link in links)
+    assert list((raw / "images").iterdir()) == []
+    assert "activity=2.0, images=False" in (raw / "GENERATED.md").read_text(encoding="utf-8")
+
+
 def test_rerun_with_another_seed_leaves_no_stale_files(demo, tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(demo[0], raw)

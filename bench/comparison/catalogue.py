@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from _grid import smaller_is_better
 
+from dataset_prep.layout import DEMO_DATASET
+
 FLOORS = ["GlobalMean", "ItemMean", "TargetMF", "Pop"]
 BUILTINS = ["ItemKNN", "BPR", "NeuMF", "LightGCN"]
 NEIGHBOURHOOD = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer"]
@@ -12,7 +14,7 @@ CDR_BASELINES = ["CMF", "EMCDR", "SSCDR", "LACDR", "PTUPCDR", "DiffCDR"]
 OURS = "MuSiC"
 DEFAULT_MODELS = [*FLOORS, *BUILTINS, *NEIGHBOURHOOD, *CDR_BASELINES, OURS]
 EXPLICIT_ONLY = {"GlobalMean"}  # predicts a rating, ranks nothing
-DEFAULT_TASKS = ["movie_music_demo", "food_kitchen", "kitchen_food"]
+DEFAULT_TASKS = [DEMO_DATASET, "food_kitchen", "kitchen_food"]
 TABLES = ["main", "ablation", "steps", "activation"]
 DEFAULT_STEPS = [2, 5, 10, 20, 50]
 ACTIVATIONS = ["tanh", "relu", "sigmoid", "softmax"]  # the paper's Fig. 4

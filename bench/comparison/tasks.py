@@ -15,13 +15,19 @@ from _grid import (
     dataset_info,
 )
 
+from dataset_prep.layout import (
+    DEMO_DATASET,
+    FEATURES_FOLDER,
+    ITEMS_TABLE,
+    USER_TABLES,
+)
+
 from .catalogue import EXPLICIT_ONLY, METRICS
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # MuSiC's multimodal features need the items table; user vectors come from the review tables
-# (users_aux, users_target) when present, else from each user's history (user_vectors: auto).
-FEATURE_TABLES = ("items",)
-USER_REVIEW_TABLES = ("users_aux", "users_target")
+# (USER_TABLES, one per domain) when present, else from each user's history (user_vectors: auto).
+MULTIMODAL_TABLES = (ITEMS_TABLE,)
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,6 @@ REAL_TASKS = {
     "food_kitchen": RealSource("food_kitchen", aux="food", target="kitchen"),
     "kitchen_food": RealSource("food_kitchen", aux="kitchen", target="food"),
 }
-DEMO_TASK = "movie_music_demo"
 
 
 @dataclass
@@ -63,7 +68,7 @@ def _run_prep(argv: list[str], cwd: Path) -> None:
 
 
 def build_real(name: str, source: RealSource, data_root: Path, shared: Path) -> None:
-    raw = Path(os.path.relpath(shared / source.folder, ROOT))  # build.json records it as given
+    raw = Path(os.path.relpath(shared / source.folder, ROOT))  # the build record keeps it as given
     inter, items = raw / source.interactions, raw / source.items
     _run_prep(
         [
@@ -86,7 +91,7 @@ def prepare_task(name: str, args) -> Task | None:
             print(f"skip task {name}: no dataset folder {folder} (--report-only builds nothing)")
             return None
         try:
-            if name == DEMO_TASK:
+            if name == DEMO_DATASET:
                 print(f"{name}: building the GENERATED demo dataset into {folder}", flush=True)
                 _run_prep(["demo", "--out", str(data_root), "--no-progress"], ROOT)
             elif name in REAL_TASKS:
@@ -112,8 +117,9 @@ def prepare_task(name: str, args) -> Task | None:
     info = dataset_info(folder)
     feedback = info["feedback"] if info["feedback"] in METRICS else "explicit"
     metrics = args.metrics or METRICS[feedback]
-    has_features = all((folder / "features" / f"{t}.json").is_file() for t in FEATURE_TABLES)
-    has_reviews = all((folder / "features" / f"{t}.json").is_file() for t in USER_REVIEW_TABLES)
+    features = folder / FEATURES_FOLDER
+    has_features = all((features / f"{t}.json").is_file() for t in MULTIMODAL_TABLES)
+    has_reviews = all((features / f"{t}.json").is_file() for t in USER_TABLES)
     return Task(name, folder, info, feedback, metrics, has_features, has_reviews)
 
 
