@@ -246,7 +246,7 @@ def test_interaction_vectors_come_from_training_rows_only_and_are_deterministic(
 
 
 def test_auto_feature_source_uses_interaction_vectors_without_content(tiny_data_root, caplog):
-    config, train, _ = _train_split("tiny_implicit", interaction_vector_dim=4)
+    config, train, _ = _train_split("tiny", interaction_vector_dim=4)  # explicit, no tables
     with caplog.at_level(logging.WARNING):
         model = MuSiC(config, train)
     assert model.feature_source == "interactions" and "feature_source=interactions" in caplog.text
@@ -267,3 +267,15 @@ def test_hybrid_appends_interaction_vectors_to_the_content_vectors(tiny_data_roo
     config, train, _ = _train_split(feature_source="hybrid", interaction_vector_dim=0)
     with pytest.raises(ValueError, match="interaction_vector_dim"):
         MuSiC(config, train)
+
+
+def test_auto_reads_interactions_on_implicit_data_and_content_on_explicit(tiny_data_root, caplog):
+    _write_item_vectors(tiny_data_root, "tiny_implicit")
+    _write_item_vectors(tiny_data_root, "tiny")
+    _, implicit, _ = _train_split("tiny_implicit")
+    with caplog.at_level(logging.INFO):
+        assert resolve_feature_source("auto", "history", implicit, 4) == "interactions"
+    assert "implicit feedback -> feature_source=interactions" in caplog.text
+    assert resolve_feature_source("multimodal", "history", implicit, 4) == "multimodal"
+    _, explicit, _ = _train_split("tiny")
+    assert resolve_feature_source("auto", "history", explicit, 4) == "multimodal"

@@ -11,9 +11,9 @@
   ``multimodal``: data with no content;
 * ``hybrid`` — the content vectors with the interaction vectors appended (and so the history
   vectors built from them);
-* ``auto`` (default) — ``multimodal`` when the dataset has the feature tables, else
-  ``interactions`` (or ``collaborative`` when ``interaction_vector_dim`` is 0), with a warning
-  that says so.
+* ``auto`` (default) — on implicit feedback ``interactions``; on explicit feedback
+  ``multimodal`` when the dataset has the feature tables, else ``interactions`` (or
+  ``collaborative`` when ``interaction_vector_dim`` is 0), with a warning that says so.
 
 A user's *target* vector is read only for users whose target interactions are in training
 (side users, training overlap users): held-out users' target reviews are test information.
@@ -65,14 +65,22 @@ def resolve_user_vectors(requested: str | None, dataset) -> str:
 def resolve_feature_source(
     requested: str | None, user_rule: str, dataset, interaction_dim: int = 0
 ) -> str:
-    """The feature source to use; ``auto`` -> multimodal when its tables exist (the items
-    table, plus the user tables when ``user_rule`` reads reviews), else interactions (with
-    ``interaction_dim`` > 0) or collaborative."""
+    """The feature source to use. ``auto``: on implicit feedback, interactions (with
+    ``interaction_dim`` > 0: which items are chosen together decides a ranking); on explicit
+    feedback, multimodal when its tables exist (the items table, plus the user tables when
+    ``user_rule`` reads reviews); else interactions or, without them, collaborative."""
     requested = (requested or "auto").lower()
     needed = ["items"] + (list(USER_TABLES) if user_rule in ("reviews", "both") else [])
     missing = [t for t in needed if not _has_table(dataset, t)]
     folder = dataset.feature_path()
     if requested == "auto":
+        if not dataset.is_explicit and interaction_dim > 0:
+            logging.getLogger().info(
+                "MuSiC: implicit feedback -> feature_source=interactions (item vectors from the "
+                "training interactions%s)",
+                "" if missing else "; the content tables are read with multimodal or hybrid",
+            )
+            return "interactions"
         if not missing:
             return "multimodal"
         fallback = "interactions" if interaction_dim > 0 else "collaborative"
