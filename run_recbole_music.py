@@ -27,6 +27,7 @@ from dataset_prep.layout import DEMO_DATASET
 from recbole_music.quick_start import (
     DatasetNotFoundError,
     format_comparison_table,
+    format_result_table,
     resolve_model,
     result_payload,
     run_recbole_music,
@@ -162,7 +163,11 @@ def main(argv=None) -> int:
     except (DatasetNotFoundError, DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if len(runs) > 1:
+    if len(runs) == 1:
+        (model, config_dict), result = runs[0], results[runs[0][0]]
+        if not config_dict.get("verbose"):  # verbose: RecBole's log already showed the table
+            print("\n" + format_result_table(result["best_valid_result"], result["test_result"]))
+    else:
         notes = [
             f"{model} alone: " + ", ".join(f"{k}={v}" for k, v in settings.items())
             for model, settings in args.model_settings.items()

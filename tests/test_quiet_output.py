@@ -68,3 +68,11 @@ def test_music_stage_one_shows_its_own_progress(tmp_path):
     stage1 = [line for line in lines if line.startswith("MuSiC stage 1 (side users): ")]
     assert stage1 and "(2/2 epochs" in stage1[-1]
     assert lines.index(stage1[-1]) < next(i for i, x in enumerate(lines) if ": best epoch " in x)
+
+
+def test_one_model_ends_with_its_table(tmp_path):
+    out, _ = _run(tmp_path, "--model=TargetMF")
+    lines = [line for line in out.splitlines() if line.strip()]
+    header = next(i for i, line in enumerate(lines) if line.startswith("metric "))
+    assert lines[header - 1].startswith("TargetMF: best epoch ")  # the summary, then the table
+    assert lines[-1].startswith("hit@20") and "rmse" in "\n".join(lines[header:])
