@@ -456,34 +456,26 @@ def extract_features(
     }
     out = {}
     for table in tables:
-        if table == "items":
-            rows = item_rows(folder, name, prompt_set)
-            manifest = embed_table(
-                table,
-                rows,
-                encoder,
-                features_dir=folder / FEATURES_FOLDER,
-                base_dir=folder,
-                settings=settings,
-                template=prompt_set.item,
-                meta=meta,
-                is_items=True,
-            )
+        is_items = table == "items"
+        if is_items:
+            rows, template, extra = item_rows(folder, name, prompt_set), prompt_set.item, None
         else:
             domain = table.split("_", 1)[1]
             rows = user_rows(folder, name, domain, prompt_set, user_rule)
-            manifest = embed_table(
-                table,
-                rows,
-                encoder,
-                features_dir=folder / FEATURES_FOLDER,
-                base_dir=folder,
-                settings=settings,
-                template=prompt_set.user,
-                extra_fingerprint={"user_text_rule": user_rule.as_dict(), "domain": domain},
-                meta=meta,
-                is_items=False,
-            )
+            template = prompt_set.user
+            extra = {"user_text_rule": user_rule.as_dict(), "domain": domain}
+        manifest = embed_table(
+            table,
+            rows,
+            encoder,
+            features_dir=folder / FEATURES_FOLDER,
+            base_dir=folder,
+            settings=settings,
+            template=template,
+            extra_fingerprint=extra,
+            meta=meta,
+            is_items=is_items,
+        )
         if manifest is None:
             _say_what_stands_in(folder / FEATURES_FOLDER, table, len(rows))
             continue
