@@ -176,6 +176,8 @@ def build_run(config, model_class: type):
     evaluation = with_sequential_evaluation if sequential else with_cold_start_evaluation
     trainer_class = evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
     trainer = trainer_class(config, model_obj)
+    if sequential:
+        trainer.use_objective(train_data._dataset)  # logged before training starts
     return train_data, valid_set, test_set, model_obj, trainer
 
 
@@ -280,6 +282,12 @@ def run_recbole_music(
             f"MAX_ITEM_LIST_LENGTH={config['MAX_ITEM_LIST_LENGTH']}"
         )
         result["run"]["conventions"] = sequential_conventions(dict(test_result or {}))
+        result["run"]["loss"] = trainer.objective.description
+        n_target = int(train_data._dataset.target_item_mask[1:].sum())
+        result["run"]["candidates"] = (
+            f"{n_target} target items, the same for every model (auxiliary items and padding "
+            "masked at evaluation)"
+        )
     if result_json:
         write_json_atomic(result_payload(result), result_json)
     if not config["verbose"]:

@@ -13,7 +13,8 @@ sub-sequences itself. Five attention blocks:
 The next target item is scored by ``u_T = h_T + h_M + c_T`` against the item representations
 (ID embedding fused with frozen CLIP text/image vectors, :mod:`.items`), cross-entropy over the
 target items; the next auxiliary item, when ``aux_loss_weight`` > 0, by ``u_A = h_A + h_M + c_A``
-over the auxiliary items. Ablations: ``use_image: False`` (w/o image), ``use_llm_text: False``
+over the auxiliary items (``sequential_softmax`` / ``sequential_negatives``: the objective every
+sequential model of the plugin trains with, :mod:`recbole_music.model.sequential_loss`). Ablations: ``use_image: False`` (w/o image), ``use_llm_text: False``
 (w/o LLM enrichment: the raw-text vectors), ``use_cross_domain: False`` (w/o cross-domain
 attention: ``u_T = h_T``, ``u_A = h_A``), and ``use_text: False`` (ID embeddings only).
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 import logging
 
 import torch
-import torch.nn.functional as F
 from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 from torch import nn
@@ -32,6 +32,7 @@ from recbole_music.config import setting
 from recbole_music.data.sequence_dataset import domain_subsequences
 from recbole_music.model.llmemf.attention import CrossDomainAttention, SequenceEncoder
 from recbole_music.model.llmemf.items import ItemRepresentation, load_item_modalities
+from recbole_music.model.sequential_loss import DomainCandidates, domain_cross_entropy
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +59,13 @@ class LLMEMF(SequentialRecommender):
         self.register_buffer("is_target_item", is_target, persistent=False)
         self.register_buffer("target_items", torch.nonzero(is_target).flatten(), persistent=False)
         self.register_buffer("aux_items", torch.nonzero(is_aux).flatten(), persistent=False)
-        column = torch.full((self.n_items,), -1, dtype=torch.long)
-        column[self.target_items] = torch.arange(len(self.target_items))
-        column[self.aux_items] = torch.arange(len(self.aux_items))
-        self.register_buffer("domain_column", column, persistent=False)
+        # the training softmax (recbole_music/model/sequential_loss.py), as for every model
+        self.candidates = DomainCandidates(is_target, str(setting(config, "sequential_softmax")))
+        self.negatives = int(setting(config, "sequential_negatives"))
+        self.sequential_objective = (
+            f"{self.candidates.describe(self.negatives)}; the next target item from u_T, the "
+            f"next auxiliary item from u_A with weight {self.aux_loss_weight}"
+        )
 
         modalities, self.feature_report = load_item_modalities(config, dataset)
         logger.info(f"LLMEMF item features: {self.feature_report}")
@@ -125,15 +129,18 @@ class LLMEMF(SequentialRecommender):
         labels = interaction[self.POS_ITEM_ID]
         u_t, u_a, table = self.forward(item_seq, item_seq_len)
         target_rows = self.is_target_item[labels]
+        candidates = self.candidates.to(labels.device)
         loss = table.sum() * 0.0  # defined (and differentiable) for a batch without labels
         if target_rows.any():
-            logits = self._domain_logits(u_t[target_rows], table, self.target_items)
-            loss = loss + F.cross_entropy(logits, self.domain_column[labels[target_rows]])
+            items, position = candidates.of(True)
+            loss = loss + domain_cross_entropy(
+                u_t[target_rows], table, labels[target_rows], items, position, self.negatives
+            )
         aux_rows = ~target_rows & (labels > 0)
         if self.aux_loss_weight > 0 and aux_rows.any():
-            logits = self._domain_logits(u_a[aux_rows], table, self.aux_items)
-            loss = loss + self.aux_loss_weight * F.cross_entropy(
-                logits, self.domain_column[labels[aux_rows]]
+            items, position = candidates.of(False)
+            loss = loss + self.aux_loss_weight * domain_cross_entropy(
+                u_a[aux_rows], table, labels[aux_rows], items, position, self.negatives
             )
         return loss
 
