@@ -217,3 +217,22 @@ def test_result_file_names_the_loss_and_the_candidates(seq_root, tmp_path):
         run = json.loads((tmp_path / f"{model}.json").read_text())["run"]
         assert run["loss"].startswith("cross-entropy over the label's domain (16 target")
         assert run["candidates"].startswith("16 target items, the same for every model")
+
+
+def test_the_sequential_trainer_trains_with_the_objective(seq_root):
+    from recbole_music.trainer.sequential_trainer import SequentialCrossDomainTrainer
+
+    config, model, train_data, _, _ = make("SASRec")
+    trainer = SequentialCrossDomainTrainer(config, model)
+    trainer.use_objective(train_data._dataset)
+    calls = []
+    wrapped = trainer.objective.loss
+
+    def spy(interaction):
+        calls.append(len(interaction))
+        return wrapped(interaction)
+
+    trainer.objective.loss = spy
+    model.calculate_loss = lambda interaction: pytest.fail("RecBole's own loss was used")
+    trainer._train_epoch(train_data, 0)
+    assert sum(calls) == len(train_data._dataset)
