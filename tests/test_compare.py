@@ -134,7 +134,7 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
     unbold = lambda cells: [c.strip("*") for c in cells[:5]]  # noqa: E731
     assert unbold(_rows(steps_md)["T = 10"]) == unbold(rows["MuSiC"])  # the same cell
     assert (folder / "steps.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "collaborative" in steps_md  # tiny has no feature tables: says what MuSiC ran on
+    assert "interaction vectors" in steps_md  # tiny has no feature tables: says what MuSiC ran on
 
     # second invocation: every cell comes from the cache, nothing runs
     def no_run(command, cwd):
@@ -279,15 +279,17 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     calls = _fake_runs(monkeypatch, metrics, fail={"TargetMF"})
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--seeds=1,2")
     assert cli.main(argv) == 1  # a failed cell: reported, not cached
-    # 2 seeds × (TargetMF, MuSiC full; w/o diffusion, direct transfer, w/o side) — full MuSiC
-    # is one cell for both tables; tiny has no features, so there is no w/o MLLM row
-    assert len(calls) == 10
+    # 2 seeds × (TargetMF, MuSiC full; w/o interaction vectors, w/o diffusion, direct
+    # transfer, w/o side) — full MuSiC is one cell for both tables; tiny has no content
+    # features, so full MuSiC reads the interaction vectors and ID embeddings are a row
+    assert len(calls) == 12
     assert all(o["epochs"] == "2" for o in seen)
     assert all(o.get("stage1_epochs") == "2" for o in seen if o["model"] == "MuSiC")
     folder = root / "out" / "tiny"
     ablation = _rows((folder / "ablation.md").read_text())
     assert list(ablation) == [
-        "MuSiC (full, collaborative)",
+        "MuSiC (full, interaction vectors)",
+        "w/o interaction vectors (ID embeddings)",
         "w/o diffusion",
         "direct transfer (ours)",
         "w/o side",
@@ -314,7 +316,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
         (features / f"{table}.json").write_text("{}")
     calls.clear()
     assert cli.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0
-    assert len(calls) == 4  # w/o MLLM (collaborative) is the cell that already ran as full
+    assert len(calls) == 4  # w/o MLLM (collaborative) is the cell that already ran as a row
     ablation = _rows((folder / "ablation.md").read_text())
     assert list(ablation) == [
         "MuSiC (full)",
@@ -431,8 +433,8 @@ def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch):
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--metrics=mae,rmse")
     assert cli.main([*argv, "--model-arg=MuSiC:learning_rate=0.01"]) == 0
     music = [o for o in seen if o["model"] == "MuSiC"]
-    # full, w/o diffusion, direct transfer, w/o side
-    assert len(music) == 4 and all(o["learning_rate"] == "0.01" for o in music)
+    # full, w/o interaction vectors, w/o diffusion, direct transfer, w/o side
+    assert len(music) == 5 and all(o["learning_rate"] == "0.01" for o in music)
     assert all("learning_rate" not in o for o in seen if o["model"] == "TargetMF")
     assert "MuSiC alone: `--learning_rate=0.01`" in (root / "out" / "tiny" / "main.md").read_text()
     with pytest.raises(SystemExit):

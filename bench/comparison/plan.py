@@ -24,7 +24,9 @@ class Entry:
 
 def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tuple[str, ...]]]:
     """The ablation rows (paper Table 3) as (label, overrides); the full model first;
-    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings)."""
+    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings). Without
+    content tables the full model is MuSiC's default (item vectors from the training
+    interactions) and ID embeddings are the row that replaces them."""
     if task.has_features:
         full = ("--feature_source=multimodal",)
         fused = [("fused features", ("--feature_source=fused",))] if with_fused else []
@@ -35,9 +37,11 @@ def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tupl
             *_without_diffusion(full),
             ("w/o side", (*full, "--use_side_users=False")),
         ]
-    full = ("--feature_source=collaborative",)
+    # no content tables: MuSiC's default (feature_source auto) reads the interaction vectors
+    full: tuple[str, ...] = ()
     return [
-        ("MuSiC (full, collaborative)", full),
+        ("MuSiC (full, interaction vectors)", full),
+        ("w/o interaction vectors (ID embeddings)", ("--feature_source=collaborative",)),
         *_without_diffusion(full),
         ("w/o side", (*full, "--use_side_users=False")),
     ]

@@ -41,9 +41,10 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
                 else "vectors from the users' histories (no review tables: `user_vectors: history`)."
             )
             if task.has_features
-            else f"\nMuSiC's features: **collaborative** (learned ID embeddings) — "
-            f"`dataset/{task.name}/features/` has no feature tables, so full MuSiC here is the "
-            f"paper's 'w/o MLLM' and that ablation row is left out."
+            else f"\nMuSiC's features: **interaction vectors** (MuSiC's default without content: "
+            f"a truncated SVD of the training interactions) — `dataset/{task.name}/features/` "
+            f"has no multimodal feature tables; the ablation's 'w/o interaction vectors' row "
+            f"runs on learned ID embeddings instead (the paper's 'w/o MLLM' features)."
         )
     note_lines = "".join(f"\n- {n}" for n in notes)
     notes_block = f"\n**Notes:**{note_lines}\n" if notes else ""
