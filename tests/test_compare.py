@@ -441,3 +441,28 @@ def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch):
         cli.parse_args([*argv, "--model-arg=MuSiC:seed=3"])  # the grid's own key
     with pytest.raises(SystemExit):
         cli.parse_args([*argv, "--model-arg=learning_rate=0.01"])  # no model
+
+
+def test_the_full_music_row_is_what_its_defaults_run():
+    """Explicit data with content tables: the multimodal features (the paper's); implicit data,
+    with or without content tables: no override, so ``feature_source: auto`` reads the
+    interaction vectors, and the content vectors are a row of their own where they exist."""
+    from comparison.plan import music_variants
+    from comparison.tasks import Task
+
+    def rows(feedback, has_features):
+        task = Task("t", Path("."), {}, feedback, [], has_features)
+        return dict(music_variants(task))
+
+    explicit = rows("explicit", True)
+    assert explicit["MuSiC (full)"] == ("--feature_source=multimodal",)
+    assert explicit["w/o MLLM"] == ("--feature_source=collaborative",)
+    for has_features in (True, False):
+        implicit = rows("implicit", has_features)
+        assert implicit["MuSiC (full, interaction vectors)"] == ()
+        assert implicit["w/o interaction vectors (ID embeddings)"] == (
+            "--feature_source=collaborative",
+        )
+        content = "content vectors instead (the paper's features)"
+        assert (content in implicit) is has_features
+    assert "w/o MLLM" not in rows("explicit", False)

@@ -24,10 +24,14 @@ class Entry:
 
 def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tuple[str, ...]]]:
     """The ablation rows (paper Table 3) as (label, overrides); the full model first;
-    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings). Without
-    content tables the full model is MuSiC's default (item vectors from the training
-    interactions) and ID embeddings are the row that replaces them."""
-    if task.has_features:
+    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings).
+
+    The full model is what MuSiC's defaults run (``feature_source: auto``): the multimodal
+    vectors on explicit data with content tables (written out, as the paper's), the item vectors
+    from the training interactions on implicit data or without content tables; ID embeddings
+    are the row that replaces them, and on implicit data with content tables the content vectors
+    are a row of their own."""
+    if task.has_features and task.feedback == "explicit":
         full = ("--feature_source=multimodal",)
         fused = [("fused features", ("--feature_source=fused",))] if with_fused else []
         return [
@@ -37,11 +41,16 @@ def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tupl
             *_without_diffusion(full),
             ("w/o side", (*full, "--use_side_users=False")),
         ]
-    # no content tables: MuSiC's default (feature_source auto) reads the interaction vectors
     full: tuple[str, ...] = ()
+    content = (
+        [("content vectors instead (the paper's features)", ("--feature_source=multimodal",))]
+        if task.has_features
+        else []
+    )
     return [
         ("MuSiC (full, interaction vectors)", full),
         ("w/o interaction vectors (ID embeddings)", ("--feature_source=collaborative",)),
+        *content,
         *_without_diffusion(full),
         ("w/o side", (*full, "--use_side_users=False")),
     ]

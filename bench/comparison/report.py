@@ -40,11 +40,17 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
                 if task.has_review_vectors
                 else "vectors from the users' histories (no review tables: `user_vectors: history`)."
             )
-            if task.has_features
-            else f"\nMuSiC's features: **interaction vectors** (MuSiC's default without content: "
-            f"a truncated SVD of the training interactions) — `dataset/{task.name}/features/` "
-            f"has no multimodal feature tables; the ablation's 'w/o interaction vectors' row "
-            f"runs on learned ID embeddings instead (the paper's 'w/o MLLM' features)."
+            if task.has_features and task.feedback == "explicit"
+            else "\nMuSiC's features: **interaction vectors** (its default "
+            + ("on implicit feedback" if task.has_features else "without content tables")
+            + ": a truncated SVD of the training interactions; user vectors from the users' "
+            "histories); the ablation's 'w/o interaction vectors' row runs on learned ID "
+            "embeddings instead (the paper's 'w/o MLLM' features)"
+            + (
+                f", and a row reads the content tables of `dataset/{task.name}/features/`."
+                if task.has_features
+                else "."
+            )
         )
     note_lines = "".join(f"\n- {n}" for n in notes)
     notes_block = f"\n**Notes:**{note_lines}\n" if notes else ""
