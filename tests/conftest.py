@@ -98,6 +98,17 @@ def tiny_data_root(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def seq_root(tmp_path, monkeypatch):
+    """A working dir holding ``dataset/tiny_seq`` (two-domain sequences, tests/sequence_fixtures.py)."""
+    from sequence_fixtures import write_tiny_sequences
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
+    write_tiny_sequences(tmp_path / "dataset")
+    return tmp_path / "dataset"
+
+
+@pytest.fixture
 def restore_root_logger():
     """RecBole's ``init_logger`` may attach a stream and a file handler to the root logger (when
     it has none); detach those after the test. pytest's own capture handlers are left alone."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from recbole.data.interaction import Interaction
-from sequence_fixtures import sequential_config, write_tiny_sequences
+from sequence_fixtures import sequential_config
 
 import recbole_music  # noqa: F401
 from dataset_prep.vector_table import save_vectors
@@ -44,14 +44,6 @@ TINY = {
     "hidden_dropout_prob": 0.0,
     "attn_dropout_prob": 0.0,
 }
-
-
-@pytest.fixture
-def seq_root(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
-    write_tiny_sequences(tmp_path / "dataset")
-    return tmp_path / "dataset"
 
 
 def _split_seed_holding(user: str, part: str = "test", cold_ratio=0.2, valid_ratio=0.1) -> int:

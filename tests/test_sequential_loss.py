@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
-from sequence_fixtures import sequential_config, write_tiny_sequences
+from sequence_fixtures import sequential_config
 
 import recbole_music  # noqa: F401
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
@@ -44,14 +43,6 @@ TINY = {
     "attn_dropout_prob": 0.0,
     "dropout_prob": 0.0,
 }
-
-
-@pytest.fixture
-def seq_root(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", [sys.argv[0]])
-    write_tiny_sequences(tmp_path / "dataset")
-    return tmp_path / "dataset"
 
 
 def make(model_name, **overrides):

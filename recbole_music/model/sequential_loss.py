@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from recbole_music.config import setting
 
@@ -56,10 +57,13 @@ def domain_cross_entropy(states, table, labels, candidates, position, negatives:
     return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long, device=labels.device))
 
 
-class DomainCandidates:
-    """Which items a label competes with, per ``sequential_softmax``."""
+class DomainCandidates(nn.Module):
+    """Which items a label competes with, per ``sequential_softmax``. The item sets are
+    (non-persistent) buffers: they move with the model that holds them, and stay out of its
+    checkpoints."""
 
     def __init__(self, is_target_item: torch.Tensor, softmax: str):
+        super().__init__()
         if softmax not in SOFTMAXES:
             raise ValueError(f"sequential_softmax: {softmax!r} is not one of {list(SOFTMAXES)}")
         self.softmax = softmax
@@ -67,19 +71,19 @@ class DomainCandidates:
         is_target[0] = False  # the padding id competes with nothing
         is_aux = ~is_target
         is_aux[0] = False
-        self.is_target = is_target
-        self.target_items = torch.nonzero(is_target).flatten()
-        self.aux_items = torch.nonzero(is_aux).flatten()
-        self.all_items = torch.nonzero(is_target | is_aux).flatten()
-        self.position = _positions(len(is_target), self.target_items, self.aux_items)
-        self.all_position = _positions(len(is_target), self.all_items)
-
-    def to(self, device):
-        for name in ("is_target", "target_items", "aux_items", "all_items"):
-            setattr(self, name, getattr(self, name).to(device))
-        self.position = self.position.to(device)
-        self.all_position = self.all_position.to(device)
-        return self
+        target_items = torch.nonzero(is_target).flatten()
+        aux_items = torch.nonzero(is_aux).flatten()
+        all_items = torch.nonzero(is_target | is_aux).flatten()
+        n_items = len(is_target)
+        for name, value in (
+            ("is_target", is_target),
+            ("target_items", target_items),
+            ("aux_items", aux_items),
+            ("all_items", all_items),
+            ("position", _positions(n_items, target_items, aux_items)),
+            ("all_position", _positions(n_items, all_items)),
+        ):
+            self.register_buffer(name, value, persistent=False)
 
     def of(self, target: bool):
         """(candidates, position) of a target (True) or auxiliary (False) label."""

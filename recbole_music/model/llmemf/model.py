@@ -52,15 +52,11 @@ class LLMEMF(SequentialRecommender):
         self.aux_loss_weight = float(setting(config, "aux_loss_weight"))
         self.initializer_range = float(config["initializer_range"])
 
-        is_target = dataset.target_item_mask.clone().bool()
-        is_target[0] = False
-        is_aux = ~is_target
-        is_aux[0] = False
-        self.register_buffer("is_target_item", is_target, persistent=False)
-        self.register_buffer("target_items", torch.nonzero(is_target).flatten(), persistent=False)
-        self.register_buffer("aux_items", torch.nonzero(is_aux).flatten(), persistent=False)
-        # the training softmax (recbole_music/model/sequential_loss.py), as for every model
-        self.candidates = DomainCandidates(is_target, str(setting(config, "sequential_softmax")))
+        # each domain's items, and the training softmax over them, as for every sequential model
+        # (recbole_music/model/sequential_loss.py)
+        self.candidates = DomainCandidates(
+            dataset.target_item_mask, str(setting(config, "sequential_softmax"))
+        )
         self.negatives = int(setting(config, "sequential_negatives"))
         self.sequential_objective = (
             f"{self.candidates.describe(self.negatives)}; the next target item from u_T, the "
@@ -92,6 +88,18 @@ class LLMEMF(SequentialRecommender):
         self.apply(self._init_weights)
         with torch.no_grad():
             self.items.id_embedding.weight[0].zero_()
+
+    @property
+    def is_target_item(self) -> torch.Tensor:
+        return self.candidates.is_target
+
+    @property
+    def target_items(self) -> torch.Tensor:
+        return self.candidates.target_items
+
+    @property
+    def aux_items(self) -> torch.Tensor:
+        return self.candidates.aux_items
 
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -129,7 +137,7 @@ class LLMEMF(SequentialRecommender):
         labels = interaction[self.POS_ITEM_ID]
         u_t, u_a, table = self.forward(item_seq, item_seq_len)
         target_rows = self.is_target_item[labels]
-        candidates = self.candidates.to(labels.device)
+        candidates = self.candidates
         loss = table.sum() * 0.0  # defined (and differentiable) for a batch without labels
         if target_rows.any():
             items, position = candidates.of(True)
