@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dataset_prep.features.encoders import KINDS, EncoderSpec
 from dataset_prep.features.pipeline import RunSettings, extract_features, verify_table
+from dataset_prep.features.ray_shards import RaySettings
 from dataset_prep.features.sources import UserTextRule
 from dataset_prep.layout import FEATURE_TABLES, USER_TABLES
 from dataset_prep.progress import NO_PROGRESS_HELP
@@ -24,6 +25,13 @@ examples:
       --device cuda --dtype bfloat16 --batch-size 8
   python -m dataset_prep features --dataset movie_music --users \\
       --encoder /models/Meta-Llama-3-8B --kind causal --device cuda --dtype bfloat16 --batch-size 8
+
+  # several GPUs or machines, on Ray: one worker per GPU, each loading the model once
+  ray start --head                                  # on the head node
+  ray start --address HEAD_IP:6379                  # on every other node
+  python -m dataset_prep features --dataset movie_music --items \
+      --encoder /models/MiniCPM-Llama3-V-2_5 --kind minicpmv --trust-remote-code \
+      --device cuda --dtype bfloat16 --batch-size 8 --ray auto --num-workers 8 --gpus-per-worker 1
 
 An interrupted run resumes: rerun the same command; finished shards are cached in
 <dataset>/features/.work/<table>/<fingerprint>/ (another model, prompt or pooling gets another
@@ -111,6 +119,15 @@ def add_features_parser(sub) -> argparse.ArgumentParser:
     )
     r.add_argument("--max-review-words", type=int, default=128, help="words kept per review")
     r.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
+    d = f.add_argument_group("several workers, on Ray (the same tables as one process)")
+    d.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="local (start a cluster in this process), auto (the running cluster of this "
+        "node) or HOST:PORT of a Ray head",
+    )
+    d.add_argument("--num-workers", type=int, default=2, help="Ray workers (default 2)")
+    d.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per worker (default 0)")
     f.set_defaults(func=cmd_features)
     return f
 
@@ -151,6 +168,17 @@ def cmd_features(args: argparse.Namespace) -> int:
         image_descriptor=args.image_descriptor,
         progress=not args.no_progress,
     )
+    ray = None
+    if args.ray:
+        if args.device.startswith("cuda") and args.gpus_per_worker <= 0:
+            raise ValueError("--device cuda with --ray needs --gpus-per-worker > 0")
+        ray = RaySettings(
+            address=args.ray,
+            num_workers=args.num_workers,
+            gpus_per_worker=args.gpus_per_worker,
+            cpus_per_worker=float(args.threads or 1),
+            torch_threads=args.threads,
+        )
     rule = UserTextRule(max_review_words=args.max_review_words, budget_words=args.user_budget_words)
     try:
         manifests = extract_features(
@@ -161,6 +189,7 @@ def cmd_features(args: argparse.Namespace) -> int:
             prompts=args.prompts,
             settings=settings,
             user_rule=rule,
+            ray=ray,
         )
     except KeyboardInterrupt:
         print(

@@ -18,6 +18,7 @@ False mask.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ import numpy as np
 from dataset_prep.features.encoders import load_encoder
 from dataset_prep.features.images import ImageLoader, color_histogram, with_descriptor
 from dataset_prep.features.prompts import get_prompts
+from dataset_prep.features.ray_shards import RayCluster, RaySettings
 from dataset_prep.features.sources import (
     Row,
     UserTextRule,
@@ -103,7 +105,7 @@ def _save_npz(path: Path, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def _encode_shard(
+def encode_shard(
     rows: list[Row],
     encoder,
     settings: RunSettings,
@@ -153,6 +155,37 @@ def _encode_shard(
     return {"vectors": vectors, "skipped": skipped, "image_status": status}
 
 
+def _cached_shard(path: Path, shard_rows: list[Row], results: list) -> dict | None:
+    """The cached result of a shard, or None when it must be embedded (no file, or one made
+    from other rows: the dataset was rebuilt)."""
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        if str(z["digest"]) != rows_digest(shard_rows) or not np.array_equal(
+            z["ids"], np.array([r.id for r in shard_rows])
+        ):
+            return None
+        cached = {key: z[key] for key in ("vectors", "skipped", "image_status")}
+    dims = {r["vectors"].shape[1] for r in results if r is not None}
+    if dims and cached["vectors"].shape[1] not in dims:
+        raise FeatureError(
+            f"{path}: cached vectors have dim {cached['vectors'].shape[1]}, other shards "
+            f"{dims.pop()}; delete {path.parent}"
+        )
+    return cached
+
+
+def _encode_here(todo, shards, encoder, settings, base_dir, images, progress):
+    """(shard index, result, unreadable images) of each shard in ``todo``, embedded in this
+    process."""
+    use_images, descriptor = images["used_by_model"], images["descriptor"]
+    reads_images = use_images or descriptor != "none"
+    loader = ImageLoader(base_dir, settings.image_timeout) if reads_images else None
+    for k in todo:
+        bad: list = []
+        yield k, encode_shard(shards[k], encoder, settings, loader, use_images, bad, progress), bad
+
+
 def image_settings(encoder, settings: RunSettings, is_items: bool) -> dict:
     """How images enter a table's vectors (part of its fingerprint)."""
     use_images = is_items and encoder.supports_images
@@ -174,7 +207,7 @@ def fingerprint_info(
     return {
         "table": table,
         "encoder": encoder.describe(),
-        "model_identity": model_identity(encoder.path),
+        "model_identity": getattr(encoder, "model_identity", None) or model_identity(encoder.path),
         "prompt_template": template,
         "images": images,
         **(extra_fingerprint or {}),
@@ -198,11 +231,14 @@ def embed_table(
     extra_fingerprint: dict | None = None,
     meta: dict | None = None,
     is_items: bool = True,
+    workers=None,
 ) -> dict | None:
     """Embed ``rows`` into ``features_dir/<table>`` (resuming from cached shards).
 
-    Returns the table's manifest, or None when no row has anything to embed (the caller says
-    what stands in): an empty table would read as features that are there."""
+    ``workers`` (``ray_shards.ShardWorkers``) embeds the shards on Ray workers instead of with
+    ``encoder`` here; the shard cache and the table are the same either way. Returns the
+    table's manifest, or None when no row has anything to embed (the caller says what stands
+    in): an empty table would read as features that are there."""
     started = time.monotonic()
     images = image_settings(encoder, settings, is_items)
     use_images, descriptor = images["used_by_model"], images["descriptor"]
@@ -236,64 +272,64 @@ def embed_table(
         )
     (work / "fingerprint.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
 
-    loader = (
-        ImageLoader(base_dir, settings.image_timeout)
-        if (use_images or descriptor != "none")
-        else None
-    )
+    reads_images = use_images or descriptor != "none"
     n_image_refs = sum(1 for r in rows if r.image) if is_items else 0
     bad_limit = int(settings.max_bad_image_share * n_image_refs)
     bad: list[tuple[str, str, str]] = []
+
+    def check_bad_images():
+        if len(bad) > bad_limit:
+            shown = "; ".join(f"item {i}: {ref} ({why})" for i, ref, why in bad[:5])
+            raise FeatureError(
+                f"{table}: {len(bad)} of {n_image_refs} item images are unreadable, more than "
+                f"--max-bad-image-share {settings.max_bad_image_share} allows ({bad_limit}). "
+                f"First: {shown}. Images are resolved against {base_dir}. Finished shards "
+                f"are cached in {work}."
+            )
+
     shards = [rows[i : i + settings.shard_size] for i in range(0, len(rows), settings.shard_size)]
-    results, embedded, reused = [], 0, 0
+    results: list[dict | None] = [None] * len(shards)
+    todo, embedded, reused = [], 0, 0
     progress = Progress(len(rows), table, "rows", enabled=settings.progress)
     try:
         for k, shard_rows in enumerate(shards):
-            shard_started = time.monotonic()
-            path = work / f"shard_{k:05d}.npz"
-            digest = rows_digest(shard_rows)
-            ids = np.array([r.id for r in shard_rows])
-            cached = None
-            if path.is_file():
-                with np.load(path) as z:
-                    if str(z["digest"]) == digest and np.array_equal(z["ids"], ids):
-                        cached = {key: z[key] for key in ("vectors", "skipped", "image_status")}
-                if (
-                    cached is not None
-                    and results
-                    and cached["vectors"].shape[1] != results[0]["vectors"].shape[1]
-                ):
-                    raise FeatureError(
-                        f"{path}: cached vectors have dim {cached['vectors'].shape[1]}, "
-                        f"other shards {results[0]['vectors'].shape[1]}; delete {work}"
-                    )
-            if cached is not None:
-                reused += len(shard_rows)
-                progress.update(len(shard_rows))
-                bad.extend(
-                    (shard_rows[i].id, shard_rows[i].image, "(cached shard)")
-                    for i in np.flatnonzero(cached["image_status"] == IMG_BAD)
+            cached = _cached_shard(work / f"shard_{k:05d}.npz", shard_rows, results)
+            if cached is None:
+                todo.append(k)
+                continue
+            reused += len(shard_rows)
+            progress.update(len(shard_rows))
+            bad.extend(
+                (shard_rows[i].id, shard_rows[i].image, "(cached shard)")
+                for i in np.flatnonzero(cached["image_status"] == IMG_BAD)
+            )
+            results[k] = cached
+        check_bad_images()
+        started = time.monotonic()
+        if workers is None:
+            finished = _encode_here(todo, shards, encoder, settings, base_dir, images, progress)
+        else:
+            finished = workers.encode(todo, shards, settings, base_dir, use_images, descriptor)
+        # closing: a stop (too many bad images, Ctrl-C) cancels the shards still running
+        with contextlib.closing(finished):
+            for k, res, shard_bad in finished:
+                _save_npz(
+                    work / f"shard_{k:05d}.npz",
+                    ids=np.array([r.id for r in shards[k]]),
+                    digest=np.array(rows_digest(shards[k])),
+                    **res,
                 )
-                results.append(cached)
-            else:
-                res = _encode_shard(
-                    shard_rows, encoder, settings, loader, use_images, bad, progress
-                )
-                _save_npz(path, ids=ids, digest=np.array(digest), **res)
+                if workers is not None:
+                    progress.update(len(shards[k]))
                 if not embedded:
+                    parallel = workers.parallelism if workers is not None else 1
                     _estimate_after_first_shard(
-                        table, work, shards, k, time.monotonic() - shard_started
+                        table, work, shards, k, time.monotonic() - started, parallel
                     )
-                embedded += len(shard_rows)
-                results.append(res)
-            if len(bad) > bad_limit:
-                shown = "; ".join(f"item {i}: {ref} ({why})" for i, ref, why in bad[:5])
-                raise FeatureError(
-                    f"{table}: {len(bad)} of {n_image_refs} item images are unreadable, more than "
-                    f"--max-bad-image-share {settings.max_bad_image_share} allows ({bad_limit}). "
-                    f"First: {shown}. Images are resolved against {base_dir}. Finished shards "
-                    f"are cached in {work}."
-                )
+                embedded += len(shards[k])
+                results[k] = res
+                bad.extend(shard_bad)
+                check_bad_images()
     finally:
         progress.close()
 
@@ -315,7 +351,7 @@ def embed_table(
                 "items_without_image": int(sum(1 for r in rows if not r.image)),
                 "images_unreadable": len(bad),
                 "images_unreadable_first": [f"{i}: {ref}" for i, ref, _ in bad[:20]],
-                "images_used": int((status == IMG_OK).sum()) if loader is not None else 0,
+                "images_used": int((status == IMG_OK).sum()) if reads_images else 0,
                 "text_only_rows": int(keep.sum() - (status[keep] == IMG_OK).sum())
                 if use_images
                 else int(keep.sum()),
@@ -340,6 +376,7 @@ def embed_table(
         "run": {
             "rows_embedded": embedded,
             "rows_from_cache": reused,
+            "workers": workers.parallelism if workers is not None else 1,
             "seconds": round(time.monotonic() - started, 2),
         },
         **({k: v for k, v in (extra_fingerprint or {}).items()}),
@@ -364,10 +401,10 @@ def embed_table(
 
 
 def _estimate_after_first_shard(
-    table: str, work: Path, shards: list, first: int, seconds: float
+    table: str, work: Path, shards: list, first: int, seconds: float, parallel: int = 1
 ) -> None:
     """Say how long the rest will take, from the first shard embedded in this run (shards
-    whose cache file is there count as done)."""
+    whose cache file is there count as done; ``parallel`` workers share the rest)."""
     left = sum(
         len(rows)
         for k, rows in enumerate(shards)
@@ -380,7 +417,7 @@ def _estimate_after_first_shard(
             table,
             len(shards[first]),
             format_duration(seconds),
-            format_duration(per_row * left),
+            format_duration(per_row * left / parallel),
             left,
         )
 
@@ -434,8 +471,13 @@ def extract_features(
     settings: RunSettings | None = None,
     user_rule=None,
     encoder=None,
+    ray: RaySettings | None = None,
+    encoder_factory=None,
 ) -> dict[str, dict]:
-    """Embed the chosen tables of ``data_path/name`` with one encoder; returns the manifests."""
+    """Embed the chosen tables of ``data_path/name`` with one encoder; returns the manifests.
+
+    With ``ray``, the shards are embedded by Ray workers (``ray_shards``), each loading the
+    encoder with ``encoder_factory`` (default ``load_encoder``) once; the tables are the same."""
     settings = settings or RunSettings()
     user_rule = user_rule or UserTextRule()
     folder = Path(data_path) / name
@@ -447,7 +489,21 @@ def extract_features(
     build = {}
     if (folder / BUILD_RECORD).is_file():
         build = json.loads((folder / BUILD_RECORD).read_text())
-    encoder = encoder or load_encoder(spec)
+    if ray is None:
+        return _extract(
+            folder, name, encoder or load_encoder(spec), tables, prompts, settings, user_rule, build
+        )
+    with RayCluster(ray) as cluster:
+        workers = cluster.workers(spec, encoder_factory)
+        try:
+            return _extract(
+                folder, name, workers.snapshot, tables, prompts, settings, user_rule, build, workers
+            )
+        finally:
+            workers.close()
+
+
+def _extract(folder, name, encoder, tables, prompts, settings, user_rule, build, workers=None):
     prompt_set = get_prompts(prompts, encoder.kind)
     meta = {
         "dataset": name,
@@ -475,6 +531,7 @@ def extract_features(
             extra_fingerprint=extra,
             meta=meta,
             is_items=is_items,
+            workers=workers,
         )
         if manifest is None:
             _say_what_stands_in(folder / FEATURES_FOLDER, table, len(rows))
