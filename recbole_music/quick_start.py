@@ -173,12 +173,24 @@ def build_run(config, model_class: type):
         )
     if sequential:
         _check_sequential_valid_metric(config, logger)
+    if getattr(data, "has_cold_items", False):
+        scoring = unseen_item_scoring(model_obj)
+        log = logger.info if getattr(model_obj, "unseen_item_scoring", None) else logger.warning
+        log(f"{config['model']}: items unseen in training are scored from {scoring}")
     evaluation = with_sequential_evaluation if sequential else with_cold_start_evaluation
     trainer_class = evaluation(get_trainer(config["MODEL_TYPE"], config["model"]))
     trainer = trainer_class(config, model_obj)
     if sequential:
         trainer.use_objective(train_data._dataset)  # logged before training starts
     return train_data, valid_set, test_set, model_obj, trainer
+
+
+def unseen_item_scoring(model) -> str:
+    """What ``model`` scores an item unseen in training from (dual cold-start). A model that
+    does not say (RecBole's and most baselines) has nothing but its untrained parameters."""
+    return getattr(model, "unseen_item_scoring", None) or (
+        "no fallback: untrained parameters (their initial values)"
+    )
 
 
 def run_recbole_music(
@@ -257,6 +269,10 @@ def run_recbole_music(
             "split_seed": config["split_seed"]
             if config["split_seed"] is not None
             else config["seed"],
+            "cold_item_ratio": config["cold_item_ratio"],
+            "unseen_items": unseen_item_scoring(model_obj)
+            if getattr(train_data._dataset, "has_cold_items", False)
+            else None,
             "valid_metric": config["valid_metric"],
             "model_selection": "best epoch on the validation users"
             if valid_set is not None

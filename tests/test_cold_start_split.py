@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import build_split, write_tiny_cross_domain
 
-from recbole_music.data.cold_start_split import split_overlapping_users
+from recbole_music.data.cold_start_split import split_overlapping_users, split_target_items
 from recbole_music.data.dataset import SplitPart, UserRole
 
 pytestmark = [
@@ -286,3 +286,78 @@ def test_build_rejects_bad_ratios(tiny_data_root, overrides, message):
     data = CrossDomainDataset(make_config(**overrides))
     with pytest.raises(ValueError, match=message):
         data.build()
+
+
+# -- dual cold-start: held-out target items ---------------------------------------------------
+
+
+def test_held_out_items_are_seeded_disjoint_and_independent_of_order():
+    items = [f"t{i:03d}" for i in range(50)]
+    a = split_target_items(items, 0.2, with_valid=True, seed=3)
+    assert (len(a.test), len(a.valid)) == (10, 10) and not set(a.test) & set(a.valid)
+    assert split_target_items(reversed(items), 0.2, with_valid=True, seed=3) == a
+    assert split_target_items(items, 0.2, with_valid=True, seed=4) != a
+    assert split_target_items(items, 0.2, with_valid=False, seed=3).valid == ()
+    none = split_target_items(items, 0.0, with_valid=True, seed=3)
+    assert (none.test, none.valid) == ((), ())
+
+
+@pytest.mark.parametrize(
+    ("n", "ratio", "words"),
+    [(10, 0.5, "got 5 held out, 0 for training"), (3, 0.1, "got 0 held out"), (5, 1.0, "[0, 1)")],
+)
+def test_impossible_item_hold_outs_raise(n, ratio, words):
+    with pytest.raises(ValueError) as err:
+        split_target_items([f"t{i}" for i in range(n)], ratio, with_valid=True, seed=0)
+    assert words in str(err.value)
+
+
+def _item_tokens(data, part: SplitPart) -> set[str]:
+    ids = np.flatnonzero(data.item_split.numpy() == part)
+    return set(data.id2token(data.iid_field, ids).tolist())
+
+
+def test_dual_cold_start_items_are_unseen_in_training_and_kept_for_their_users(tiny_data_root):
+    plain, (plain_train, plain_valid, plain_test) = build_split()
+    data, (train, valid, test) = build_split(cold_item_ratio=0.2)
+    # the users' split does not move when items are held out
+    for part in SplitPart.TRAIN, SplitPart.VALID, SplitPart.TEST:
+        assert _split_users(data, part) == _split_users(plain, part)
+    cold_test, cold_valid = _item_tokens(data, SplitPart.TEST), _item_tokens(data, SplitPart.VALID)
+    assert len(cold_test) == len(cold_valid) == 5  # 20 % of the 25 target items, each
+    assert data.has_cold_items and not plain.has_cold_items
+    train_rows, valid_rows, test_rows = _rows(data, train), _rows(data, valid), _rows(data, test)
+    assert not {r[1] for r in train_rows} & (cold_test | cold_valid)
+    matrix = data.train_item_matrix.toarray()
+    for item in cold_test | cold_valid:
+        assert matrix[:, data.token2id(data.iid_field, item)].sum() == 0
+    assert not {r[1] for r in valid_rows} & cold_test
+    assert not {r[1] for r in test_rows} & cold_valid
+    # the held-out users keep every interaction with their own held-out items and warm ones
+    expected_test = [r for r in _rows(plain, plain_test) if r[1] not in cold_valid]
+    assert sorted(test_rows) == sorted(expected_test)
+    assert {r[1] for r in test_rows} & cold_test
+    expected_valid = [r for r in _rows(plain, plain_valid) if r[1] not in cold_test]
+    assert sorted(valid_rows) == sorted(expected_valid)
+    # other users' interactions with held-out items are gone, nothing else
+    plain_train_rows = _rows(plain, plain_train)
+    assert sorted(train_rows) == sorted(
+        r for r in plain_train_rows if r[1] not in cold_test | cold_valid
+    )
+    again, _ = build_split(cold_item_ratio=0.2)
+    assert _item_tokens(again, SplitPart.TEST) == cold_test
+
+
+def test_a_hold_out_that_leaves_no_test_interaction_is_refused(tiny_data_root):
+    with pytest.raises(ValueError, match="cold_item_ratio=0.9"):
+        build_split(cold_item_ratio=0.9)
+
+
+def test_sequential_protocol_refuses_held_out_items(seq_root):
+    from conftest import make_config
+
+    from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
+
+    config = make_config("LLMEMF", "tiny_seq", cold_item_ratio=0.2)
+    with pytest.raises(ValueError, match="set cold_item_ratio=0"):
+        SequentialCrossDomainDataset(config).build()

@@ -278,3 +278,30 @@ def test_checkpoint_round_trip_reproduces_the_test_result(tiny_data_root):
     assert dict(loaded) == result["test_result"]
     # it holds no pickled objects: plain torch.load (weights_only=True) reads it
     assert torch.load(checkpoint)["config"]["model"] == "TargetMF"
+
+
+def test_dual_cold_start_runs_and_each_result_names_what_scores_unseen_items(
+    tiny_data_root, caplog
+):
+    from test_music_features import _write_item_vectors
+
+    _write_item_vectors(tiny_data_root, "tiny_implicit")
+    argv = ["--dataset=tiny_implicit", FAST, "--stage1_epochs=1", "--cold_item_ratio=0.2"]
+    with caplog.at_level(logging.INFO):
+        assert _main("--model=MuSiC", *argv, "--result_json=music.json") == 0
+        assert _main("--model=BPR", *argv, "--result_json=bpr.json") == 0
+    music = json.loads(Path("music.json").read_text())
+    bpr = json.loads(Path("bpr.json").read_text())
+    assert music["run"]["cold_item_ratio"] == 0.2
+    assert music["run"]["unseen_items"].startswith("its content vectors")
+    assert "dual cold-start -> feature_source=multimodal" in caplog.text
+    assert bpr["run"]["unseen_items"].startswith("no fallback: untrained parameters")
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "BPR: items unseen in training are scored from no fallback" in r.getMessage()
+        for r in warned
+    )
+    assert music["test"]["ndcg@20"] >= 0 and bpr["test"]["ndcg@20"] >= 0
+    plain = ["--model=BPR", "--dataset=tiny_implicit", FAST, "--result_json=plain.json"]
+    assert _main(*plain) == 0
+    assert json.loads(Path("plain.json").read_text())["run"]["unseen_items"] is None

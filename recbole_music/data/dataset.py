@@ -21,7 +21,7 @@ from recbole.utils import set_color
 from dataset_prep.layout import AUX, FEATURES_FOLDER, TARGET
 from dataset_prep.vector_table import load_vectors
 from recbole_music.config import OVERALL_YAML, setting
-from recbole_music.data.cold_start_split import split_overlapping_users
+from recbole_music.data.cold_start_split import split_overlapping_users, split_target_items
 from recbole_music.data.feature_store import align_to_dataset
 
 
@@ -36,6 +36,7 @@ class SplitPart(IntEnum):
     TRAIN = 0
     VALID = 1
     TEST = 2
+    DROPPED = 3  # dual cold-start: another user's interaction with a held-out item
 
 
 class CrossDomainDataset(Dataset):
@@ -127,14 +128,46 @@ class CrossDomainDataset(Dataset):
         self.user_split = torch.from_numpy(part)
         return part, split
 
+    def _split_items(self, is_target, items, split) -> np.ndarray:
+        """Each item's split part: TRAIN, or (dual cold-start) TEST / VALID for the target
+        items held out for the test / validation users; kept as ``self.item_split``."""
+        part = np.full(self.item_num, SplitPart.TRAIN, dtype=np.int64)
+        ratio = float(setting(self.config, "cold_item_ratio", OVERALL_YAML))
+        if ratio > 0:
+            target = np.unique(items[is_target])
+            seed = self.config["split_seed"]
+            held = split_target_items(
+                self.id2token(self.iid_field, target),
+                ratio,
+                with_valid=bool(split.valid),
+                seed=int(self.config["seed"] if seed is None else seed),
+            )
+            part[self.token2id(self.iid_field, list(held.test))] = SplitPart.TEST
+            if held.valid:
+                part[self.token2id(self.iid_field, list(held.valid))] = SplitPart.VALID
+        self.item_split = torch.from_numpy(part)
+        return part
+
+    @property
+    def has_cold_items(self) -> bool:
+        """Dual cold-start: some target items are unseen in training (after ``build()``)."""
+        return bool((self.item_split != SplitPart.TRAIN).any())
+
     def build(self):
         """Return [train, valid, test] datasets of the cold-start protocol (docs/protocol.md)."""
         self._change_feat_format()
         users, items, is_target = self._domain_rows()
         part, split = self._split_users()
+        item_part = self._split_items(is_target, items, split)
 
         # Held-out users lose only their target interactions; their auxiliary history trains.
         row_part = np.where(is_target, part[users], SplitPart.TRAIN)
+        # Dual cold-start: a held-out item stays only in the interactions of the users it is
+        # held out for; everyone else's interactions with it are dropped.
+        cold = is_target & (item_part[items] != SplitPart.TRAIN)
+        row_part[cold & (item_part[items] != part[users])] = SplitPart.DROPPED
+        if cold.any():
+            self._check_dual_cold_start(row_part, cold, is_target, item_part)
         train_rows = np.flatnonzero(row_part == SplitPart.TRAIN)
         self.train_item_matrix = sp.csr_matrix(
             (np.ones(len(train_rows), dtype=np.float32), (users[train_rows], items[train_rows])),
@@ -155,6 +188,29 @@ class CrossDomainDataset(Dataset):
             self.copy(self.inter_feat[torch.from_numpy(np.flatnonzero(row_part == p))])
             for p in (SplitPart.TRAIN, SplitPart.VALID, SplitPart.TEST)
         ]
+
+    def _check_dual_cold_start(self, row_part, cold, is_target, item_part):
+        ratio = self.config["cold_item_ratio"]
+        if not (is_target & (row_part == SplitPart.TRAIN)).any():
+            raise ValueError(
+                f"cold_item_ratio={ratio} leaves no target interaction in training; lower it"
+            )
+        for name, p in (("test", SplitPart.TEST), ("validation", SplitPart.VALID)):
+            held = int((item_part == p).sum())
+            if held and not (cold & (row_part == p)).any():
+                raise ValueError(
+                    f"cold_item_ratio={ratio}: none of the {held} target items held out for the "
+                    f"{name} users has an interaction with them; raise cold_item_ratio or "
+                    "cold_ratio"
+                )
+        self.logger.info(
+            set_color("dual cold-start", "pink")
+            + f": {int((item_part == SplitPart.TEST).sum())} target items held out for the test "
+            f"users ({int((cold & (row_part == SplitPart.TEST)).sum())} test interactions), "
+            f"{int((item_part == SplitPart.VALID).sum())} for the validation users "
+            f"(cold_item_ratio={ratio}); {int((row_part == SplitPart.DROPPED).sum())} "
+            "interactions of other users with them dropped"
+        )
 
     def feature_path(self):
         """``<data_path>/features``: where feature extraction writes its vector tables."""

@@ -36,7 +36,7 @@ from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource, FeatureType, set_color
 
 from dataset_prep.layout import AUX, TARGET
-from recbole_music.config import SEQUENTIAL_YAML, setting
+from recbole_music.config import OVERALL_YAML, SEQUENTIAL_YAML, setting
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
 
 ROLE_NAMES = {"overlap": UserRole.OVERLAP, "side": UserRole.SIDE, "aux_only": UserRole.AUX_ONLY}
@@ -107,6 +107,12 @@ class SequentialCrossDomainDataset(CrossDomainDataset):
 
     # -- next-item examples and the leave-last-out split ----------------------------------------
     def build(self):
+        if float(setting(self.config, "cold_item_ratio", OVERALL_YAML)) > 0:
+            raise ValueError(
+                "cold_item_ratio (dual cold-start) is a protocol of the cold-start models; the "
+                "sequential protocol's labels are each user's last item: set cold_item_ratio=0"
+            )
+        self.item_split = torch.zeros(self.item_num, dtype=torch.long)  # every item seen
         self._change_feat_format()
         order, users, items, is_target = self._ordered_rows()
         n = len(users)

@@ -73,6 +73,20 @@ def resolve_feature_source(
     needed = ["items"] + (list(USER_TABLES) if user_rule in ("reviews", "both") else [])
     missing = [t for t in needed if not _has_table(dataset, t)]
     folder = dataset.feature_path()
+    if requested == "auto" and getattr(dataset, "has_cold_items", False):
+        # dual cold-start: interaction vectors know nothing of an item unseen in training
+        if not missing:
+            logging.getLogger().info(
+                "MuSiC: dual cold-start -> feature_source=multimodal (items unseen in training "
+                "are scored from their content vectors)"
+            )
+            return "multimodal"
+        logging.getLogger().warning(
+            "MuSiC: dual cold-start without the feature tables %s in %s: items unseen in "
+            "training have no vector of their own (run `python -m dataset_prep features`)",
+            missing,
+            folder,
+        )
     if requested == "auto":
         if not dataset.is_explicit and interaction_dim > 0:
             logging.getLogger().info(

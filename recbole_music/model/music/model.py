@@ -154,6 +154,17 @@ class MuSiC(TargetDomainRecommender):
             f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
         )
 
+    @property
+    def unseen_item_scoring(self) -> str:
+        """What an item unseen in training is scored from (dual cold-start; the result file)."""
+        if self.feature_source in ("multimodal", "hybrid", "fused"):
+            return "its content vectors through the item MLP (no item bias learnt)"
+        return (
+            "no fallback: the item MLP's output for an all-zero interaction vector"
+            if self.feature_source == "interactions"
+            else "no fallback: an untrained ID embedding"
+        )
+
     # -- who is who ------------------------------------------------------------------------
     def _register_user_groups(self, dataset):
         role, split = dataset.user_role, dataset.user_split
