@@ -30,7 +30,11 @@ from recbole_music.config import config_files, is_sequential
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.epoch_progress import EpochProgress, summary_line
-from recbole_music.evaluation.cold_start_evaluator import convention_of, predicts_ratings
+from recbole_music.evaluation.cold_start_evaluator import (
+    UNSEEN_ITEM_FALLBACK,
+    convention_of,
+    predicts_ratings,
+)
 from recbole_music.evaluation.sequential_evaluator import (
     SEQUENTIAL_CONVENTION,
     sequential_conventions,
@@ -186,11 +190,9 @@ def build_run(config, model_class: type):
 
 
 def unseen_item_scoring(model) -> str:
-    """What ``model`` scores an item unseen in training from (dual cold-start). A model that
-    does not say (RecBole's and most baselines) has nothing but its untrained parameters."""
-    return getattr(model, "unseen_item_scoring", None) or (
-        "no fallback: untrained parameters (their initial values)"
-    )
+    """What ``model`` scores an item unseen in training from (dual cold-start): its own way, or
+    the evaluator's fallback for models that have none (RecBole's and the ID baselines)."""
+    return getattr(model, "unseen_item_scoring", None) or UNSEEN_ITEM_FALLBACK
 
 
 def run_recbole_music(

@@ -255,3 +255,39 @@ def test_empty_split_gives_no_metrics_and_unknown_metrics_are_refused(tiny_data_
     config["metrics"] = ["NDCG", "AUC"]
     with pytest.raises(ValueError, match=r"\['auc'\] are not supported"):
         ColdStartEvaluator(config)
+
+
+def test_unseen_items_get_the_users_mean_score_unless_the_model_scores_them(tiny_data_root):
+    from recbole_music.data.dataset import SplitPart
+    from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
+
+    overrides = dict(topk=KS, metrics=METRICS, metric_decimal_place=10, eval_batch_size=60)
+    data, (_, _, test) = build_split(cold_item_ratio=0.2, **overrides)
+    config = make_config(cold_item_ratio=0.2, **overrides)
+    unseen = (data.item_split != SplitPart.TRAIN).numpy()
+    warm = data.target_item_mask.numpy() & ~unseen
+    table = _score_table(data, {})
+    table[:, unseen] += 1e4  # what untrained parameters might say: every top-K full of them
+    fallback = table.clone()
+    fallback[:, unseen] = table[:, warm].mean(dim=1, keepdim=True)
+
+    evaluator = ColdStartEvaluator(config)
+    result = evaluator.evaluate(FixedScores(table, data), test)
+    expected = _hand_rating(test, fallback, KS)
+    for key in "mae", "rmse":
+        assert result[key] == pytest.approx(expected[key], abs=1e-6), key
+    # the ranking pass ranks the same scores (a user's unseen items tie, so no hand order)
+    users = np.unique(test.inter_feat[test.uid_field].numpy())
+    targets = torch.nonzero(data.target_item_mask).flatten()
+    scores = evaluator._full_scores(
+        FixedScores(table, data), test, users, targets, torch.from_numpy(unseen)
+    )
+    assert torch.allclose(scores[:, targets], fallback[users][:, targets].float())
+    assert result["hit@3"] < 1.0  # not every top-3 filled by the +1e4 items
+
+    # a model that scores unseen items its own way is evaluated on its own scores
+    own = FixedScores(table, data)
+    own.unseen_item_scoring = "its content"
+    raw = ColdStartEvaluator(config).evaluate(own, test)
+    assert raw["rmse"] == pytest.approx(_hand_rating(test, table, KS)["rmse"], rel=1e-6)
+    assert raw["rmse"] > 1000 > result["rmse"]

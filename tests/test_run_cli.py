@@ -295,10 +295,10 @@ def test_dual_cold_start_runs_and_each_result_names_what_scores_unseen_items(
     assert music["run"]["cold_item_ratio"] == 0.2
     assert music["run"]["unseen_items"].startswith("its content vectors")
     assert "dual cold-start -> feature_source=multimodal" in caplog.text
-    assert bpr["run"]["unseen_items"].startswith("no fallback: untrained parameters")
+    assert bpr["run"]["unseen_items"].startswith("the evaluator's fallback")
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any(
-        "BPR: items unseen in training are scored from no fallback" in r.getMessage()
+        "BPR: items unseen in training are scored from the evaluator" in r.getMessage()
         for r in warned
     )
     assert music["test"]["ndcg@20"] >= 0 and bpr["test"]["ndcg@20"] >= 0

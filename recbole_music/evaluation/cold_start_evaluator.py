@@ -9,6 +9,10 @@ classes (plus ``RatedNDCG``):
   all pairs (only for models that predict ratings), and rated-items NDCG@K per user;
 * ranking pass — ``model.full_sort_predict`` per user over *target-domain items only*, the user's
   training items masked: RecBole's NDCG / Recall / Hit / MRR / Precision @K (full ranking).
+
+Dual cold-start (``cold_item_ratio``): a model that does not say how it scores an item unseen in
+training (``unseen_item_scoring``) gets :data:`UNSEEN_ITEM_FALLBACK` in both passes instead of
+what its untrained parameters would say.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ CONVENTIONS = {
     "mrr": "full ranking over all target items (RecBole)",
     "precision": "full ranking over all target items (RecBole)",
 }
+UNSEEN_ITEM_FALLBACK = (
+    "the evaluator's fallback: the user's mean score over the target items seen in training "
+    "(an unseen item counts as an average item)"
+)
 RANKING_METRICS_SUPPORTED = {"ndcg", "recall", "hit", "mrr", "precision", "map"}
 RATING_ERROR_METRICS = {"mae", "rmse"}
 
@@ -50,6 +58,16 @@ def ranks_items(model) -> bool:
 def predicts_ratings(model) -> bool:
     """Only models that regress ratings get MAE/RMSE; RecBole's built-ins output click scores."""
     return bool(getattr(model, "predicts_ratings", False))
+
+
+def unseen_items_needing_fallback(model, dataset) -> torch.Tensor | None:
+    """Mask [n_items] of the target items unseen in training that ``model`` has no way of its
+    own to score; None when there are none (no dual cold-start, or the model has one)."""
+    if getattr(model, "unseen_item_scoring", None) or not getattr(dataset, "has_cold_items", False):
+        return None
+    from recbole_music.data.dataset import SplitPart  # data imports this module's neighbours
+
+    return dataset.item_split != SplitPart.TRAIN
 
 
 def ranking_metrics_of(config, evaluator: str, note: str = "") -> list[str]:
@@ -94,9 +112,13 @@ class ColdStartEvaluator:
         for start in range(0, len(dataset), batch_size):
             batch = dataset[torch.arange(start, min(start + batch_size, len(dataset)))]
             scores.append(model.predict(batch.to(self.device)).float().cpu().view(-1))
+        scores = torch.cat(scores)
+        unseen = unseen_items_needing_fallback(model, dataset)
+        if unseen is not None:
+            scores = self._unseen_item_ratings(model, dataset, scores, unseen)
         # [n, 1] columns, as RecBole's metrics squeeze(-1) them: a 1-D [1] would become 0-d
         struct = DataStruct()
-        struct.set("rec.score", torch.cat(scores).view(-1, 1))
+        struct.set("rec.score", scores.view(-1, 1))
         struct.set("data.label", dataset.inter_feat[dataset.rating_field].float().view(-1, 1))
         struct.set("data.user_id", dataset.inter_feat[dataset.uid_field].view(-1, 1))
         metrics = self.rating_metrics
@@ -109,6 +131,25 @@ class ColdStartEvaluator:
         for name in metrics:
             out.update(metrics_dict[name](self.config).calculate_metric(struct))
         return out
+
+    def _unseen_item_ratings(self, model, dataset, scores, unseen) -> torch.Tensor:
+        """``scores`` with each pair of an unseen item replaced by the user's fallback score."""
+        users = dataset.inter_feat[dataset.uid_field]
+        rows = unseen[dataset.inter_feat[dataset.iid_field]]
+        if not rows.any():
+            return scores
+        needing = torch.unique(users[rows]).numpy()
+        target_items = torch.nonzero(dataset.target_item_mask).flatten().to(self.device)
+        fallback = torch.empty(dataset.user_num)
+        per_batch = max(self.config["eval_batch_size"] // dataset.item_num, 1)
+        for b in range(0, len(needing), per_batch):
+            batch = needing[b : b + per_batch]
+            full = self._full_scores(model, dataset, batch, target_items, unseen)
+            first_unseen = int(torch.nonzero(unseen).flatten()[0])
+            fallback[torch.from_numpy(batch)] = full[:, first_unseen].cpu()
+        scores = scores.clone()
+        scores[rows] = fallback[users[rows]]
+        return scores
 
     # -- ranking pass ----------------------------------------------------------------------
     def _ranking_pass(self, model, dataset) -> dict:
@@ -125,10 +166,11 @@ class ColdStartEvaluator:
         history = dataset.train_item_matrix
         topk = max(self.config["topk"])
         per_batch = max(self.config["eval_batch_size"] // dataset.item_num, 1)
+        unseen = unseen_items_needing_fallback(model, dataset)
         rows = []
         for b in range(0, len(eval_users), per_batch):
             batch_users = eval_users[b : b + per_batch]
-            scores = self._full_scores(model, dataset, batch_users, target_items)
+            scores = self._full_scores(model, dataset, batch_users, target_items, unseen)
             scores = scores.masked_fill(~target_mask, -np.inf)
             seen = history[batch_users].tocoo()
             scores[torch.from_numpy(seen.row).long(), torch.from_numpy(seen.col).long()] = -np.inf
@@ -149,7 +191,20 @@ class ColdStartEvaluator:
             out.update(metrics_dict[name](self.config).calculate_metric(struct))
         return out
 
-    def _full_scores(self, model, dataset, batch_users, target_items) -> torch.Tensor:
+    def _full_scores(self, model, dataset, batch_users, target_items, unseen=None):
+        """Scores [batch, n_items]; ``unseen`` items (a mask) get each user's mean score over the
+        other target items (:data:`UNSEEN_ITEM_FALLBACK`)."""
+        scores = self._model_scores(model, dataset, batch_users, target_items)
+        if unseen is not None:
+            unseen = unseen.to(scores.device)
+            warm = torch.zeros_like(unseen)
+            warm[target_items] = True
+            warm &= ~unseen
+            mean = scores[:, warm].mean(dim=1, keepdim=True)
+            scores[:, unseen] = mean.expand(-1, int(unseen.sum()))
+        return scores
+
+    def _model_scores(self, model, dataset, batch_users, target_items) -> torch.Tensor:
         """Scores [batch, n_items]; falls back to ``predict`` on target items, as RecBole does."""
         uid, iid = dataset.uid_field, dataset.iid_field
         user_tensor = torch.from_numpy(batch_users).long().to(self.device)

@@ -42,6 +42,7 @@ from recbole_music.config import setting
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.diffusion import GaussianDiffusion, VectorUNet
 from recbole_music.model.music.features import (
+    CONTENT_SOURCES,
     FeatureSource,
     resolve_feature_source,
     resolve_user_vectors,
@@ -155,15 +156,12 @@ class MuSiC(TargetDomainRecommender):
         )
 
     @property
-    def unseen_item_scoring(self) -> str:
-        """What an item unseen in training is scored from (dual cold-start; the result file)."""
-        if self.feature_source in ("multimodal", "hybrid", "fused"):
+    def unseen_item_scoring(self) -> str | None:
+        """What an item unseen in training is scored from (dual cold-start); None = nothing of
+        its own (the evaluator's fallback then stands in)."""
+        if self.feature_source in CONTENT_SOURCES:
             return "its content vectors through the item MLP (no item bias learnt)"
-        return (
-            "no fallback: the item MLP's output for an all-zero interaction vector"
-            if self.feature_source == "interactions"
-            else "no fallback: an untrained ID embedding"
-        )
+        return None
 
     # -- who is who ------------------------------------------------------------------------
     def _register_user_groups(self, dataset):
