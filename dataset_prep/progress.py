@@ -100,12 +100,19 @@ class Progress:
     def _write_line(self, now: float, percent: float) -> None:
         elapsed = now - self._started
         line = f"{self.desc}: {percent:.0f}% ({self._amounts()}), {format_duration(elapsed)} so far"
-        if 0 < self.done < self.total:
-            left = elapsed * (self.total - self.done) / self.done
-            line += f", about {format_duration(left)} left"
+        left = self._time_left(now)
+        if left:
+            line += f", {left}"
         self.stream.write(line + "\n")
         self.stream.flush()
         self._lines_at = self.done
+
+    def _time_left(self, now: float) -> str | None:
+        """``about 3 min left``: the rate so far over what is left (None when done or idle)."""
+        if not 0 < self.done < self.total:
+            return None
+        left = (now - self._started) * (self.total - self.done) / self.done
+        return f"about {format_duration(left)} left"
 
     def close(self) -> None:
         if self.bar is not None:

@@ -8,9 +8,10 @@ the run's log file; only the console is quiet (``--verbose`` brings them back th
 from __future__ import annotations
 
 import sys
+import time
 from typing import TextIO
 
-from dataset_prep.progress import Progress
+from dataset_prep.progress import Progress, format_duration
 
 
 class EpochProgress(Progress):
@@ -30,12 +31,26 @@ class EpochProgress(Progress):
         super().__init__(epochs, model, unit="epochs", enabled=enabled, stream=stream)
         self.valid_metric = valid_metric.lower()
         self.score: float | None = None
+        # (time, epochs done) at the first validation: what ran before it (loading, MuSiC's
+        # stage 1, the first epoch) says nothing of how long the next epochs take
+        self._first: tuple[float, int] | None = None
 
     def validated(self, epoch_idx: int, valid_score: float) -> None:
+        if self._first is None:
+            self._first = (time.monotonic(), epoch_idx + 1)
         self.score = float(valid_score)
         if self.bar is not None:
             self.bar.set_postfix_str(self._score_text(), refresh=False)
         self.update(epoch_idx + 1 - self.done)  # epochs without validation count too
+
+    def _time_left(self, now: float) -> str | None:
+        """The epochs' own pace since the first validation, over the epochs left: an upper
+        bound, as early stopping on validation usually ends a run before ``epochs``."""
+        if self._first is None or not self._first[1] < self.done < self.total:
+            return None
+        started, done = self._first
+        left = (now - started) / (self.done - done) * (self.total - self.done)
+        return f"at most about {format_duration(left)} left (early stopping may end it sooner)"
 
     def _score_text(self) -> str:
         return "" if self.score is None else f"valid {self.valid_metric} {self.score:.4f}"

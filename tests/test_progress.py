@@ -95,3 +95,24 @@ def test_off_a_terminal_model_loading_draws_no_bar(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert "Loading weights" not in res.stderr
+
+
+def test_epoch_estimates_count_only_the_epochs_and_say_they_are_a_bound(monkeypatch):
+    import dataset_prep.progress as progress
+    import recbole_music.epoch_progress as epoch_progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(epoch_progress.time, "monotonic", lambda: clock[0])
+    stream = io.StringIO()
+    bar = epoch_progress.EpochProgress("MuSiC", 60, "NDCG@20", stream=stream)
+    bar.every_seconds = 0
+    clock[0] = 900.0  # 15 min before the first epoch ends (stage 1 of MuSiC)
+    bar.validated(0, 0.01)
+    clock[0] = 930.0
+    bar.validated(1, 0.02)  # one epoch: 30 s
+    lines = stream.getvalue().splitlines()
+    assert "left" not in lines[0]  # no pace known after the first epoch
+    assert lines[1].endswith("at most about 29 min 00 s left (early stopping may end it sooner)"), (
+        lines[1]
+    )  # 58 epochs x 30 s, not 58 x 465 s
