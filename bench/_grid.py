@@ -29,7 +29,15 @@ from dataset_prep.layout import BUILD_RECORD
 
 SMALLER_IS_BETTER = {"mae", "rmse"}
 # Overrides a cell sets itself; a user's extra overrides may not set them again.
-RESERVED = {"model", "dataset", "cold_ratio", "seed", "result_json", "checkpoint_dir"}
+RESERVED = {
+    "model",
+    "dataset",
+    "cold_ratio",
+    "cold_item_ratio",
+    "seed",
+    "result_json",
+    "checkpoint_dir",
+}
 
 
 def smaller_is_better(metric: str) -> bool:

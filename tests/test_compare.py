@@ -199,7 +199,7 @@ def test_every_table_gets_a_figure_rebuilt_from_the_cache_or_the_csv(root, monke
     )  # fmt: skip
     assert cli.main(argv) == 0
     folder = root / "out" / "tiny"
-    names = ["main", "ablation", "steps", "activation"]
+    names = ["main", "ablation", "steps", "activation", "dual"]
     for name in names:
         assert _is_png(folder / f"{name}.png"), name
         assert f"]({name}.png)" in (folder / f"{name}.md").read_text()
@@ -466,3 +466,27 @@ def test_the_full_music_row_is_what_its_defaults_run():
         content = "content vectors instead (the paper's features)"
         assert (content in implicit) is has_features
     assert "w/o MLLM" not in rows("explicit", False)
+
+
+def test_dual_cold_start_table_runs_every_model_with_held_out_items_at_its_own_beta(
+    root, monkeypatch
+):
+    def metrics(model, opts):
+        held_out = "cold_item_ratio" in opts
+        return {"mae": 0.9, "rmse": (1.3 if held_out else 1.0) - (model == "MuSiC") / 10}
+
+    calls = _fake_runs(monkeypatch, metrics)
+    argv = _argv(root, "--models=ItemMean,MuSiC", "--tables=main,dual", "--metrics=mae,rmse")
+    assert cli.main([*argv, "--dual-betas=0.5", "--cold-item-ratio=0.3"]) == 0
+    dual = [dict(a[2:].split("=", 1) for a in c[2:] if a.startswith("--")) for c in calls]
+    dual = [o for o in dual if "cold_item_ratio" in o]
+    assert sorted(o["model"] for o in dual) == ["ItemMean", "MuSiC"]
+    assert {(o["cold_ratio"], o["cold_item_ratio"]) for o in dual} == {("0.5", "0.3")}
+    assert len(calls) == 4  # main at β = 20 % and dual at 50 %: no cell shared
+    text = (root / "out" / "tiny" / "dual.md").read_text()
+    assert "paper Table 4" in text and "`--cold_item_ratio=0.3`" in text
+    rows = _rows(text)
+    assert rows["ItemMean"][1].startswith("1.3000") and rows["MuSiC"][1].startswith("**1.2000")
+    assert "*MuSiC vs best other*" in rows
+    with pytest.raises(SystemExit):
+        cli.parse_args([*argv, "--cold-item-ratio=1.5"])

@@ -38,7 +38,15 @@ from _grid import (
     ROOT,
 )
 
-from .catalogue import ACTIVATIONS, DEFAULT_MODELS, DEFAULT_STEPS, DEFAULT_TASKS, TABLES
+from .catalogue import (
+    ACTIVATIONS,
+    COLD_ITEM_RATIO,
+    DEFAULT_MODELS,
+    DEFAULT_STEPS,
+    DEFAULT_TASKS,
+    DUAL_BETAS,
+    TABLES,
+)
 from .figures import figures_from_csv
 from .plan import Entry, plan
 from .report import write_reports
@@ -87,7 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--tables",
         nargs="+",
         default=TABLES,
-        help="which of main, ablation, steps, activation (default: all)",
+        help="which of main, ablation, steps, activation, dual (default: all)",
+    )
+    parser.add_argument(
+        "--dual-betas",
+        nargs="+",
+        default=[str(b) for b in DUAL_BETAS],
+        help="β values of the dual cold-start table (default: 0.5, the paper's Table 4)",
+    )
+    parser.add_argument(
+        "--cold-item-ratio",
+        type=float,
+        default=COLD_ITEM_RATIO,
+        help="dual cold-start table: share of target items unseen in training "
+        f"(--cold_item_ratio; default {COLD_ITEM_RATIO})",
     )
     parser.add_argument(
         "--steps",
@@ -203,13 +224,16 @@ def parse_args(argv: list[str]):
     args.seeds = _split_list(args.seeds, int)
     args.steps = _split_list(args.steps, int)
     args.steps_betas = _split_list(args.steps_betas, float) if args.steps_betas else args.betas
+    args.dual_betas = _split_list(args.dual_betas, float)
+    if not 0 < args.cold_item_ratio < 1:
+        parser.error("--cold-item-ratio must lie strictly between 0 and 1")
     args.activations = _split_list(args.activations)
     args.metrics = _split_list(args.metrics) or None
     args.tables = _split_list(args.tables)
     unknown = [t for t in args.tables if t not in TABLES]
     if unknown:
         parser.error(f"--tables: unknown {unknown}; choose from {TABLES}")
-    if any(not 0 < b < 1 for b in args.betas + args.steps_betas):
+    if any(not 0 < b < 1 for b in args.betas + args.steps_betas + args.dual_betas):
         parser.error("β values must lie strictly between 0 and 1")
     return args
 

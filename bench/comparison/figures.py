@@ -20,12 +20,13 @@ from .catalogue import KEY_METRIC, OURS, TITLES, beta_label, metric_label
 from .tables import Table
 
 Series = dict[str, dict[tuple[float, str], tuple[float, float]]]
-BAR_TABLES = ("main", "ablation", "activation")
+BAR_TABLES = ("main", "ablation", "activation", "dual")
 FIGURE_ALT = {
     "main": "Key metric per model",
     "ablation": "Key metric per MuSiC variant",
     "steps": "MuSiC vs diffusion steps T",
     "activation": "Key metric per activation",
+    "dual": "Key metric per model, dual cold-start",
 }
 
 

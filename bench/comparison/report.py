@@ -78,9 +78,15 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
     n_seeds = len(args.seeds)
     for name in args.tables:
         betas = args.steps_betas if name in SWEEPS else args.betas
-        first = {"main": "model", "ablation": "variant", "steps": "T", "activation": "activation"}[
-            name
-        ]
+        if name == "dual":
+            betas = args.dual_betas
+        first = {
+            "main": "model",
+            "ablation": "variant",
+            "steps": "T",
+            "activation": "activation",
+            "dual": "model",
+        }[name]
         table = collect(task, entries, results, name, betas)
         used = [
             results[k]
@@ -98,7 +104,15 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"{missing} of {len(planned)} runs not finished (failed, skipped or not run yet)."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
-        if name == "main":
+        if name == "dual":
+            notes.append(
+                f"Dual cold-start: `--cold_item_ratio={args.cold_item_ratio}` — that share of the "
+                "target items is unseen in training, held out for the test users (and as many "
+                "for the validation users); docs/protocol.md. MuSiC scores an unseen item from "
+                "its content vectors; every other model gets the evaluator's fallback (the "
+                "user's mean score over the seen target items): each cell's `run.unseen_items`."
+            )
+        if name in ("main", "dual"):
             add_improvement(table)
             if table.improvement is not None:
                 notes.append(
