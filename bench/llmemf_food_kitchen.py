@@ -205,6 +205,7 @@ def main(argv=None) -> int:
                     "candidates": result["run"]["candidates"],
                     "test": result["test_result"],
                     "valid": result["best_valid_result"],
+                    "best_epoch": result["run"].get("best_epoch"),  # 0-based, as RecBole's
                     "epoch_seconds": epochs,
                     "wall_seconds": round(time.time() - run_start, 1),
                 }
