@@ -490,3 +490,11 @@ def test_dual_cold_start_table_runs_every_model_with_held_out_items_at_its_own_b
     assert "*MuSiC vs best other*" in rows
     with pytest.raises(SystemExit):
         cli.parse_args([*argv, "--cold-item-ratio=1.5"])
+    # every run seed by seed, validation and test, beside the mean ± std tables
+    cells = _read_csv(root / "out" / "tiny" / "dual_cells.csv")
+    assert cells[0][:3] == ["model", "beta", "seed"] and "test/rmse" in cells[0]
+    assert sorted((c[0], c[1], c[2]) for c in cells[1:]) == [
+        ("ItemMean", "0.5", "1"),
+        ("MuSiC", "0.5", "1"),
+    ]
+    assert "(dual_cells.csv)" in text

@@ -12,7 +12,7 @@ from _grid import (
 from .catalogue import OURS, TABLES, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
 from .plan import SWEEPS, music_variants
-from .tables import add_improvement, collect, render_markdown, write_csv
+from .tables import add_improvement, collect, render_markdown, write_cells_csv, write_csv
 from .tasks import Task
 
 
@@ -123,6 +123,9 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
         if name == "ablation":
             spec = {label: o for label, o in music_variants(task, args.with_fused)}
             notes += [f"{label}: `{' '.join(o)}`" for label, o in spec.items()]
+        notes.append(
+            f"Every run's validation and test metrics, seed by seed: [{name}_cells.csv]({name}_cells.csv)."
+        )
         body = render_markdown(table, first, n_seeds) if table.rows else "_No finished runs._"
         text = header_block(task, name, args, used, wall, notes) + "\n" + body + "\n"
         if table.rows and name in FIGURE_ALT:
@@ -136,5 +139,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 written.append(png)
         (out / f"{name}.md").write_text(text)
         write_csv(table, out / f"{name}.csv", first)
-        written += [out / f"{name}.md", out / f"{name}.csv"]
+        cells = out / f"{name}_cells.csv"
+        write_cells_csv(task, entries, results, name, cells, first)
+        written += [out / f"{name}.md", out / f"{name}.csv", cells]
     return written

@@ -115,3 +115,29 @@ def write_csv(table: Table, path: Path, first_header: str) -> None:
                 value = table.improvement.get(column)
                 line += ["" if value is None else f"{value:.4f}", ""]
             out.writerow([*line, ""])
+
+
+def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, first: str) -> int:
+    """One line per finished run of ``table`` (row, β, seed): its validation and test metrics,
+    best epoch and seconds, so that pairs of rows can be compared seed by seed. Returns the
+    number of lines written."""
+    header = [first, "beta", "seed"]
+    header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
+    header += ["best_epoch", "seconds"]
+    lines = []
+    for entry in entries:
+        result = results.get(f"{task.name}/{entry.cell.key()}")
+        if entry.table != table or result is None:
+            continue
+        line = [entry.row, f"{entry.beta:g}", entry.seed]
+        for part in ("valid", "test"):
+            values = result.get(part) or {}
+            line += ["" if values.get(m) is None else f"{values[m]:.6f}" for m in task.metrics]
+        epoch = (result.get("run") or {}).get("best_epoch")
+        line += ["" if epoch is None else epoch, f"{result.get('seconds', float('nan')):.1f}"]
+        lines.append(line)
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(header)
+        out.writerows(lines)
+    return len(lines)
