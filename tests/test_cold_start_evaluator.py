@@ -285,6 +285,14 @@ def test_unseen_items_get_the_users_mean_score_unless_the_model_scores_them(tiny
     assert torch.allclose(scores[:, targets], fallback[users][:, targets].float())
     assert result["hit@3"] < 1.0  # not every top-3 filled by the +1e4 items
 
+    # ratings fall back on predict's scale, whatever scale the full ranking has
+    class RankingScale(FixedScores):
+        def full_sort_predict(self, interaction):
+            return 100 * super().full_sort_predict(interaction)
+
+    scaled = ColdStartEvaluator(config).evaluate(RankingScale(table, data), test)
+    assert scaled["rmse"] == pytest.approx(expected["rmse"], abs=1e-6)
+
     # a model that scores unseen items its own way is evaluated on its own scores
     own = FixedScores(table, data)
     own.unseen_item_scoring = "its content"

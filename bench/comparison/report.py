@@ -110,7 +110,8 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 "target items is unseen in training, held out for the test users (and as many "
                 "for the validation users); docs/protocol.md. MuSiC scores an unseen item from "
                 "its content vectors; every other model gets the evaluator's fallback (the "
-                "user's mean score over the seen target items): each cell's `run.unseen_items`."
+                "user's mean predicted rating, and mean ranking score, over the seen target items): "
+                "each cell's `run.unseen_items`."
             )
         if name in ("main", "dual"):
             add_improvement(table)

@@ -39,8 +39,9 @@ CONVENTIONS = {
     "precision": "full ranking over all target items (RecBole)",
 }
 UNSEEN_ITEM_FALLBACK = (
-    "the evaluator's fallback: the user's mean score over the target items seen in training "
-    "(an unseen item counts as an average item)"
+    "the evaluator's fallback: the user's mean over the target items seen in training, of the "
+    "predicted ratings (rating pass) and of the ranking scores (ranking pass): an unseen item "
+    "counts as an average item"
 )
 RANKING_METRICS_SUPPORTED = {"ndcg", "recall", "hit", "mrr", "precision", "map"}
 RATING_ERROR_METRICS = {"mae", "rmse"}
@@ -133,20 +134,25 @@ class ColdStartEvaluator:
         return out
 
     def _unseen_item_ratings(self, model, dataset, scores, unseen) -> torch.Tensor:
-        """``scores`` with each pair of an unseen item replaced by the user's fallback score."""
-        users = dataset.inter_feat[dataset.uid_field]
-        rows = unseen[dataset.inter_feat[dataset.iid_field]]
+        """``scores`` with each pair of an unseen item replaced by the user's mean *predicted
+        rating* over the seen target items (``predict``'s scale: a model's full-ranking scores
+        need not be ratings)."""
+        uid, iid = dataset.uid_field, dataset.iid_field
+        users = dataset.inter_feat[uid]
+        rows = unseen[dataset.inter_feat[iid]]
         if not rows.any():
             return scores
-        needing = torch.unique(users[rows]).numpy()
-        target_items = torch.nonzero(dataset.target_item_mask).flatten().to(self.device)
+        needing = torch.unique(users[rows])
+        warm = torch.nonzero(dataset.target_item_mask & ~unseen).flatten()
         fallback = torch.empty(dataset.user_num)
-        per_batch = max(self.config["eval_batch_size"] // dataset.item_num, 1)
+        per_batch = max(self.config["eval_batch_size"] // len(warm), 1)
         for b in range(0, len(needing), per_batch):
             batch = needing[b : b + per_batch]
-            full = self._full_scores(model, dataset, batch, target_items, unseen)
-            first_unseen = int(torch.nonzero(unseen).flatten()[0])
-            fallback[torch.from_numpy(batch)] = full[:, first_unseen].cpu()
+            pairs = Interaction(
+                {uid: batch.repeat_interleave(len(warm)), iid: warm.repeat(len(batch))}
+            )
+            predicted = model.predict(pairs.to(self.device)).float().view(len(batch), -1)
+            fallback[batch] = predicted.mean(dim=1).cpu()
         scores = scores.clone()
         scores[rows] = fallback[users[rows]]
         return scores
