@@ -111,23 +111,21 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
     music_extra = model_overrides(OURS, args)
     defaults = music_defaults()
     sweeps = {t: sweep_rows(t, args, defaults) for t in SWEEPS if t in args.tables}
-    dual = (f"--cold_item_ratio={args.cold_item_ratio}",)
+    # the tables of every model: (table, its β values, the overrides it adds)
+    model_tables = [
+        ("main", args.betas, ()),
+        ("dual", args.dual_betas, (f"--cold_item_ratio={args.cold_item_ratio}",)),
+    ]
     for beta in dict.fromkeys([*args.betas, *args.steps_betas, *args.dual_betas]):
         for seed in args.seeds:
-            if "main" in args.tables and beta in args.betas:
+            for table, betas, extra in model_tables:
+                if table not in args.tables or beta not in betas:
+                    continue
                 for model in models:
                     own = full if model == OURS else ()
-                    cell = Cell(task.name, model, beta, seed, (*own, *model_overrides(model, args)))
-                    entries.append(Entry("main", model, beta, seed, cell))
-            if "dual" in args.tables and beta in args.dual_betas:
-                for model in models:
-                    own = full if model == OURS else ()
-                    overrides = (*own, *dual, *model_overrides(model, args))
-                    entries.append(
-                        Entry(
-                            "dual", model, beta, seed, Cell(task.name, model, beta, seed, overrides)
-                        )
-                    )
+                    overrides = (*own, *extra, *model_overrides(model, args))
+                    cell = Cell(task.name, model, beta, seed, overrides)
+                    entries.append(Entry(table, model, beta, seed, cell))
             if "ablation" in args.tables and beta in args.betas:
                 for label, overrides in variants:
                     cell = Cell(task.name, OURS, beta, seed, (*overrides, *music_extra))

@@ -155,9 +155,9 @@ def encode_shard(
     return {"vectors": vectors, "skipped": skipped, "image_status": status}
 
 
-def _cached_shard(path: Path, shard_rows: list[Row], results: list) -> dict | None:
+def _cached_shard(path: Path, shard_rows: list[Row], dim: int | None) -> dict | None:
     """The cached result of a shard, or None when it must be embedded (no file, or one made
-    from other rows: the dataset was rebuilt)."""
+    from other rows: the dataset was rebuilt); ``dim`` is that of the shards read before."""
     if not path.is_file():
         return None
     with np.load(path) as z:
@@ -166,24 +166,36 @@ def _cached_shard(path: Path, shard_rows: list[Row], results: list) -> dict | No
         ):
             return None
         cached = {key: z[key] for key in ("vectors", "skipped", "image_status")}
-    dims = {r["vectors"].shape[1] for r in results if r is not None}
-    if dims and cached["vectors"].shape[1] not in dims:
+    if dim is not None and cached["vectors"].shape[1] != dim:
         raise FeatureError(
             f"{path}: cached vectors have dim {cached['vectors'].shape[1]}, other shards "
-            f"{dims.pop()}; delete {path.parent}"
+            f"{dim}; delete {path.parent}"
         )
     return cached
+
+
+def reads_images(images: dict) -> bool:
+    """Whether a table's rows need their images read (``image_settings``'s answer)."""
+    return images["used_by_model"] or images["descriptor"] != "none"
+
+
+def encode_shard_reading_images(rows, encoder, settings, base_dir, images, progress, loader=None):
+    """(result, unreadable images) of one shard, its images read from ``base_dir`` as
+    ``images`` says (``loader``: one to reuse across shards)."""
+    if loader is None and reads_images(images):
+        loader = ImageLoader(base_dir, settings.image_timeout)
+    bad: list = []
+    use_images = images["used_by_model"]
+    return encode_shard(rows, encoder, settings, loader, use_images, bad, progress), bad
 
 
 def _encode_here(todo, shards, encoder, settings, base_dir, images, progress):
     """(shard index, result, unreadable images) of each shard in ``todo``, embedded in this
     process."""
-    use_images, descriptor = images["used_by_model"], images["descriptor"]
-    reads_images = use_images or descriptor != "none"
-    loader = ImageLoader(base_dir, settings.image_timeout) if reads_images else None
+    loader = ImageLoader(base_dir, settings.image_timeout) if reads_images(images) else None
     for k in todo:
-        bad: list = []
-        yield k, encode_shard(shards[k], encoder, settings, loader, use_images, bad, progress), bad
+        args = (shards[k], encoder, settings, base_dir, images, progress, loader)
+        yield k, *encode_shard_reading_images(*args)
 
 
 def image_settings(encoder, settings: RunSettings, is_items: bool) -> dict:
@@ -272,7 +284,6 @@ def embed_table(
         )
     (work / "fingerprint.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
 
-    reads_images = use_images or descriptor != "none"
     n_image_refs = sum(1 for r in rows if r.image) if is_items else 0
     bad_limit = int(settings.max_bad_image_share * n_image_refs)
     bad: list[tuple[str, str, str]] = []
@@ -289,14 +300,15 @@ def embed_table(
 
     shards = [rows[i : i + settings.shard_size] for i in range(0, len(rows), settings.shard_size)]
     results: list[dict | None] = [None] * len(shards)
-    todo, embedded, reused = [], 0, 0
+    todo, embedded, reused, dim = [], 0, 0, None
     progress = Progress(len(rows), table, "rows", enabled=settings.progress)
     try:
         for k, shard_rows in enumerate(shards):
-            cached = _cached_shard(work / f"shard_{k:05d}.npz", shard_rows, results)
+            cached = _cached_shard(work / f"shard_{k:05d}.npz", shard_rows, dim)
             if cached is None:
                 todo.append(k)
                 continue
+            dim = cached["vectors"].shape[1]
             reused += len(shard_rows)
             progress.update(len(shard_rows))
             bad.extend(
@@ -309,7 +321,7 @@ def embed_table(
         if workers is None:
             finished = _encode_here(todo, shards, encoder, settings, base_dir, images, progress)
         else:
-            finished = workers.encode(todo, shards, settings, base_dir, use_images, descriptor)
+            finished = workers.encode(todo, shards, settings, base_dir, images)
         # closing: a stop (too many bad images, Ctrl-C) cancels the shards still running
         with contextlib.closing(finished):
             for k, res, shard_bad in finished:
@@ -351,7 +363,7 @@ def embed_table(
                 "items_without_image": int(sum(1 for r in rows if not r.image)),
                 "images_unreadable": len(bad),
                 "images_unreadable_first": [f"{i}: {ref}" for i, ref, _ in bad[:20]],
-                "images_used": int((status == IMG_OK).sum()) if reads_images else 0,
+                "images_used": int((status == IMG_OK).sum()) if reads_images(images) else 0,
                 "text_only_rows": int(keep.sum() - (status[keep] == IMG_OK).sum())
                 if use_images
                 else int(keep.sum()),

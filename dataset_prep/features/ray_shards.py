@@ -153,22 +153,13 @@ def _worker_class():
                 model_identity=model_identity(e.path),
             )
 
-        def encode(self, k, rows, settings, base_dir, use_images, descriptor):
-            from dataset_prep.features.images import ImageLoader
-            from dataset_prep.features.pipeline import encode_shard
+        def encode(self, k, rows, settings, base_dir, images):
+            from dataset_prep.features.pipeline import encode_shard_reading_images
             from dataset_prep.progress import Progress
 
-            loader = (
-                ImageLoader(base_dir, settings.image_timeout)
-                if (use_images or descriptor != "none")
-                else None
-            )
-            bad: list = []
             silent = Progress(len(rows), "", enabled=False)
-            return (
-                k,
-                encode_shard(rows, self.encoder, settings, loader, use_images, bad, silent),
-                bad,
+            return k, *encode_shard_reading_images(
+                rows, self.encoder, settings, base_dir, images, silent
             )
 
     return ShardWorker
@@ -205,7 +196,7 @@ class ShardWorkers:
         return len(self.actors)
 
     def encode(
-        self, todo: list[int], shards: list, settings, base_dir, use_images, descriptor
+        self, todo: list[int], shards: list, settings, base_dir, images: dict
     ) -> Iterator[tuple[int, dict, list]]:
         """(shard index, shard result, unreadable images) for each shard in ``todo``, in the
         order they finish; one shard per worker at a time."""
@@ -215,7 +206,7 @@ class ShardWorkers:
 
         def submit(actor):
             k = queue.pop(0)
-            ref = actor.encode.remote(k, shards[k], settings, base_dir, use_images, descriptor)
+            ref = actor.encode.remote(k, shards[k], settings, base_dir, images)
             running[ref] = (actor, k)
 
         for actor in self.actors[: len(queue)]:

@@ -203,9 +203,7 @@ class ColdStartEvaluator:
         scores = self._model_scores(model, dataset, batch_users, target_items)
         if unseen is not None:
             unseen = unseen.to(scores.device)
-            warm = torch.zeros_like(unseen)
-            warm[target_items] = True
-            warm &= ~unseen
+            warm = dataset.target_item_mask.to(scores.device) & ~unseen
             mean = scores[:, warm].mean(dim=1, keepdim=True)
             scores[:, unseen] = mean.expand(-1, int(unseen.sum()))
         return scores
