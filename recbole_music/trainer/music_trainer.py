@@ -15,16 +15,16 @@ import sys
 import numpy as np
 import torch
 from recbole.utils import set_color
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from dataset_prep.progress import Progress
 from recbole_music.config import setting
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
+from recbole_music.trainer.weight_average import WeightAverage
 
 
 class MuSiCTrainer(CrossDomainTrainer):
     # stage 2's weight average (ema_decay) and the training weights set aside while it is loaded
-    _average: AveragedModel | None = None
+    _average: WeightAverage | None = None
     _live_weights: list[torch.Tensor] | None = None
 
     def stage_rows(self, dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -74,10 +74,8 @@ class MuSiCTrainer(CrossDomainTrainer):
         self._average, self._live_weights = None, None  # a fresh average for every fit
         if decay <= 0:
             return None
-        self._average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay))
-        return self.optimizer.register_step_post_hook(
-            lambda *_: self._average.update_parameters(self.model)
-        )
+        self._average = WeightAverage(self.model, decay)
+        return self.optimizer.register_step_post_hook(lambda *_: self._average.update())
 
     @torch.no_grad()
     def _load_average(self):
@@ -86,7 +84,7 @@ class MuSiCTrainer(CrossDomainTrainer):
             return
         params = list(self.model.parameters())
         self._live_weights = [p.detach().clone() for p in params]
-        for p, averaged in zip(params, self._average.module.parameters()):
+        for p, averaged in zip(params, self._average.average):
             p.copy_(averaged)
 
     @torch.no_grad()
