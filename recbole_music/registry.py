@@ -18,7 +18,7 @@ from recbole.utils import ModelType
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.evaluation.metrics import register_metrics
-from recbole_music.model.baselines import CMF, MAPPING_BASELINES
+from recbole_music.model.baselines import CATN, CMF, MAPPING_BASELINES, OmniMatch
 from recbole_music.model.global_mean import GlobalMean
 from recbole_music.model.item_mean import ItemMean
 from recbole_music.model.llmemf import LLMEMF
@@ -31,6 +31,7 @@ from recbole_music.trainer.hyper_search_trainer import HyperSearchTrainer
 from recbole_music.trainer.mapping_trainer import MappingTrainer
 from recbole_music.trainer.music_trainer import MuSiCTrainer
 from recbole_music.trainer.sequential_trainer import SequentialCrossDomainTrainer
+from recbole_music.trainer.user_batch_trainer import UserBatchTrainer
 
 PLUGIN_MODELS: dict[str, type] = {}
 
@@ -62,6 +63,8 @@ def register_all() -> None:
         register_model(model_class)
     register_model(MuSiC, MuSiCTrainer)
     register_model(CMF)
+    register_model(CATN, UserBatchTrainer)
+    register_model(OmniMatch, UserBatchTrainer)
     for model_class in MAPPING_BASELINES:
         register_model(model_class, MappingTrainer)
     register_model(LLMEMF, SequentialCrossDomainTrainer, SequentialCrossDomainDataset)

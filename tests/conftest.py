@@ -27,11 +27,13 @@ def write_tiny_cross_domain(
     per_user: int = 8,
     explicit: bool = True,
     seed: int = 0,
+    reviews: bool = False,
 ) -> Path:
     """Write ``root/<name>/<name>.inter`` and ``<name>.yaml`` (docs/dataset_format.md).
 
     Ratings follow a shared hidden taste (one latent dimension for both domains), so a model
-    that transfers can beat one that does not.
+    that transfers can beat one that does not. With ``reviews``, ``<name>.review`` holds one
+    review per interaction whose words follow the rating and the item's hidden attribute.
     """
     rng = np.random.default_rng(seed)
     folder = root / name
@@ -80,6 +82,14 @@ def write_tiny_cross_domain(
     if not explicit:
         yaml_lines.append("valid_metric: NDCG@20")
     (folder / f"{name}.yaml").write_text("\n".join(yaml_lines) + "\n")
+    if reviews:
+        words = {1: "awful", 2: "poor", 3: "okay", 4: "good", 5: "superb"}
+        with open(folder / f"{name}.review", "w") as out:
+            out.write("user_id:token\titem_id:token\tdomain:token\ttext:token_seq\n")
+            for user, item, rating, _, domain in rows:
+                kind = "bright" if item_attr[item] > 0 else "dark"
+                text = f"{words[int(rating)]} {kind} {domain} item, really {words[int(rating)]}"
+                out.write(f"{user}\t{item}\t{domain}\t{text}\n")
     return folder
 
 

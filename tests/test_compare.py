@@ -498,3 +498,25 @@ def test_dual_cold_start_table_runs_every_model_with_held_out_items_at_its_own_b
         ("MuSiC", "0.5", "1"),
     ]
     assert "(dual_cells.csv)" in text
+
+
+def test_a_review_based_model_is_not_applicable_without_review_text(root, monkeypatch, capsys):
+    reviewed = write_tiny_cross_domain(root / "dataset", "tiny_reviews", reviews=True)
+    (reviewed / "build.json").write_text(json.dumps({"generated": True, "feedback": "explicit"}))
+    calls = _fake_runs(monkeypatch, lambda model, opts: {"rmse": 1.0, "ndcg@20": 0.1})
+    argv = _argv(root, "--models=TargetMF,CATN", "--tables=main")
+    argv[0] = "--tasks=tiny,tiny_reviews"
+    assert cli.main(argv) == 0
+    models = [
+        (opt.split("=", 1)[1], data.split("=", 1)[1])
+        for c in calls
+        for opt in c
+        if opt.startswith("--model=")
+        for data in c
+        if data.startswith("--dataset=")
+    ]
+    assert ("CATN", "tiny_reviews") in models and ("CATN", "tiny") not in models
+    assert ("TargetMF", "tiny") in models
+    assert "tiny: CATN not applicable (the data has no review text)" in capsys.readouterr().out
+    table = (root / "out" / "tiny" / "main.md").read_text()
+    assert "CATN: not applicable, the data has no review text." in table

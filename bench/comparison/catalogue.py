@@ -10,10 +10,11 @@ from dataset_prep.layout import DEMO_DATASET
 FLOORS = ["GlobalMean", "ItemMean", "TargetMF", "Pop"]
 BUILTINS = ["ItemKNN", "BPR", "NeuMF", "LightGCN"]
 NEIGHBOURHOOD = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer"]
-CDR_BASELINES = ["CMF", "EMCDR", "SSCDR", "LACDR", "PTUPCDR", "DiffCDR"]
+CDR_BASELINES = ["CMF", "EMCDR", "SSCDR", "LACDR", "PTUPCDR", "DiffCDR", "CATN", "OmniMatch"]
 OURS = "MuSiC"
 DEFAULT_MODELS = [*FLOORS, *BUILTINS, *NEIGHBOURHOOD, *CDR_BASELINES, OURS]
 EXPLICIT_ONLY = {"GlobalMean"}  # predicts a rating, ranks nothing
+REVIEW_BASED = {"CATN", "OmniMatch"}  # read the dataset's review text (<name>.review)
 DEFAULT_TASKS = [DEMO_DATASET, "food_kitchen", "kitchen_food"]
 TABLES = ["main", "ablation", "steps", "activation", "dual"]
 DUAL_BETAS = [0.5]  # the paper's Table 4: β = 50 %

@@ -22,7 +22,7 @@ from dataset_prep.layout import (
     USER_TABLES,
 )
 
-from .catalogue import EXPLICIT_ONLY, METRICS
+from .catalogue import EXPLICIT_ONLY, METRICS, REVIEW_BASED
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 # MuSiC's multimodal features need the items table; user vectors come from the review tables
@@ -131,6 +131,10 @@ def select_models(task: Task, args) -> list[str]:
                 f"{task.name}: skip {model} (predicts ratings only; this task is {task.feedback})"
             )
             task.notes.append(f"{model} skipped: it predicts ratings only, this data is implicit.")
+            continue
+        if model in REVIEW_BASED and not (task.folder / f"{task.name}.review").is_file():
+            print(f"{task.name}: {model} not applicable (the data has no review text)")
+            task.notes.append(f"{model}: not applicable, the data has no review text.")
             continue
         chosen.append(model)
     return chosen
