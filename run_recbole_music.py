@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import recbole_music  # noqa: F401  (registers the plugin with RecBole)
 from dataset_prep.errors import DataError
 from dataset_prep.layout import DEMO_DATASET
+from recbole_music.config import PROPERTIES_DIR
 from recbole_music.quick_start import (
     DatasetNotFoundError,
     format_comparison_table,
@@ -112,6 +114,21 @@ def parse_args(argv):
     return args
 
 
+PLUGIN_ROOT = PROPERTIES_DIR.parent  # where properties/ lives
+
+
+def config_file_paths(config_files: str | None) -> list[str]:
+    """``--config_files``' paths; one that is not there relative to the working directory but is
+    relative to the plugin's folder (``properties/model/MuSiC-paper.yaml``) is taken from there,
+    so the plugin's own files work from anywhere."""
+    paths = []
+    for path in (config_files or "").split():
+        plugin_copy = PLUGIN_ROOT / path
+        use_plugin = not Path(path).is_absolute() and not Path(path).exists()
+        paths.append(str(plugin_copy) if use_plugin and plugin_copy.is_file() else path)
+    return paths
+
+
 def plan_runs(args) -> list[tuple[str, dict]]:
     """(model, config_dict) of each run, every name, value and file checked before any trains."""
     models = [name.strip() for name in args.model.split(",") if name.strip()]
@@ -122,7 +139,7 @@ def plan_runs(args) -> list[tuple[str, dict]]:
     strays = sorted(set(args.model_settings) - set(models))
     if strays:
         raise SettingsError(f"--model-arg for {strays}, which --model does not run ({models})")
-    user_files = args.config_files.split() if args.config_files else []
+    user_files = config_file_paths(args.config_files)
     for path in user_files:
         read_yaml(path)  # exists, is YAML
     known = known_settings(user_files)
@@ -148,7 +165,7 @@ def main(argv=None) -> int:
     # and typed through config_dict instead, so leave it none.
     sys.argv = sys.argv[:1]
 
-    user_files = args.config_files.split() if args.config_files else None
+    user_files = config_file_paths(args.config_files) or None
     results = {}
     try:
         runs = plan_runs(args)

@@ -39,6 +39,7 @@ def _argv(root: Path, *more: str) -> list[str]:
         "--betas=0.2",
         "--seeds=1",
         "--epochs=2",
+        "--no-paper-row",  # its own test below
         *more,
     ]
 
@@ -520,3 +521,12 @@ def test_a_review_based_model_is_not_applicable_without_review_text(root, monkey
     assert "tiny: CATN not applicable (the data has no review text)" in capsys.readouterr().out
     table = (root / "out" / "tiny" / "main.md").read_text()
     assert "CATN: not applicable, the data has no review text." in table
+
+
+def test_the_papers_music_is_a_row_of_the_main_table(root, monkeypatch):
+    calls = _fake_runs(monkeypatch, lambda model, opts: {"rmse": 1.0, "ndcg@20": 0.1})
+    assert cli.main(_argv(root, "--models=TargetMF,MuSiC", "--tables=main", "--paper-row")) == 0
+    paper = [c for c in calls if "--config_files=properties/model/MuSiC-paper.yaml" in c]
+    assert len(paper) == 1 and "--model=MuSiC" in paper[0]
+    rows = _rows((root / "out" / "tiny" / "main.md").read_text())
+    assert {"TargetMF", "MuSiC", "MuSiC (paper)"} <= set(rows)

@@ -103,3 +103,17 @@ def test_identical_runs_in_the_same_second_log_to_their_own_files(tiny_data_root
     for handler in quick_start._run_log_handlers:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def test_the_plugins_own_config_files_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    from run_recbole_music import PLUGIN_ROOT, config_file_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("epochs: 1\n")
+    paths = config_file_paths("properties/model/MuSiC-paper.yaml mine.yaml /abs/missing.yaml")
+    assert paths == [
+        str(PLUGIN_ROOT / "properties/model/MuSiC-paper.yaml"),
+        "mine.yaml",  # the working directory's own file comes first
+        "/abs/missing.yaml",  # left for the check that names it
+    ]
+    assert config_file_paths(None) == []

@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"(--cold_item_ratio; default {COLD_ITEM_RATIO})",
     )
     parser.add_argument(
+        "--paper-row",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the main and dual tables' row 'MuSiC (paper)': MuSiC with every addition of ours "
+        "switched off (properties/model/MuSiC-paper.yaml; default on)",
+    )
+    parser.add_argument(
         "--steps",
         nargs="+",
         default=[str(t) for t in DEFAULT_STEPS],

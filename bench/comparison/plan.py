@@ -63,6 +63,12 @@ def _without_diffusion(full: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]
     return [("w/o diffusion", off), ("direct transfer (ours)", (*off, "--direct_transfer=True"))]
 
 
+# MuSiC as the paper defines it (properties/model/MuSiC-paper.yaml over the defaults), a row of
+# the main and dual tables; relative to the runs' working directory, the repository
+PAPER_CONFIG = "properties/model/MuSiC-paper.yaml"
+PAPER_ROW = "MuSiC (paper)"
+
+
 def music_defaults() -> dict:
     """MuSiC's defaults (properties/model/MuSiC.yaml); empty when unreadable."""
     import yaml
@@ -126,6 +132,10 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
                     overrides = (*own, *extra, *model_overrides(model, args))
                     cell = Cell(task.name, model, beta, seed, overrides)
                     entries.append(Entry(table, model, beta, seed, cell))
+                if OURS in models and args.paper_row:  # the paper's MuSiC: our additions off
+                    overrides = (f"--config_files={PAPER_CONFIG}", *extra, *music_extra)
+                    cell = Cell(task.name, OURS, beta, seed, overrides)
+                    entries.append(Entry(table, PAPER_ROW, beta, seed, cell))
             if "ablation" in args.tables and beta in args.betas:
                 for label, overrides in variants:
                     cell = Cell(task.name, OURS, beta, seed, (*overrides, *music_extra))
