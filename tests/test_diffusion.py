@@ -221,6 +221,34 @@ def test_batched_sampling_equals_unbatched():
     assert torch.equal(x_T, before)
 
 
+@pytest.mark.parametrize("grad_steps", [0, 1, 3])
+def test_sample_with_grad_keeps_gradients_through_the_last_steps_only(grad_steps):
+    torch.manual_seed(6)
+    d = GaussianDiffusion(5)
+    net = VectorUNet(6, hidden_dims=(8,), cond_dim=6)
+    graph_at = []
+
+    def spy(xt, t, cond=None):
+        graph_at.append((int(t[0]), torch.is_grad_enabled()))
+        return net(xt, t, cond)
+
+    cond = torch.randn(4, 6, requires_grad=True)
+    torch.manual_seed(1)
+    out = d.sample_with_grad(spy, torch.randn(4, 6), cond=cond, grad_steps=grad_steps)
+    out.pow(2).sum().backward()
+    kept = {step for step, grad in graph_at if grad}
+    assert [step for step, _ in graph_at] == [4, 3, 2, 1, 0]
+    assert kept == (set(range(5)) if grad_steps == 0 else set(range(grad_steps)))
+    assert cond.grad.abs().sum() > 0  # the last step still trains the condition's path
+    # the samples themselves do not depend on where the graph is kept
+    torch.manual_seed(1)
+    with torch.no_grad():
+        again = d.sample_with_grad(net, torch.randn(4, 6), cond=cond)
+    assert torch.allclose(out.detach(), again)
+    with pytest.raises(ValueError, match="grad_steps"):
+        d.sample_with_grad(net, torch.randn(4, 6), cond=cond, grad_steps=-1)
+
+
 def test_sample_argument_errors():
     d = GaussianDiffusion(5)
     with pytest.raises(ValueError, match="how many rows"):

@@ -169,6 +169,31 @@ def test_generated_rating_loss_trains_the_denoiser_through_the_reverse_process(
     assert touched == (weight > 0)
 
 
+@pytest.mark.parametrize("grad_steps", [0, 1])
+def test_generated_rating_loss_keeps_the_graph_of_the_configured_reverse_steps(
+    tiny_data_root, grad_steps
+):
+    config, train, _ = _train_split(
+        feature_source="collaborative", generated_rating_grad_steps=grad_steps
+    )
+    model = MuSiC(config, train).train()
+    graph_at = []
+    denoise = model._denoise
+
+    def spy(x_t, t, cond=None):
+        graph_at.append(torch.is_grad_enabled())
+        return denoise(x_t, t, cond)
+
+    model._denoise = spy
+    users = torch.nonzero(model.is_train_overlap).flatten()[:4]
+    items = torch.nonzero(model.target_item_mask).flatten()[:4]
+    model._generated_rating_loss(users, items, torch.full((4,), 4.0)).backward()
+    steps = model.diffusion.steps
+    assert len(graph_at) == steps
+    assert sum(graph_at) == (steps if grad_steps == 0 else grad_steps)
+    assert graph_at[-1]  # the last step (t = 0) always trains the denoiser
+
+
 @pytest.mark.parametrize("scaling", [True, False])
 def test_diffusion_runs_on_unit_scale_features_and_generation_scales_back(tiny_data_root, scaling):
     config, train, _ = _train_split(

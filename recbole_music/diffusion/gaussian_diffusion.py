@@ -333,14 +333,27 @@ class GaussianDiffusion(nn.Module):
         nonzero = (t != 0).to(xt.dtype).reshape(-1, *([1] * (xt.dim() - 1)))
         return mean + nonzero * var.sqrt() * noise
 
-    def sample_with_grad(self, denoiser: Denoiser, x_T: torch.Tensor, cond=None) -> torch.Tensor:
-        """All reverse steps from ``x_T`` *with* gradients, for a loss on generated samples
-        (MuSiC's rating loss on the generated u_T); the step noise comes from torch's global RNG."""
+    def sample_with_grad(
+        self, denoiser: Denoiser, x_T: torch.Tensor, cond=None, grad_steps: int = 0
+    ) -> torch.Tensor:
+        """All reverse steps from ``x_T``, *with* gradients, for a loss on generated samples
+        (MuSiC's rating loss on the generated u_T); the step noise comes from torch's global RNG.
+
+        ``grad_steps`` > 0 keeps gradients through the last ``grad_steps`` steps only (the
+        earlier ones run without a graph): truncated backpropagation through the sampler, as
+        DRaFT-K fine-tunes diffusion models on a differentiable reward (Clark et al., ICLR
+        2024), which cuts the cost and the exploding gradients of the full chain. 0 = all steps.
+        """
+        if grad_steps < 0:
+            raise ValueError(f"grad_steps must be >= 0 (0 = all steps), got {grad_steps}")
         x = x_T
         for step in reversed(range(self.steps)):
             t = torch.full((x.shape[0],), step, dtype=torch.long, device=x.device)
             noise = torch.randn_like(x) if step > 0 else torch.zeros_like(x)
-            x = self.p_sample(denoiser, x, t, cond, noise=noise)
+            with torch.set_grad_enabled(
+                torch.is_grad_enabled() and (grad_steps == 0 or step < grad_steps)
+            ):
+                x = self.p_sample(denoiser, x, t, cond, noise=noise)
         return x
 
     @torch.no_grad()

@@ -73,7 +73,8 @@ class ResidualMLPBlock(nn.Module):
         self.emb_proj = nn.Sequential(_activation(activation), nn.Linear(emb_dim, out_dim))
         self.norm2 = nn.LayerNorm(out_dim)
         self.act2 = _activation(activation)
-        self.dropout = nn.Dropout(dropout)
+        # no module at all without dropout: a zero-rate Dropout is still a call per block and step
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc2 = nn.Linear(out_dim, out_dim)
         self.shortcut = nn.Identity() if in_dim == out_dim else nn.Linear(in_dim, out_dim)
 
