@@ -45,6 +45,14 @@ class TargetDomainRecommender(GeneralRecommender):
             means = torch.stack([ratings[~is_target].mean(), ratings[is_target].mean()])
         self.register_buffer("domain_mean", torch.nan_to_num(means))
 
+    def _register_domain_items(self, dataset) -> None:
+        """Buffers ``domain_items_0`` (auxiliary items seen in training) and ``domain_items_1``
+        (every target item): the pools a model draws each domain's negatives from."""
+        feat = dataset.inter_feat
+        is_target = feat[dataset.domain_field] == dataset.target_domain_id
+        self.register_buffer("domain_items_0", torch.unique(feat[dataset.iid_field][~is_target]))
+        self.register_buffer("domain_items_1", torch.nonzero(dataset.target_item_mask).flatten())
+
     def target_rows(self, interaction) -> torch.Tensor:
         """Boolean mask of the batch rows that are target-domain interactions."""
         return interaction[self.DOMAIN] == self.target_domain_id

@@ -129,10 +129,7 @@ class CATN(TargetDomainRecommender):
         self.register_buffer(
             "is_train_overlap", (role == UserRole.OVERLAP) & (split == SplitPart.TRAIN)
         )
-        feat = dataset.inter_feat
-        is_target = feat[dataset.domain_field] == dataset.target_domain_id
-        self.register_buffer("domain_items_0", torch.unique(feat[dataset.iid_field][~is_target]))
-        self.register_buffer("domain_items_1", torch.nonzero(dataset.target_item_mask).flatten())
+        self._register_domain_items(dataset)
         self._item_aspects = None
 
     def training_rows(self, dataset) -> torch.Tensor:
@@ -144,19 +141,16 @@ class CATN(TargetDomainRecommender):
         return super().train(mode)
 
     # -- encoding ----------------------------------------------------------------------------
-    def _words(self, docs: torch.Tensor):
-        return self.words(docs)
-
     def _user_aspects(self, users: torch.Tensor, domain: int) -> torch.Tensor:
         """U' [n, M, k] of ``users`` for predicting ``domain``'s ratings (from their documents
         of the other domain)."""
         other = 1 - domain
-        own = self._words(getattr(self, f"user_docs_{other}")[users])
-        borrowed = self._words(getattr(self, f"auxiliary_docs_{other}")[users])
+        own = self.words(getattr(self, f"user_docs_{other}")[users])
+        borrowed = self.words(getattr(self, f"auxiliary_docs_{other}")[users])
         return self.directions[domain].users(*own, *borrowed, self.aspect_queries[other])
 
     def _item_aspects_of(self, items: torch.Tensor, domain: int) -> torch.Tensor:
-        words, mask = self._words(self.item_docs[items])
+        words, mask = self.words(self.item_docs[items])
         return self.directions[domain].item(words, mask, self.aspect_queries[domain])
 
     def _correlation(self, domain: int) -> torch.Tensor:
@@ -165,10 +159,13 @@ class CATN(TargetDomainRecommender):
     def _interaction(self, user_aspects, item_aspects, domain: int) -> torch.Tensor:
         """mean over aspect pairs of ``(U' Mc) Iᵀ ⊙ S_att`` for matching rows [n, M, k] × [n, M, k]."""
         mc = self._correlation(domain)
-        queries_u, queries_i = self.aspect_queries[1 - domain], self.aspect_queries[domain]
-        attention = F.leaky_relu(queries_u @ mc @ queries_i.T)  # [M, M], global
         s = (user_aspects @ mc) @ item_aspects.transpose(1, 2)  # [n, M, M]
-        return (s * attention).mean(dim=(1, 2))
+        return (s * self._aspect_attention(domain)).mean(dim=(1, 2))
+
+    def _aspect_attention(self, domain: int) -> torch.Tensor:
+        """[M, M] global correlation of the user's domain's aspects with ``domain``'s."""
+        queries_u, queries_i = self.aspect_queries[1 - domain], self.aspect_queries[domain]
+        return F.leaky_relu(queries_u @ self._correlation(domain) @ queries_i.T)
 
     def _bias(self, users, items, domain: int):
         bias = self.item_bias(items).squeeze(-1) + self.user_bias(users).squeeze(-1)
@@ -231,8 +228,7 @@ class CATN(TargetDomainRecommender):
     def full_sort_predict(self, interaction):
         users = interaction[self.USER_ID]
         user_aspects = self._user_aspects(users, TARGET) @ self._correlation(TARGET)  # [n, M, k]
-        queries_u, queries_i = self.aspect_queries[AUX], self.aspect_queries[TARGET]
-        attention = F.leaky_relu(queries_u @ self._correlation(TARGET) @ queries_i.T)  # [M, M]
+        attention = self._aspect_attention(TARGET)  # [M, M]
         items = self._all_item_aspects()  # [n_items, M, k]
         # mean_ab (U'Mc)_a . I_b att_ab, for every item at once
         weighted = torch.einsum("ab,ibk->iak", attention, items)  # [n_items, M, k]

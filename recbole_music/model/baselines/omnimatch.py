@@ -135,10 +135,7 @@ class OmniMatch(TargetDomainRecommender):
         self.projection = nn.Linear(view, int(setting(config, "contrastive_dim")))
         self.domain_classifier = nn.Linear(shared_dim, 2)
         self.specific_classifier = nn.Linear(shared_dim, 2)
-        feat = dataset.inter_feat
-        is_target = feat[dataset.domain_field] == dataset.target_domain_id
-        self.register_buffer("domain_items_0", torch.unique(feat[dataset.iid_field][~is_target]))
-        self.register_buffer("domain_items_1", torch.nonzero(dataset.target_item_mask).flatten())
+        self._register_domain_items(dataset)
         self._item_features = None
 
     def training_rows(self, dataset) -> torch.Tensor:
