@@ -530,3 +530,31 @@ def test_the_papers_music_is_a_row_of_the_main_table(root, monkeypatch):
     assert len(paper) == 1 and "--model=MuSiC" in paper[0]
     rows = _rows((root / "out" / "tiny" / "main.md").read_text())
     assert {"TargetMF", "MuSiC", "MuSiC (paper)"} <= set(rows)
+
+
+def test_cells_from_csv_rebuild_a_table_with_new_rows_without_rerunning_the_old(root, monkeypatch):
+    metrics = {"TargetMF": 1.0, "MuSiC": 0.9, "CMF": 1.1}
+    calls = _fake_runs(monkeypatch, lambda model, opts: {"rmse": metrics[model]})
+    assert cli.main(_argv(root, "--models=TargetMF,MuSiC", "--tables=main")) == 0
+    assert len(calls) == 2
+    folder = root / "out" / "tiny"
+    before = _rows((folder / "main.md").read_text())
+    # a fresh machine: the cache is gone, the committed per-seed cells remain
+    import shutil
+
+    shutil.rmtree(root / "work")
+    calls.clear()
+    argv = _argv(root, "--models=TargetMF,MuSiC,CMF", "--tables=main", "--cells-from-csv")
+    assert cli.main(argv) == 0
+    assert [c for c in calls if "--model=CMF" in c] == calls and len(calls) == 1  # only the new
+    after = _rows((folder / "main.md").read_text())
+    assert after["TargetMF"] == before["TargetMF"] and after["MuSiC"] == before["MuSiC"]
+    assert after["CMF"][0].startswith("1.1000")  # the new row's RMSE
+    text = (folder / "main.md").read_text()
+    assert "2 of the 3 runs were read from the committed main_cells.csv" in text
+    cells = _read_csv(folder / "main_cells.csv")
+    assert sorted(r[0] for r in cells[1:]) == ["CMF", "MuSiC", "TargetMF"]
+    # a line of another seed is not taken for this one
+    calls.clear()
+    assert cli.main([*argv[:-1], "--seeds=2", "--cells-from-csv"]) == 0
+    assert len(calls) == 3

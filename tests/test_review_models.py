@@ -185,6 +185,23 @@ def test_supervised_contrastive_pulls_equal_labels_together():
     assert supervised_contrastive(views, views, labels, 0.1) > 0
 
 
+def test_supervised_contrastive_equals_the_definition_with_its_gradients():
+    """Khosla et al.'s loss written out over the [n, n] mask of equal labels."""
+    torch.manual_seed(1)
+    anchors = torch.nn.functional.normalize(torch.randn(9, 5), dim=1).requires_grad_()
+    others = torch.nn.functional.normalize(torch.randn(9, 5), dim=1).requires_grad_()
+    labels = torch.tensor([1.0, 3.0, 1.0, 2.0, 3.0, 3.0, 5.0, 1.0, 2.0])
+    logits = anchors @ others.T / 0.07
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]).float()
+    expected = -((positive * log_prob).sum(1) / positive.sum(1)).mean()
+    want = torch.autograd.grad(expected, (anchors, others))
+    loss = supervised_contrastive(anchors, others, labels, 0.07)
+    got = torch.autograd.grad(loss, (anchors, others))
+    assert torch.allclose(loss, expected, atol=1e-5)
+    assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want))
+
+
 def test_gradient_reversal_flips_and_scales_the_gradient():
     x = torch.ones(3, requires_grad=True)
     _ReverseGradient.apply(x, 0.5).sum().backward()

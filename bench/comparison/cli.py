@@ -19,6 +19,7 @@ table as Markdown, CSV and a PNG figure (the key metric per row, error bars = st
         --betas 0.2 --seeds 1 --epochs 3 --tables main --out bench/_work/compare_smoke
     python bench/compare.py --report-only                    # tables from the cached cells
     python bench/compare.py --figures-from-csv               # figures from the tables' CSVs
+    python bench/compare.py --cells-from-csv --models ...    # committed cells + the new ones
 
 A model that is not registered (neither a recbole-music model nor a RecBole built-in) is skipped
 with a message; so is a task whose data is absent. ``food_kitchen`` (food → kitchen) and
@@ -48,6 +49,7 @@ from .catalogue import (
     TABLES,
 )
 from .figures import figures_from_csv
+from .imported import import_cells
 from .plan import Entry, plan
 from .report import write_reports
 from .run import run_all
@@ -174,6 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild the tables from the cached cells; run and build nothing",
     )
     parser.add_argument(
+        "--cells-from-csv",
+        action="store_true",
+        help="take a planned cell that is not cached from the committed <out>/<task>/<table>_cells.csv "
+        "line of its row, beta and seed (an earlier invocation of the same command), then run the "
+        "rest",
+    )
+    parser.add_argument(
         "--figures-from-csv",
         action="store_true",
         help="draw the figures of the tables already under --out/<task>/ from their CSVs' mean "
@@ -259,7 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         models = select_models(task, args)
         if "main" in args.tables and not models:
             print(f"{name}: no runnable model for the main table")
-        planned.append((task, plan(task, models, args)))
+        entries = plan(task, models, args)
+        if args.cells_from_csv:
+            n = import_cells(task, entries, Path(args.out), Path(args.work))
+            print(f"{name}: {n} cell(s) taken from the committed *_cells.csv files")
+        planned.append((task, entries))
     if not planned:
         print("nothing to do: no task could run")
         return 1

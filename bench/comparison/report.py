@@ -12,6 +12,7 @@ from _grid import (
 from .catalogue import OURS, TABLES, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
 from .plan import SWEEPS, music_variants
+from .imported import imported_count
 from .tables import add_improvement, collect, render_markdown, write_cells_csv, write_csv
 from .tasks import Task
 
@@ -104,6 +105,13 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"{missing} of {len(planned)} runs not finished (failed, skipped or not run yet)."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
+        imported = imported_count(used)
+        if imported:
+            notes.append(
+                f"{imported} of the {len(used)} runs were read from the committed "
+                f"{name}_cells.csv of an earlier invocation (`--cells-from-csv`): their metrics, "
+                "best epoch and seconds as that file gives them."
+            )
         if name == "dual":
             notes.append(
                 f"Dual cold-start: `--cold_item_ratio={args.cold_item_ratio}` — that share of the "

@@ -71,11 +71,18 @@ class _ReverseGradient(torch.autograd.Function):
 
 def supervised_contrastive(anchors, others, labels, temperature: float) -> torch.Tensor:
     """Khosla et al.'s loss with ``anchors[i]`` against every ``others[j]``: positives are the
-    rows with ``labels[j] == labels[i]`` (``anchors``, ``others``: L2-normalised [n, d])."""
-    logits = anchors @ others.T / temperature
-    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    positive = (labels[:, None] == labels[None, :]).float()
-    return -((positive * log_prob).sum(1) / positive.sum(1)).mean()
+    rows with ``labels[j] == labels[i]`` (``anchors``, ``others``: L2-normalised [n, d]).
+
+    The mean log-probability of ``i``'s positives is ``aᵢ·(Σ_{j∈P(i)} oⱼ)/(τ|P(i)|) − LSEᵢ``:
+    the positives enter through one sum of ``others`` per label, so only the log-sum-exp needs
+    the [n, n] logits (a batch holds thousands of rows; no [n, n] mask is built)."""
+    anchors = anchors / temperature
+    log_normaliser = torch.logsumexp(anchors @ others.T, dim=1)
+    groups, group_of = torch.unique(labels, return_inverse=True)
+    sums = others.new_zeros(len(groups), others.shape[1]).index_add(0, group_of, others)
+    sizes = torch.bincount(group_of, minlength=len(groups)).to(others.dtype)
+    positive_logit = (anchors * sums[group_of]).sum(1) / sizes[group_of]
+    return (log_normaliser - positive_logit).mean()
 
 
 class OmniMatch(TargetDomainRecommender):

@@ -1,0 +1,72 @@
+"""Cells taken from a committed ``<table>_cells.csv`` (``--cells-from-csv``).
+
+The cell cache under ``--work`` lives on one machine; the per-seed cells committed beside each
+table are what survives. With ``--cells-from-csv`` a planned cell that is not cached is read
+from the line of its row, β and seed in ``<out>/<task>/<table>_cells.csv`` (when there is one),
+so that a table gains rows or β columns without rerunning the grid. Such a line carries the
+metrics, the best epoch and the seconds, not the run's other records; the table's notes count
+the imported cells. Only a line of the same row label, β and seed is taken: the overrides are
+not in the file, so the command must be the one that wrote it (the table's own **Command**).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from _grid import load_cell, write_json
+
+from .plan import Entry
+from .tasks import Task
+
+IMPORTED = "imported_from"
+
+
+def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int:
+    """Write the cache file of every entry of ``task`` not cached whose line is in its table's
+    committed cells CSV; returns how many were written."""
+    lines: dict[str, dict[tuple[str, str, str], dict]] = {}
+    written = 0
+    for entry in entries:
+        path = work / task.name / entry.cell.filename()
+        if load_cell(path) is not None:
+            continue
+        if entry.table not in lines:
+            lines[entry.table] = _read(out / task.name / f"{entry.table}_cells.csv")
+        line = lines[entry.table].get((entry.row, f"{entry.beta:g}", str(entry.seed)))
+        if line is None:
+            continue
+        source = out / task.name / f"{entry.table}_cells.csv"
+        write_json(_result(line, task.metrics, source), path)
+        written += 1
+    return written
+
+
+def _read(path: Path) -> dict[tuple[str, str, str], dict]:
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    first = next(iter(rows[0]))  # the row label's column: model, variant, T, ...
+    return {(row[first], row["beta"], row["seed"]): row for row in rows}
+
+
+def _result(line: dict, metrics, source: Path) -> dict:
+    """A cell result as a run writes it, from one CSV line."""
+    parts = {
+        part: {m: float(line[f"{part}/{m}"]) for m in metrics if line.get(f"{part}/{m}")}
+        for part in ("valid", "test")
+    }
+    selection = (
+        "best epoch on the validation users" if parts["valid"] else "last epoch (no validation users)"
+    )
+    run = {"model_selection": selection, IMPORTED: str(source)}
+    if line.get("best_epoch"):
+        run["best_epoch"] = int(line["best_epoch"])
+    return {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
+
+
+def imported_count(results: list[dict]) -> int:
+    return sum(1 for r in results if IMPORTED in (r.get("run") or {}))
