@@ -107,9 +107,7 @@ def main() -> None:
     )
     parser.add_argument("--models", default="CATN,OmniMatch")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument(
-        "--out", default=str(ROOT / "bench" / "results" / "review_models_speed.md")
-    )
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "review_models_speed.md"))
     args = parser.parse_args()
     args.models = [m for m in args.models.split(",") if m]
     rows = []

@@ -60,7 +60,9 @@ def _result(line: dict, metrics, source: Path) -> dict:
         for part in ("valid", "test")
     }
     selection = (
-        "best epoch on the validation users" if parts["valid"] else "last epoch (no validation users)"
+        "best epoch on the validation users"
+        if parts["valid"]
+        else "last epoch (no validation users)"
     )
     run = {"model_selection": selection, IMPORTED: str(source)}
     if line.get("best_epoch"):

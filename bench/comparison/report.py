@@ -11,8 +11,8 @@ from _grid import (
 
 from .catalogue import OURS, TABLES, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
-from .plan import SWEEPS, music_variants
 from .imported import imported_count
+from .plan import SWEEPS, music_variants
 from .tables import add_improvement, collect, render_markdown, write_cells_csv, write_csv
 from .tasks import Task
 
