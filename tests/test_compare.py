@@ -504,8 +504,11 @@ def test_dual_cold_start_table_runs_every_model_with_held_out_items_at_its_own_b
 def test_a_review_based_model_is_not_applicable_without_review_text(root, monkeypatch, capsys):
     reviewed = write_tiny_cross_domain(root / "dataset", "tiny_reviews", reviews=True)
     (reviewed / "build.json").write_text(json.dumps({"generated": True, "feedback": "explicit"}))
+    # built from interactions alone: a review file with its header only
+    header = "user_id:token\titem_id:token\tdomain:token\ttext:token_seq\n"
+    (root / "dataset" / "tiny" / "tiny.review").write_text(header)
     calls = _fake_runs(monkeypatch, lambda model, opts: {"rmse": 1.0, "ndcg@20": 0.1})
-    argv = _argv(root, "--models=TargetMF,CATN", "--tables=main")
+    argv = _argv(root, "--models=TargetMF,CATN", "--tables", "main", "dual")
     argv[0] = "--tasks=tiny,tiny_reviews"
     assert cli.main(argv) == 0
     models = [
@@ -519,8 +522,9 @@ def test_a_review_based_model_is_not_applicable_without_review_text(root, monkey
     assert ("CATN", "tiny_reviews") in models and ("CATN", "tiny") not in models
     assert ("TargetMF", "tiny") in models
     assert "tiny: CATN not applicable (the data has no review text)" in capsys.readouterr().out
-    table = (root / "out" / "tiny" / "main.md").read_text()
-    assert "CATN: not applicable, the data has no review text." in table
+    for name in ("main", "dual"):  # both tables say so, not just leave the row out
+        table = (root / "out" / "tiny" / f"{name}.md").read_text()
+        assert "CATN: not applicable, the data has no review text." in table
 
 
 def test_the_papers_music_is_a_row_of_the_main_table(root, monkeypatch):

@@ -16,6 +16,7 @@ from recbole_music.data.review_documents import (
     ReviewTextMissingError,
     _auxiliary_picks,
     build_documents,
+    has_review_text,
     read_training_reviews,
 )
 from recbole_music.model.baselines import CATN, OmniMatch
@@ -139,6 +140,21 @@ def test_data_without_review_text_stops_with_exit_code_2(review_root, capsys, mo
     train = _train("tiny")
     with pytest.raises(ReviewTextMissingError, match="needs review text"):
         build_documents(train, "CATN", 8, 1)
+
+
+@pytest.mark.parametrize("model", ["CATN", "OmniMatch"])
+def test_a_header_only_review_file_is_no_review_text(review_root, capsys, model):
+    """A dataset built from interactions alone has a review file with its header only."""
+    folder = review_root / "tiny"
+    (folder / "tiny.review").write_text(
+        "user_id:token\titem_id:token\tdomain:token\ttext:token_seq\n"
+    )
+    assert not has_review_text(folder / "tiny.review")
+    assert has_review_text(review_root / "tiny_reviews" / "tiny_reviews.review")
+    code = run_recbole_music.main([f"--model={model}", "--dataset=tiny", "--epochs=1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"{model} needs review text" in err and "has no review with text" in err
 
 
 def test_borrowed_target_documents_lend_agreeing_training_users_target_reviews(review_root):

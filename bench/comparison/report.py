@@ -96,7 +96,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             )
             if k in results
         ]
-        notes = list(task.notes) if name == "main" else []
+        notes = list(task.notes) if name in ("main", "dual") else []  # models left out
         notes += [f"{m} alone: `--{kv}`" for m, kv in args.model_args]
         planned = {f"{task.name}/{e.cell.key()}" for e in entries if e.table == name}
         missing = len(planned - set(results))
@@ -117,7 +117,8 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"Dual cold-start: `--cold_item_ratio={args.cold_item_ratio}` — that share of the "
                 "target items is unseen in training, held out for the test users (and as many "
                 "for the validation users); docs/protocol.md. MuSiC scores an unseen item from "
-                "its content vectors; every other model gets the evaluator's fallback (the "
+                "its content vectors (the data's feature tables; without them it warns and gets "
+                "the fallback too); every other model gets the evaluator's fallback (the "
                 "user's mean predicted rating, and mean ranking score, over the seen target items): "
                 "each cell's `run.unseen_items`."
             )

@@ -124,6 +124,8 @@ def prepare_task(name: str, args) -> Task | None:
 
 
 def select_models(task: Task, args) -> list[str]:
+    from recbole_music.data.review_documents import has_review_text  # torch: only when planning
+
     chosen = []
     for model in args.models:
         if model in EXPLICIT_ONLY and task.feedback != "explicit":
@@ -132,7 +134,7 @@ def select_models(task: Task, args) -> list[str]:
             )
             task.notes.append(f"{model} skipped: it predicts ratings only, this data is implicit.")
             continue
-        if model in REVIEW_BASED and not (task.folder / f"{task.name}.review").is_file():
+        if model in REVIEW_BASED and not has_review_text(task.folder / f"{task.name}.review"):
             print(f"{task.name}: {model} not applicable (the data has no review text)")
             task.notes.append(f"{model}: not applicable, the data has no review text.")
             continue

@@ -55,6 +55,23 @@ def review_file(dataset) -> Path:
     return Path(dataset.dataset_path) / f"{dataset.dataset_name}.{REVIEW_SUFFIX}"
 
 
+def has_review_text(path: Path) -> bool:
+    """Whether the review file ``path`` exists and holds at least one non-empty text field (a
+    dataset built without reviews has a header-only file)."""
+    if not Path(path).is_file():
+        return False
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        column = next((k for k, name in enumerate(header) if name.split(":")[0] == "text"), None)
+        if column is None:
+            return False
+        for line in handle:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) > column and fields[column].strip():
+                return True
+    return False
+
+
 def read_training_reviews(dataset, model_name: str) -> pd.DataFrame:
     """The reviews of ``dataset``'s training interactions: columns user, item (internal ids),
     target (bool), rating (NaN on implicit data), time, text."""
@@ -73,6 +90,11 @@ def read_training_reviews(dataset, model_name: str) -> pd.DataFrame:
             f"{model_name} needs review text: {path} line 1 has no column {sorted(missing)}"
         )
     table = table[table["text"].str.strip() != ""]
+    if table.empty:  # a dataset built from interactions alone has a header-only review file
+        raise ReviewTextMissingError(
+            f"{model_name} needs review text: {path} has no review with text (dataset "
+            f"'{dataset.dataset_name}' was built from a source without reviews)"
+        )
     feat = dataset.inter_feat
     uid, iid = dataset.uid_field, dataset.iid_field
     train = pd.DataFrame(
