@@ -53,6 +53,16 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
                 else "."
             )
         )
+    if table == "dual" and not (task.has_features and task.feedback == "explicit"):
+        # held-out items: `feature_source: auto` turns to the content tables where they exist
+        feature_line = (
+            f"\nMuSiC's features: the content tables of `dataset/{task.name}/features/` (with "
+            "items held out its default reads them, so an unseen item has a vector of its own)."
+            if task.has_features
+            else f"\nMuSiC's features: no content tables in `dataset/{task.name}/features/`, so "
+            "an item unseen in training has no vector of its own (MuSiC warns; `python -m "
+            f"dataset_prep features --dataset {task.name} --items` writes them)."
+        )
     note_lines = "".join(f"\n- {n}" for n in notes)
     notes_block = f"\n**Notes:**{note_lines}\n" if notes else ""
     return f"""# {TITLES[table]}: {task.name}
