@@ -31,12 +31,12 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
         path = work / task.name / entry.cell.filename()
         if load_cell(path) is not None:
             continue
+        source = out / task.name / f"{entry.table}_cells.csv"
         if entry.table not in lines:
-            lines[entry.table] = _read(out / task.name / f"{entry.table}_cells.csv")
+            lines[entry.table] = _read(source)
         line = lines[entry.table].get((entry.row, f"{entry.beta:g}", str(entry.seed)))
         if line is None:
             continue
-        source = out / task.name / f"{entry.table}_cells.csv"
         write_json(_result(line, task.metrics, source), path)
         written += 1
     return written

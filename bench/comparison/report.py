@@ -9,12 +9,45 @@ from _grid import (
     data_kind,
 )
 
-from .catalogue import OURS, TABLES, TITLES
+from .catalogue import OURS, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
 from .imported import imported_count
 from .plan import SWEEPS, music_variants
 from .tables import add_improvement, collect, render_markdown, write_cells_csv, write_csv
 from .tasks import Task
+
+
+def music_features(task: Task, table: str) -> str:
+    """The header's sentence on what MuSiC reads in ``table`` on ``task``'s data."""
+    content = f"`dataset/{task.name}/features/`"
+    if task.has_features and task.feedback == "explicit":
+        users = (
+            "vectors from the review tables and the users' histories (`user_vectors: both`)."
+            if task.has_review_vectors
+            else "vectors from the users' histories (no review tables: `user_vectors: history`)."
+        )
+        return f"MuSiC's features: multimodal tables in {content}; user {users}"
+    if table == "dual":  # held-out items: `feature_source: auto` turns to the content tables
+        if task.has_features:
+            return (
+                f"MuSiC's features: the content tables of {content} (with items held out its "
+                "default reads them, so an unseen item has a vector of its own)."
+            )
+        return (
+            f"MuSiC's features: no content tables in {content}, so an item unseen in training "
+            f"has no vector of its own (MuSiC warns; `python -m dataset_prep features --dataset "
+            f"{task.name} --items` writes them)."
+        )
+    default = "on implicit feedback" if task.has_features else "without content tables"
+    content_row = (
+        f", and a row reads the content tables of {content}." if task.has_features else "."
+    )
+    return (
+        f"MuSiC's features: **interaction vectors** (its default {default}: a truncated SVD of "
+        "the training interactions; user vectors from the users' histories); the ablation's "
+        "'w/o interaction vectors' row runs on learned ID embeddings instead (the paper's "
+        f"'w/o MLLM' features){content_row}"
+    )
 
 
 def header_block(task: Task, table: str, args, results: list[dict], wall: float, notes) -> str:
@@ -32,37 +65,7 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
         if args.report_only
         else ""
     )
-    feature_line = ""
-    if table in TABLES:
-        feature_line = (
-            f"\nMuSiC's features: multimodal tables in `dataset/{task.name}/features/`; user "
-            + (
-                "vectors from the review tables and the users' histories (`user_vectors: both`)."
-                if task.has_review_vectors
-                else "vectors from the users' histories (no review tables: `user_vectors: history`)."
-            )
-            if task.has_features and task.feedback == "explicit"
-            else "\nMuSiC's features: **interaction vectors** (its default "
-            + ("on implicit feedback" if task.has_features else "without content tables")
-            + ": a truncated SVD of the training interactions; user vectors from the users' "
-            "histories); the ablation's 'w/o interaction vectors' row runs on learned ID "
-            "embeddings instead (the paper's 'w/o MLLM' features)"
-            + (
-                f", and a row reads the content tables of `dataset/{task.name}/features/`."
-                if task.has_features
-                else "."
-            )
-        )
-    if table == "dual" and not (task.has_features and task.feedback == "explicit"):
-        # held-out items: `feature_source: auto` turns to the content tables where they exist
-        feature_line = (
-            f"\nMuSiC's features: the content tables of `dataset/{task.name}/features/` (with "
-            "items held out its default reads them, so an unseen item has a vector of its own)."
-            if task.has_features
-            else f"\nMuSiC's features: no content tables in `dataset/{task.name}/features/`, so "
-            "an item unseen in training has no vector of its own (MuSiC warns; `python -m "
-            f"dataset_prep features --dataset {task.name} --items` writes them)."
-        )
+    feature_line = "\n" + music_features(task, table)
     note_lines = "".join(f"\n- {n}" for n in notes)
     notes_block = f"\n**Notes:**{note_lines}\n" if notes else ""
     return f"""# {TITLES[table]}: {task.name}
