@@ -33,7 +33,7 @@ from dataset_prep.atomic_output import (
 )
 from dataset_prep.errors import DataError
 from dataset_prep.filters import PAPER_FILTERS, FilterSettings
-from dataset_prep.layout import AUX, BUILD_RECORD, DOMAINS, TARGET
+from dataset_prep.layout import AUX, BUILD_RECORD, DOMAINS, TARGET, review_file
 from dataset_prep.spool import (
     DomainSource,
     DomainSpool,
@@ -147,7 +147,7 @@ def build_dataset(
         _write_inter(tmp / f"{name}.inter", inter, explicit)
         _write_items(tmp, name, inter, sources, max_bad_lines, show_progress)
         write_atomic_file(tmp / f"{name}.user", USER_HEADER, ((u, r) for u, r in roles.items()))
-        _write_reviews(tmp / f"{name}.review", inter, spools)
+        _write_reviews(review_file(tmp, name), inter, spools)
         _write_config(tmp / f"{name}.yaml", labels, explicit, generated)
         write_stats(tmp, stats)
         _write_build_json(

@@ -31,7 +31,7 @@ from recbole.utils import init_seed
 
 import recbole_music  # noqa: F401  (registers the plugin)
 from dataset_prep.features.sources import reviews_by_user
-from dataset_prep.layout import AUX
+from dataset_prep.layout import AUX, review_file
 from recbole_music.checkpoint import CheckpointError, config_from_checkpoint, read_checkpoint
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.quick_start import prepare_data
@@ -259,6 +259,6 @@ class ColdStartRecommender:
         ``dataset_prep features`` read them ([] when the dataset has none)."""
         if self._aux_reviews is None:  # the whole file is read once
             folder, name = Path(self.dataset.dataset_path), self.dataset.dataset_name
-            has_reviews = (folder / f"{name}.review").is_file()
+            has_reviews = review_file(folder, name).is_file()
             self._aux_reviews = reviews_by_user(folder, name, AUX) if has_reviews else {}
         return self._aux_reviews.get(user, [])

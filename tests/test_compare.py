@@ -530,6 +530,16 @@ def test_a_review_based_model_is_not_applicable_without_review_text(root, monkey
         assert "CATN: not applicable, the data has no review text." in table
 
 
+def test_planning_a_comparison_does_not_import_torch():
+    # --report-only and planning read files only; torch would cost seconds per call
+    code = "import sys; import comparison.cli; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO / "bench", capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_the_papers_music_is_a_row_of_the_main_table(root, monkeypatch):
     calls = _fake_runs(monkeypatch, lambda model, opts: {"rmse": 1.0, "ndcg@20": 0.1})
     assert cli.main(_argv(root, "--models=TargetMF,MuSiC", "--tables=main", "--paper-row")) == 0

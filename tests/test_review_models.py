@@ -9,6 +9,7 @@ import torch
 from conftest import build_split, make_config, write_tiny_cross_domain
 
 import run_recbole_music
+from dataset_prep.layout import has_review_text
 from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.data.review_documents import (
     PAD,
@@ -16,7 +17,6 @@ from recbole_music.data.review_documents import (
     ReviewTextMissingError,
     _auxiliary_picks,
     build_documents,
-    has_review_text,
     read_training_reviews,
 )
 from recbole_music.model.baselines import CATN, OmniMatch

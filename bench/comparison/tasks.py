@@ -20,6 +20,8 @@ from dataset_prep.layout import (
     FEATURES_FOLDER,
     ITEMS_TABLE,
     USER_TABLES,
+    has_review_text,
+    review_file,
 )
 
 from .catalogue import EXPLICIT_ONLY, METRICS, REVIEW_BASED
@@ -124,7 +126,6 @@ def prepare_task(name: str, args) -> Task | None:
 
 
 def select_models(task: Task, args) -> list[str]:
-    from recbole_music.data.review_documents import has_review_text  # torch: only when planning
 
     chosen = []
     for model in args.models:
@@ -134,7 +135,7 @@ def select_models(task: Task, args) -> list[str]:
             )
             task.notes.append(f"{model} skipped: it predicts ratings only, this data is implicit.")
             continue
-        if model in REVIEW_BASED and not has_review_text(task.folder / f"{task.name}.review"):
+        if model in REVIEW_BASED and not has_review_text(review_file(task.folder, task.name)):
             print(f"{task.name}: {model} not applicable (the data has no review text)")
             task.notes.append(f"{model}: not applicable, the data has no review text.")
             continue

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dataset_prep.features.prompts import PromptSet
+from dataset_prep.layout import review_file
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def reviews_by_user(folder: Path, name: str, domain: str) -> dict[str, list[tupl
     for r in inter:
         if r.get("domain") == domain:
             times[(r["user_id"], r["item_id"])] = float(r.get("timestamp") or 0.0)
-    path = folder / f"{name}.review"
+    path = review_file(folder, name)
     header, reviews = _read_atomic(path)
     if not {"user_id", "item_id", "domain", "text"} <= set(header):
         raise ValueError(f"{path}: needs user_id, item_id, domain and text columns")

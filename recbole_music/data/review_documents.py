@@ -29,9 +29,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dataset_prep.layout import review_file
+
 logger = logging.getLogger()
 
-REVIEW_SUFFIX = "review"
 PAD = 0  # row 0 of the compact vocabulary: padding, a zero word vector
 
 
@@ -51,31 +52,14 @@ class ReviewDocuments:
     vocabulary: torch.Tensor
 
 
-def review_file(dataset) -> Path:
-    return Path(dataset.dataset_path) / f"{dataset.dataset_name}.{REVIEW_SUFFIX}"
-
-
-def has_review_text(path: Path) -> bool:
-    """Whether the review file ``path`` exists and holds at least one non-empty text field (a
-    dataset built without reviews has a header-only file)."""
-    if not Path(path).is_file():
-        return False
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        column = next((k for k, name in enumerate(header) if name.split(":")[0] == "text"), None)
-        if column is None:
-            return False
-        for line in handle:
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) > column and fields[column].strip():
-                return True
-    return False
+def dataset_review_file(dataset) -> Path:
+    return review_file(dataset.dataset_path, dataset.dataset_name)
 
 
 def read_training_reviews(dataset, model_name: str) -> pd.DataFrame:
     """The reviews of ``dataset``'s training interactions: columns user, item (internal ids),
     target (bool), rating (NaN on implicit data), time, text."""
-    path = review_file(dataset)
+    path = dataset_review_file(dataset)
     if not path.is_file():
         raise ReviewTextMissingError(
             f"{model_name} needs review text: {path} does not exist (dataset "
