@@ -11,6 +11,10 @@ anything trains: a misspelt name is an error that suggests the closest known one
 
     python run_recbole_music.py --model=TargetMF,MuSiC --model-arg MuSiC:ema_decay=0
 
+``--nproc=N`` trains on N processes of this machine through RecBole's DDP (one per GPU, or per
+CPU core without GPUs; ``--world_size``, ``--ip``, ``--port``, ``--group_offset`` span machines,
+as RecBole's ``run_recbole.py``): docs/scaling.md.
+
 The console shows a progress bar per model (a plain line now and then off a terminal), a summary
 line per model and the table, last; RecBole's full output goes to the log file in ``log/``, and
 to the console too with ``--verbose``.
@@ -26,6 +30,7 @@ import recbole_music  # noqa: F401  (registers the plugin with RecBole)
 from dataset_prep.errors import DataError
 from dataset_prep.layout import DEMO_DATASET
 from recbole_music.config import PROPERTIES_DIR
+from recbole_music.distributed import ProcessGroupSpec, run_on_processes
 from recbole_music.quick_start import (
     DatasetNotFoundError,
     format_comparison_table,
@@ -90,6 +95,16 @@ def parse_args(argv):
         help="RecBole's console output (configuration dump, dataset and model, every epoch) "
         "instead of a progress bar and a summary line per model; the log file in log/ always "
         "has it",
+    )
+    group = parser.add_argument_group("several processes (RecBole's DDP; docs/scaling.md)")
+    group.add_argument("--nproc", type=int, default=1, help="processes on this machine (default 1)")
+    group.add_argument(
+        "--world_size", type=int, default=-1, help="processes on all machines (default: nproc)"
+    )
+    group.add_argument("--ip", default="localhost", help="address of the machine of rank 0")
+    group.add_argument("--port", type=int, default=5678, help="its free TCP port (default 5678)")
+    group.add_argument(
+        "--group_offset", type=int, default=0, help="the first rank of this machine (default 0)"
     )
     parser.add_argument(
         "--result_json",
@@ -166,20 +181,26 @@ def main(argv=None) -> int:
     sys.argv = sys.argv[:1]
 
     user_files = config_file_paths(args.config_files) or None
+    group = ProcessGroupSpec(args.nproc, args.world_size, args.ip, args.port, args.group_offset)
     results = {}
     try:
         runs = plan_runs(args)
         for model, config_dict in runs:
-            results[model] = run_recbole_music(
-                model,
-                args.dataset,
-                config_file_list=user_files,
-                config_dict=config_dict,
-                result_json=args.result_json if len(runs) == 1 else None,
-            )
+            common = {
+                "config_file_list": user_files,
+                "config_dict": config_dict,
+                "result_json": args.result_json if len(runs) == 1 else None,
+            }
+            if group.active:
+                results[model] = run_on_processes(model, args.dataset, group, **common)
+            else:
+                results[model] = run_recbole_music(model, args.dataset, **common)
     except (DatasetNotFoundError, DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if any(result is None for result in results.values()):  # a machine without rank 0
+        print("this machine's processes finished; the machine of rank 0 reports the result")
+        return 0
     if len(runs) == 1:
         (model, config_dict), result = runs[0], results[runs[0][0]]
         if not config_dict.get("verbose"):  # verbose: RecBole's log already showed the table

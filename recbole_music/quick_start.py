@@ -29,6 +29,12 @@ from recbole_music.checkpoint import plain_settings
 from recbole_music.config import config_files, is_sequential
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
+from recbole_music.distributed import (
+    GroupConfig,
+    check_processes_agree,
+    is_distributed,
+    is_main_process,
+)
 from recbole_music.epoch_progress import EpochProgress, summary_line
 from recbole_music.evaluation.cold_start_evaluator import (
     UNSEEN_ITEM_FALLBACK,
@@ -101,11 +107,15 @@ def prepare_data(config, dataset: CrossDomainDataset):
     return train_data, (valid_set if len(valid_set) else None), test_set
 
 
+def probe_config(config_file_list, config_dict) -> Config:
+    """The run-wide settings (paths) of a run, before its model and dataset are known."""
+    # without local_rank: a probe must not join a process group
+    settings = {k: v for k, v in (config_dict or {}).items() if k != "local_rank"}
+    return Config(model="Pop", dataset="_", config_file_list=config_file_list, config_dict=settings)
+
+
 def _data_root(config_file_list, config_dict) -> Path:
-    probe = Config(
-        model="Pop", dataset="_", config_file_list=config_file_list, config_dict=config_dict
-    )
-    return Path(probe["data_path"]).parent
+    return Path(probe_config(config_file_list, config_dict)["data_path"]).parent
 
 
 _run_log_handlers: list[logging.Handler] = []
@@ -209,7 +219,7 @@ def run_recbole_music(
     data_root = _data_root(config_file_list, config_dict)
     folder = ensure_dataset(dataset, data_root)
     sequential = is_sequential(model_class)
-    config = Config(
+    config = GroupConfig(  # RecBole's Config; a process of a --nproc group joins it here
         model=model_class,
         dataset=dataset,
         config_file_list=config_files(model, dataset, data_root, config_file_list),
@@ -234,9 +244,16 @@ def run_recbole_music(
     train_data, valid_set, test_set, model_obj, trainer = build_run(config, model_class)
     started = time.perf_counter()
     # quiet console: a bar over the epochs instead of RecBole's per-epoch log lines
+    main_process = is_main_process(config)
     progress = EpochProgress(
-        model, config["epochs"], config["valid_metric"], enabled=not config["verbose"]
+        model,
+        config["epochs"],
+        config["valid_metric"],
+        enabled=main_process and not config["verbose"],
     )
+    if is_distributed(config):  # each process its own negatives and noise, as RecBole seeds them
+        rank = config["local_rank"] + config["offset"]
+        init_seed(config["seed"] + rank, config["reproducibility"])
     # RecBole's tree-model trainers (XGBoost, LightGBM) take no callback
     takes_callback = "callback_fn" in inspect.signature(trainer.fit).parameters
     with progress:
@@ -248,6 +265,10 @@ def run_recbole_music(
             **({"callback_fn": progress.validated} if takes_callback else {}),
         )
     trained = time.perf_counter()
+    if is_distributed(config):
+        check_processes_agree(model_obj, config)
+    if not main_process:  # rank 0 holds the checkpoint and answers for the group
+        return None
     test_result = trainer.evaluate(
         test_set, load_best_model=saved, show_progress=config["show_progress"]
     )

@@ -14,7 +14,10 @@
   ``checkpoint_dir`` (a grid launched with ``&``) would overwrite each other's best epoch and each
   test the other's model, silently. At its first save a run claims the name with an exclusive
   create (``-2``, ``-3`` … appended when it is taken), and every save goes through a temporary
-  file and ``os.replace``, so an interrupted save leaves the previous best checkpoint whole.
+  file and ``os.replace``, so an interrupted save leaves the previous best checkpoint whole;
+* with several processes (``--nproc``, :mod:`recbole_music.distributed`): the DDP wrapper fits
+  the device (RecBole's pins a GPU per process), rank 0 alone validates and saves, and every
+  process receives its validation result.
 """
 
 from __future__ import annotations
@@ -29,6 +32,12 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 
 from recbole_music.checkpoint import checkpoint_state, read_checkpoint, write_checkpoint
+from recbole_music.distributed import (
+    broadcast_json,
+    is_distributed,
+    is_main_process,
+    wrap_for_processes,
+)
 from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
 
 
@@ -40,9 +49,36 @@ class ColdStartEvaluationMixin:
     _checkpoint_reserved = False  # set once this run owns saved_model_file
     best_epoch = None  # the epoch of the last checkpoint saved (the best, or the last one)
 
+    def __init__(self, config, model):
+        if not is_distributed(config):
+            super().__init__(config, model)
+            return
+        # RecBole's constructor wraps the model in DDP with device_ids=[local_rank], a GPU per
+        # process; build the rest as for one process and wrap it to fit the device instead.
+        config["single_spec"] = True
+        try:
+            super().__init__(config, model)
+        finally:
+            config["single_spec"] = False
+        self.distributed_model = wrap_for_processes(self.model, config)
+        self.model = self.distributed_model.module
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        if not is_distributed(self.config):
+            return super()._valid_epoch(valid_data, show_progress)
+        answer = None
+        if is_main_process(self.config):
+            score, result = super()._valid_epoch(valid_data, show_progress)
+            answer = [float(score), {k: float(v) for k, v in (result or {}).items()}]
+        score, result = broadcast_json(answer, self.config)
+        return score, result
+
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not isinstance(self, Trainer):  # RecBole's tree trainers: their own signature
             return super()._save_checkpoint(epoch)
+        if not is_main_process(self.config):  # rank 0 writes the group's checkpoint
+            self.best_epoch = epoch
+            return
         target = kwargs.pop("saved_model_file", None)
         if target is None:
             if not self._checkpoint_reserved:

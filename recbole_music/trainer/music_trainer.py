@@ -18,6 +18,7 @@ from recbole.utils import set_color
 
 from dataset_prep.progress import Progress
 from recbole_music.config import setting
+from recbole_music.distributed import is_main_process
 from recbole_music.trainer.cold_start_trainer import CrossDomainTrainer
 from recbole_music.trainer.weight_average import WeightAverage
 
@@ -126,12 +127,13 @@ class MuSiCTrainer(CrossDomainTrainer):
         stage2_optimizer = self.optimizer
         self.optimizer = self.stage1_optimizer()
         # stage 1 has no validation, so the run's epoch bar starts with stage 2: its own here
-        # (stdout, beside the run's bar; quiet with --verbose, where the log lines show)
+        # (stdout, beside the run's bar; quiet with --verbose, where the log lines show, and on
+        # every process of a --nproc group but rank 0)
         with Progress(
             epochs,
             "MuSiC stage 1 (side users)",
             unit="epochs",
-            enabled=not self.config["verbose"],
+            enabled=is_main_process(self.config) and not self.config["verbose"],
             stream=sys.stdout,
         ) as progress:
             for epoch in range(epochs):
