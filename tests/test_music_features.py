@@ -262,6 +262,9 @@ def test_interaction_vectors_come_from_training_rows_only_and_are_deterministic(
     first = interaction_item_vectors(train, 4)
     assert first.shape == (train.item_num, 4)
     assert torch.equal(first, interaction_item_vectors(train, 4))  # same data, same vectors
+    # each singular vector's sign is fixed: its largest entry is positive (ARPACK's is arbitrary)
+    largest = first[first.abs().argmax(dim=0), torch.arange(4)]
+    assert (largest > 0).all()
     seen = torch.zeros(train.item_num, dtype=torch.bool)
     seen[train.inter_feat["item_id"]] = True
     assert (first[~seen] == 0).all() and (first[seen].norm(dim=1) > 0).any()

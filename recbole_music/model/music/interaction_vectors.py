@@ -24,7 +24,8 @@ from scipy.sparse.linalg import svds
 def interaction_item_vectors(dataset, dim: int) -> torch.Tensor:
     """[n_items, dim] float32: the top ``dim`` right-singular vectors of the binary training
     matrix (both domains), scaled so that an item with interactions has a vector of mean norm 1;
-    zeros for items without training interactions. Deterministic (fixed ARPACK start vector)."""
+    zeros for items without training interactions. Deterministic up to floating-point noise: a
+    fixed ARPACK start vector and a fixed sign per vector."""
     feat = dataset.inter_feat
     users = np.asarray(feat[dataset.uid_field])
     items = np.asarray(feat[dataset.iid_field])
@@ -40,6 +41,11 @@ def interaction_item_vectors(dataset, dim: int) -> torch.Tensor:
     _, singular, vt = svds(matrix, k=k, v0=start)
     order = np.argsort(-singular)
     vectors = vt[order].T  # [n_items, k]
+    # A singular vector's sign is arbitrary, and ARPACK's varies from call to call (its
+    # arithmetic is not bit-for-bit repeatable): fix it, as sklearn's svd_flip does, so that the
+    # largest entry of each vector is positive and the same data gives the same vectors.
+    largest = vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])]
+    vectors = vectors * np.where(largest < 0, -1.0, 1.0)
     seen = np.asarray(matrix.sum(0)).ravel() > 0
     norms = np.linalg.norm(vectors[seen], axis=1)
     vectors = vectors / max(norms.mean(), 1e-12)
