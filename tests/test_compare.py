@@ -499,9 +499,9 @@ def test_dual_cold_start_table_runs_every_model_with_held_out_items_at_its_own_b
         ("MuSiC", "0.5", "1"),
     ]
     assert "(dual_cells.csv)" in text
-    # tiny has no content tables: the header says an unseen item has no vector of MuSiC's own
-    assert "no content tables in `dataset/tiny/features/`" in text
-    assert "interaction vectors" not in text
+    # tiny has no content tables: MuSiC ranks with interaction vectors, a new item by fallback
+    assert "MuSiC's features: **interaction vectors**" in text
+    assert "no content tables in `dataset/tiny/features/` to map it from" in text
 
 
 def test_a_review_based_model_is_not_applicable_without_review_text(root, monkeypatch, capsys):

@@ -14,6 +14,10 @@ import recbole_music  # noqa: F401
 from dataset_prep.vector_table import save_vectors
 from recbole_music.data.dataset import CrossDomainDataset, SplitPart, UserRole
 from recbole_music.model.music import MuSiC
+from recbole_music.model.music.content_mapping import (
+    items_with_training_interactions,
+    map_content_to_interactions,
+)
 from recbole_music.model.music.features import resolve_feature_source, resolve_user_vectors
 from recbole_music.model.music.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music.user_history_vectors import history_vector_dim, user_history_vectors
@@ -307,3 +311,73 @@ def test_auto_reads_interactions_on_implicit_data_and_content_on_explicit(tiny_d
     assert resolve_feature_source("multimodal", "history", implicit, 4) == "multimodal"
     _, explicit, _ = _train_split("tiny")
     assert resolve_feature_source("auto", "history", explicit, 4) == "multimodal"
+
+
+def test_content_mapping_recovers_a_linear_relation_and_leaves_seen_items_alone():
+    rng = np.random.default_rng(1)
+    content = torch.from_numpy(rng.normal(size=(200, 8))).float()
+    truth = content @ torch.from_numpy(rng.normal(size=(8, 3))).float() + 0.5
+    seen = np.ones(200, dtype=bool)
+    seen[150:] = False  # items without training interactions: zero interaction vectors
+    interaction = truth.clone()
+    interaction[~torch.from_numpy(seen)] = 0.0
+    has_content = np.ones(200, dtype=bool)
+    has_content[180:] = False  # no content either: they stay zero
+    mapped, report = map_content_to_interactions(interaction, content, seen, has_content)
+    assert report["mapped"] == 30 and report["fit_on"] == 149  # padding row 0 excluded
+    assert torch.equal(mapped[:150], interaction[:150])
+    assert torch.allclose(mapped[150:180], truth[150:180], rtol=0.03, atol=0.05)
+    assert torch.equal(mapped[180:], torch.zeros(20, 3))
+    assert report["held_out_r2"] > 0.99
+    again, _ = map_content_to_interactions(interaction, content, seen, has_content)
+    assert torch.equal(again, mapped)  # the same data gives the same vectors
+
+
+def test_cold_item_vectors_content_fills_the_unseen_items_of_a_dual_split(tiny_data_root, caplog):
+    _write_item_vectors(tiny_data_root, "tiny_implicit")
+    overrides = {
+        "cold_item_ratio": 0.2,
+        "feature_source": "interactions",
+        "interaction_vector_dim": 4,
+    }
+    config, train, _ = _train_split("tiny_implicit", cold_item_vectors="zero", **overrides)
+    seen = torch.from_numpy(items_with_training_interactions(train))
+    unseen_targets = train.target_item_mask & ~seen
+    assert unseen_targets.any()
+    plain = MuSiC(config, train)
+    assert plain.unseen_item_scoring is None  # zeros: nothing of its own
+    assert plain.features.item_vectors[unseen_targets].abs().sum() == 0
+    config, train, _ = _train_split("tiny_implicit", cold_item_vectors="content", **overrides)
+    with caplog.at_level(logging.INFO):
+        mapped = MuSiC(config, train)
+    assert "mapped from their content" in caplog.text
+    assert "mapped from its content" in mapped.unseen_item_scoring
+    assert (mapped.features.item_vectors[unseen_targets].abs().sum(1) > 0).all()
+    assert torch.equal(mapped.features.item_vectors[seen], plain.features.item_vectors[seen])
+
+
+def test_cold_item_vectors_content_without_the_items_table_is_a_clear_error(tiny_data_root):
+    config, train, _ = _train_split(
+        "tiny_implicit", feature_source="interactions", cold_item_vectors="content"
+    )
+    with pytest.raises(FileNotFoundError, match="cold_item_vectors=content needs the items"):
+        MuSiC(config, train)
+
+
+@pytest.mark.parametrize(
+    "dataset_name, tables, source, maps",
+    [
+        # implicit: the interaction vectors rank; an unseen item gets the evaluator's fallback
+        ("tiny_implicit", True, "interactions", False),
+        ("tiny_implicit", False, "interactions", False),
+        ("tiny", True, "multimodal", False),  # explicit: the content vectors, as without new items
+    ],
+)
+def test_auto_in_the_dual_cold_start(tiny_data_root, dataset_name, tables, source, maps):
+    if tables:
+        _write_item_vectors(tiny_data_root, dataset_name)
+    config, train, _ = _train_split(dataset_name, cold_item_ratio=0.2, interaction_vector_dim=4)
+    model = MuSiC(config, train)
+    assert model.feature_source == source
+    assert model.features.maps_unseen_items is maps
+    assert (model.unseen_item_scoring is None) is (source == "interactions" and not maps)

@@ -290,11 +290,17 @@ def test_dual_cold_start_runs_and_each_result_names_what_scores_unseen_items(
     with caplog.at_level(logging.INFO):
         assert _main("--model=MuSiC", *argv, "--result_json=music.json") == 0
         assert _main("--model=BPR", *argv, "--result_json=bpr.json") == 0
+        mapped = ["--cold_item_vectors=content", "--result_json=mapped.json"]
+        assert _main("--model=MuSiC", *argv, *mapped) == 0
+    mapped = json.loads(Path("mapped.json").read_text())
+    assert mapped["run"]["unseen_items"].startswith(
+        "its interaction vector mapped from its content"
+    )
     music = json.loads(Path("music.json").read_text())
     bpr = json.loads(Path("bpr.json").read_text())
     assert music["run"]["cold_item_ratio"] == 0.2
-    assert music["run"]["unseen_items"].startswith("its content vectors")
-    assert "dual cold-start -> feature_source=multimodal" in caplog.text
+    assert music["run"]["unseen_items"].startswith("the evaluator's fallback")
+    assert "dual cold-start, implicit feedback -> feature_source=interactions" in caplog.text
     assert bpr["run"]["unseen_items"].startswith("the evaluator's fallback")
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any(

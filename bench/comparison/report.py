@@ -27,16 +27,17 @@ def music_features(task: Task, table: str) -> str:
             else "vectors from the users' histories (no review tables: `user_vectors: history`)."
         )
         return f"MuSiC's features: multimodal tables in {content}; user {users}"
-    if table == "dual":  # held-out items: `feature_source: auto` turns to the content tables
-        if task.has_features:
-            return (
-                f"MuSiC's features: the content tables of {content} (with items held out its "
-                "default reads them, so an unseen item has a vector of its own)."
-            )
+    if table == "dual":  # the interaction vectors still rank; an unseen item has none
+        mapped = (
+            f"`cold_item_vectors: content` would map it from the content tables of {content}"
+            if task.has_features
+            else f"there are no content tables in {content} to map it from"
+        )
         return (
-            f"MuSiC's features: no content tables in {content}, so an item unseen in training "
-            f"has no vector of its own (MuSiC warns; `python -m dataset_prep features --dataset "
-            f"{task.name} --items` writes them)."
+            "MuSiC's features: **interaction vectors** (its default here: a truncated SVD of the "
+            "training interactions; user vectors from the users' histories). An item unseen in "
+            "training has none, so the evaluator's fallback scores it, as for the ID-based "
+            f"models ({mapped})."
         )
     default = "on implicit feedback" if task.has_features else "without content tables"
     content_row = (
@@ -129,11 +130,11 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             notes.append(
                 f"Dual cold-start: `--cold_item_ratio={args.cold_item_ratio}` — that share of the "
                 "target items is unseen in training, held out for the test users (and as many "
-                "for the validation users); docs/protocol.md. MuSiC scores an unseen item from "
-                "its content vectors (the data's feature tables; without them it warns and gets "
-                "the fallback too); every other model gets the evaluator's fallback (the "
-                "user's mean predicted rating, and mean ranking score, over the seen target items): "
-                "each cell's `run.unseen_items`."
+                "for the validation users); docs/protocol.md. On explicit feedback with content "
+                "tables MuSiC scores an unseen item from its content vectors; otherwise it, like "
+                "every other model, gets the evaluator's fallback (the user's mean predicted "
+                "rating, and mean ranking score, over the seen target items): each cell's "
+                "`run.unseen_items` says which."
             )
         if name in ("main", "dual"):
             add_improvement(table)

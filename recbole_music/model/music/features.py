@@ -11,9 +11,13 @@
   ``multimodal``: data with no content;
 * ``hybrid`` — the content vectors with the interaction vectors appended (and so the history
   vectors built from them);
-* ``auto`` (default) — on implicit feedback ``interactions``; on explicit feedback
-  ``multimodal`` when the dataset has the feature tables, else ``interactions`` (or
-  ``collaborative`` when ``interaction_vector_dim`` is 0), with a warning that says so.
+* with ``interactions`` or ``hybrid``, ``cold_item_vectors: content`` gives an item without
+  training interactions the interaction vector its content predicts (content_mapping) instead
+  of zeros (which leave it to the evaluator's fallback);
+* ``auto`` (default) — on implicit feedback ``interactions`` (in the dual cold-start too); on
+  explicit feedback ``multimodal`` when the dataset
+  has the feature tables, else ``interactions`` (or ``collaborative`` when
+  ``interaction_vector_dim`` is 0), with a warning that says so.
 
 A user's *target* vector is read only for users whose target interactions are in training
 (side users, training overlap users): held-out users' target reviews are test information.
@@ -23,10 +27,15 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from torch import nn
 
 from recbole_music.config import setting
+from recbole_music.model.music.content_mapping import (
+    items_with_training_interactions,
+    map_content_to_interactions,
+)
 from recbole_music.model.music.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music.projection import ProjectionMLP
 from recbole_music.model.music.user_history_vectors import history_vector, user_history_vectors
@@ -37,6 +46,7 @@ INTERACTION_SOURCES = ("interactions", "hybrid")  # read the interaction vectors
 FROZEN_VECTOR_SOURCES = ("multimodal", "fused", "interactions", "hybrid")
 USER_VECTOR_RULES = ("reviews", "history", "both")
 USER_TABLES = ("users_aux", "users_target")
+COLD_ITEM_RULES = ("zero", "content")
 
 
 def _has_table(dataset, table: str) -> bool:
@@ -73,8 +83,18 @@ def resolve_feature_source(
     needed = ["items"] + (list(USER_TABLES) if user_rule in ("reviews", "both") else [])
     missing = [t for t in needed if not _has_table(dataset, t)]
     folder = dataset.feature_path()
+    implicit_interactions = not dataset.is_explicit and interaction_dim > 0
     if requested == "auto" and getattr(dataset, "has_cold_items", False):
-        # dual cold-start: interaction vectors know nothing of an item unseen in training
+        # dual cold-start: interaction vectors know nothing of an item unseen in training, but on
+        # implicit data they still decide the ranking of the others (measured on Food-Kitchen:
+        # bench/results/music_dual_food_kitchen.md); an unseen item gets the evaluator's
+        # fallback, or its content's vector with cold_item_vectors: content
+        if implicit_interactions:
+            logging.getLogger().info(
+                "MuSiC: dual cold-start, implicit feedback -> feature_source=interactions (an "
+                "item unseen in training: see cold_item_vectors)"
+            )
+            return "interactions"
         if not missing:
             logging.getLogger().info(
                 "MuSiC: dual cold-start -> feature_source=multimodal (items unseen in training "
@@ -88,7 +108,7 @@ def resolve_feature_source(
             folder,
         )
     if requested == "auto":
-        if not dataset.is_explicit and interaction_dim > 0:
+        if implicit_interactions:
             logging.getLogger().info(
                 "MuSiC: implicit feedback -> feature_source=interactions (item vectors from the "
                 "training interactions%s)",
@@ -140,12 +160,42 @@ def user_vectors(rule: str, dataset, item_vectors) -> tuple[torch.Tensor, torch.
     return torch.cat(parts[False], dim=1), torch.cat(parts[True], dim=1)
 
 
+def _mapped_from_content(dataset, vectors: torch.Tensor) -> torch.Tensor:
+    """``vectors`` with the items that have no training interaction mapped from their content
+    (cold_item_vectors: content; see content_mapping)."""
+    if not _has_table(dataset, "items"):
+        raise FileNotFoundError(
+            f"cold_item_vectors=content needs the items table in {dataset.feature_path()}; run "
+            f"`python -m dataset_prep features --dataset {dataset.dataset_name} --items` or set "
+            "cold_item_vectors: zero"
+        )
+    content, has_content = dataset.load_features("items", "item_id")
+    seen = items_with_training_interactions(dataset)
+    mapped, report = map_content_to_interactions(
+        vectors, content, seen, np.asarray(has_content, dtype=bool)
+    )
+    logging.getLogger().info(
+        "MuSiC: cold_item_vectors=content: %d items without training interactions mapped from "
+        "their content (ridge fit on %d items, strength %s, held-out R2 %s)",
+        report["mapped"],
+        report["fit_on"],
+        report["strength"],
+        None if report["held_out_r2"] is None else round(report["held_out_r2"], 3),
+    )
+    return mapped
+
+
 class FeatureSource(nn.Module):
     """d-dim features of items, of users in the auxiliary domain, and in the target domain."""
 
     def __init__(self, config, dataset, source: str, dim: int, user_rule: str = "reviews"):
         super().__init__()
         self.source = source
+        cold_rule = setting(config, "cold_item_vectors")
+        if cold_rule not in COLD_ITEM_RULES:
+            raise ValueError(f"cold_item_vectors must be one of {COLD_ITEM_RULES}, not {cold_rule}")
+        # an item without training interactions gets its interaction vector from its content
+        self.maps_unseen_items = source in INTERACTION_SOURCES and cold_rule == "content"
         # The last coordinate of every item feature is pinned to 1, so the last coordinate of a
         # user feature is that user's rating bias -- generated with the rest of u_T.
         self.user_bias_coordinate = bool(config["user_bias_coordinate"])
@@ -159,6 +209,8 @@ class FeatureSource(nn.Module):
             if source in INTERACTION_SOURCES:
                 dim_svd = int(config["interaction_vector_dim"])
                 svd = interaction_item_vectors(dataset, dim_svd)
+                if self.maps_unseen_items:
+                    svd = _mapped_from_content(dataset, svd)
                 parts.append(svd.to(parts[0]) if parts else svd)
             items = torch.cat(parts, dim=1)
             users_aux, users_target = user_vectors(user_rule, dataset, items)

@@ -162,6 +162,11 @@ class MuSiC(TargetDomainRecommender):
         its own (the evaluator's fallback then stands in)."""
         if self.feature_source in CONTENT_SOURCES:
             return "its content vectors through the item MLP (no item bias learnt)"
+        if self.features.maps_unseen_items:
+            return (
+                "its interaction vector mapped from its content vectors (a ridge regression fit "
+                "on the items seen in training) through the item MLP (no item bias learnt)"
+            )
         return None
 
     # -- who is who ------------------------------------------------------------------------
