@@ -45,13 +45,13 @@ def map_content_to_interactions(
     order = np.random.default_rng(0).permutation(len(fit))
     n_held = max(1, int(round(HELD_OUT_SHARE * len(fit))))
     held, train = order[:n_held], order[n_held:]
-    best = min(RIDGE_GRID, key=lambda a: _held_out_error(x[train], y[train], x[held], y[held], a))
+    errors = {a: _held_out_error(x[train], y[train], x[held], y[held], a) for a in RIDGE_GRID}
+    best = min(errors, key=errors.get)
     weights, x_mean, y_mean = _ridge(x, y, best)
     out[fill] = torch.from_numpy((x_all[fill] - x_mean) @ weights + y_mean).to(out.dtype)
     report["strength"] = best
-    report["held_out_r2"] = 1.0 - _held_out_error(x[train], y[train], x[held], y[held], best) / max(
-        float(((y[held] - y[train].mean(0)) ** 2).sum()), 1e-12
-    )
+    spread = max(float(((y[held] - y[train].mean(0)) ** 2).sum()), 1e-12)
+    report["held_out_r2"] = 1.0 - errors[best] / spread
     return out, report
 
 
