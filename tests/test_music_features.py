@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -155,6 +156,54 @@ def test_new_user_aux_feature_from_history_equals_the_training_one(tiny_data_roo
     with torch.no_grad():
         assert torch.allclose(folded, model.features.users_aux(torch.tensor([user]))[0], atol=1e-5)
     assert recommender.recommend(folded, topk=3).items
+
+
+@pytest.mark.parametrize("dataset_name", ["tiny", "tiny_implicit"])
+@pytest.mark.parametrize("stage", ["side_user_loss", "joint_loss"])
+def test_a_training_step_projects_each_table_once_and_gets_the_same_loss(
+    tiny_data_root, monkeypatch, dataset_name, stage
+):
+    _write_item_vectors(tiny_data_root, dataset_name, with_users=True)
+    config, train, _ = _train_split(dataset_name, feature_source="multimodal")
+    model = MuSiC(config, train).eval()  # no dropout: both ways must give the same loss
+    feat = train.inter_feat
+    target = feat["domain"] == train.target_domain_id
+    users = feat["user_id"]
+    rows = (target & model.is_side[users]) if stage == "side_user_loss" else ~model.is_side[users]
+    rows &= ~model.is_held_out[users] | ~target
+    batch = feat[rows]
+    projected = []
+    project = model.features._project
+
+    def counting(table, ids):
+        projected.append(table)
+        return project(table, ids)
+
+    monkeypatch.setattr(model.features, "_project", counting)
+    torch.manual_seed(0)
+    once = getattr(model, stage)(batch)
+    tables = list(projected)
+    # the same step with every loss term projecting for itself
+    monkeypatch.setattr(model.features, "projected_once", lambda **_: contextlib.nullcontext())
+    projected.clear()
+    torch.manual_seed(0)
+    apart = getattr(model, stage)(batch)
+    assert sorted(tables) == sorted(set(tables))  # one projection per table
+    assert len(projected) > len(tables)
+    assert torch.allclose(once, apart, atol=1e-6)
+
+
+def test_ids_outside_the_projected_ones_are_projected_as_usual(tiny_data_root):
+    _write_item_vectors(tiny_data_root, with_users=True)
+    config, train, _ = _train_split(feature_source="multimodal")
+    features = MuSiC(config, train).eval().features
+    ids = torch.tensor([1, 3, 4])
+    with torch.no_grad():
+        expected = features.items(ids)
+        with features.projected_once(items=torch.tensor([1, 3])):
+            assert torch.allclose(features.items(ids), expected)
+            assert torch.allclose(features.items(torch.tensor([3, 1, 3])), expected[[1, 0, 1]])
+        assert features._projected == {}
 
 
 @pytest.mark.parametrize("weight", [0.0, 3.0])

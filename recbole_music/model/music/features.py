@@ -26,6 +26,7 @@ A user's *target* vector is read only for users whose target interactions are in
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -199,6 +200,7 @@ class FeatureSource(nn.Module):
         # The last coordinate of every item feature is pinned to 1, so the last coordinate of a
         # user feature is that user's rating bias -- generated with the rest of u_T.
         self.user_bias_coordinate = bool(config["user_bias_coordinate"])
+        self._projected = {}  # table -> (ids, features) while projected_once is active
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
         activation = setting(config, "activation")
         n_users, n_items = dataset.user_num, dataset.item_num
@@ -236,7 +238,34 @@ class FeatureSource(nn.Module):
         "users_target": ("user_target_vectors", "user_mlp", "user_target_embedding"),
     }
 
+    @contextmanager
+    def projected_once(self, **ids_by_table: torch.Tensor):
+        """Within the block, each named table's features are read from one projection of the
+        given ids (``users_aux=..., items=...``): a training step asks for the same users and
+        items in several loss terms, and the MLPs over the frozen vectors are most of its cost.
+        The terms then share the projection's dropout mask. Ids outside the given ones are
+        projected as usual."""
+        for table, ids in ids_by_table.items():
+            unique = torch.unique(ids)
+            if not len(unique):
+                continue
+            # id -> row of the projection (-1: not projected); a dense map, as a binary search
+            # per id cost more than the projection saved on implicit data's 64 negatives each
+            row = torch.full((int(unique[-1]) + 1,), -1, dtype=torch.long, device=ids.device)
+            row[unique] = torch.arange(len(unique), device=ids.device)
+            self._projected[table] = (row, self._project(table, unique))
+        try:
+            yield
+        finally:
+            self._projected = {}
+
     def _features(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        projected = self._projected.get(table)
+        if projected is not None and ids.dim() == 1:
+            row, values = projected
+            at = row[ids.clamp(max=len(row) - 1)]
+            if bool(((at >= 0) & (ids < len(row))).all()):
+                return values[at]
         if ids.dim() == 1 and len(ids) > 1:
             # a batch repeats users and items: project each one once (the MLP is the cost)
             unique, inverse = torch.unique(ids, return_inverse=True)

@@ -331,10 +331,20 @@ class MuSiC(TargetDomainRecommender):
         return interaction[self.RATING][rows] if self.explicit else None
 
     # -- stage 1: side users -----------------------------------------------------------------
+    def _step_items(self, items: torch.Tensor, *pools: torch.Tensor) -> torch.Tensor:
+        """The items a training step scores: its own, and on implicit data the pools its
+        negatives are drawn from (with 64 draws per positive a step touches almost all of them)."""
+        return items if self.explicit else torch.cat([items, *pools])
+
     def side_user_loss(self, interaction):
         users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
         if not (self.is_side[users].all() and self.target_rows(interaction).all()):
             raise RuntimeError("stage 1 got interactions that are not side users' target ones")
+        step_items = self._step_items(items, self.target_items)
+        with self.features.projected_once(users_target=users, items=step_items):
+            return self._side_user_loss(interaction, users, items)
+
+    def _side_user_loss(self, interaction, users, items):
         loss = items.new_zeros((), dtype=torch.float)
         if self.use_diffusion:
             loss = loss + self._diffusion_loss(users, conditional=False)
@@ -358,6 +368,16 @@ class MuSiC(TargetDomainRecommender):
                 "stage 2 got target interactions of users who are not "
                 "training overlap users (held-out or side users)"
             )
+        tables = {
+            "users_aux": users,
+            "items": self._step_items(items, self.target_items, self.aux_items),
+        }
+        if not self.direct_transfer:
+            tables["users_target"] = users[target]
+        with self.features.projected_once(**tables):
+            return self._joint_loss(interaction, users, items, target)
+
+    def _joint_loss(self, interaction, users, items, target):
         loss = items.new_zeros((), dtype=torch.float)
         if target.any():
             t_users, t_items = users[target], items[target]
