@@ -6,7 +6,8 @@ and the ratio MuSiC / BPR. Inference: MuSiC generates u_T for 10,000 cold-start 
 reverse diffusion steps conditioned on u_A) and scores every target item; BPR scores every item
 for 10,000 users with its ``full_sort_predict``.
 
-    python bench/music_speed.py --dataset movie_music_demo [--epochs 5] [--steps 10]
+    python bench/music_speed.py --dataset movie_music_demo [--epochs 5] [--steps 10] [--threads 1]
+    python bench/music_speed.py --dataset food_kitchen --out bench/results/music_speed_food_kitchen.md
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="diffusion steps T")
     parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: the ratio is not thread noise)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "music_speed.md"))
     args = parser.parse_args()
     sys.argv = sys.argv[:1]
+    torch.set_num_threads(args.threads)
 
     music, music_trainer, train_data = build("MuSiC", args.dataset, {"diffusion_steps": args.steps})
     # the same model with the generated-rating loss backpropagated through the last reverse step
@@ -140,7 +145,7 @@ def main() -> None:
     report = f"""# MuSiC speed beside BPR (same data, same process)
 
 `python bench/music_speed.py --dataset {args.dataset} --epochs {args.epochs} --steps {args.steps}
---users {args.users}` on {date.today()}: {torch.get_num_threads()} torch threads, CPU only,
+--users {args.users} --threads {args.threads}` on {date.today()}: {torch.get_num_threads()} torch threads, CPU only,
 Python {platform.python_version()}, feature_source={music.feature_source}, T={args.steps}; stage 2's
 epochs include the weight-average update after every step (ema_decay={music_trainer.config["ema_decay"]}).
 Interleaved measurements (machine shared: medians).
