@@ -122,6 +122,8 @@ NO_IMAGE_SHARE = 0.02
 # Users are ranked against every item of a domain in blocks of this many rows, so a large
 # ``scale`` needs memory for a block, not for all users x items.
 USER_BLOCK = 2048
+# How a user's items are drawn: exact (a pass over every item) | grouped (by attribute pattern)
+SAMPLERS = ("exact", "grouped")
 # Without local images (``images=False``) the meta files link images by URL, as Amazon's do.
 IMAGE_URL = "https://m.media-amazon.com/images/I/{asin}.jpg"
 
@@ -324,8 +326,34 @@ def _draw_reviews(
     user_bias: np.ndarray,
     items: dict[str, np.ndarray],
     activity: float,
+    sampler: str = "exact",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pick each user's items (Gumbel top-k = sampling without replacement) and rate them."""
+    """Pick each user's items and rate them. ``sampler``: ``exact`` (Gumbel top-k over every
+    item = sampling without replacement; users x items work) or ``grouped`` (the same
+    distribution drawn through the items' attribute patterns, for catalogues of 100k+ items)."""
+    if sampler == "exact":
+        users, chosen, fit = _choose_exact(rng, taste, items, activity)
+    elif sampler == "grouped":
+        users, chosen, fit = _choose_grouped(rng, taste, items, activity)
+    else:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    # Disliking an item hurts more than liking it helps; a few copies just disappoint. Both
+    # give the J-shaped star histogram of real reviews (many 5s, then 1s before 2s).
+    raw = (
+        MU
+        + items["bias"][chosen]
+        + user_bias[users]
+        + ALPHA * fit
+        + ALPHA_DISLIKE * np.minimum(fit, 0.0)
+        + rng.normal(0.0, SD_NOISE, len(users))
+        - LETDOWN_DROP * (rng.random(len(users)) < LETDOWN_SHARE)
+    )
+    ratings = np.clip(np.rint(raw), 1, 5).astype(int)
+    return users, chosen, ratings
+
+
+def _choose_exact(rng, taste, items, activity):
+    """(user, item, affinity) rows: each user's items by Gumbel top-k over every item."""
     n_users, n_items = len(taste), len(items["bias"])
     top = min(n_items, _max_activity(activity))
     order = np.empty((n_users, top), dtype=np.int64)
@@ -340,22 +368,52 @@ def _draw_reviews(
         top_affinity[lo:hi] = np.take_along_axis(affinity, order[lo:hi], axis=1)
     counts = np.minimum(_activity(rng, n_users, activity), n_items)
     take = np.arange(top)[None, :] < counts[:, None]
-    users = np.repeat(np.arange(n_users), counts)
-    chosen = order[take]
-    fit = top_affinity[take]
-    # Disliking an item hurts more than liking it helps; a few copies just disappoint. Both
-    # give the J-shaped star histogram of real reviews (many 5s, then 1s before 2s).
-    raw = (
-        MU
-        + items["bias"][chosen]
-        + user_bias[users]
-        + ALPHA * fit
-        + ALPHA_DISLIKE * np.minimum(fit, 0.0)
-        + rng.normal(0.0, SD_NOISE, len(users))
-        - LETDOWN_DROP * (rng.random(len(users)) < LETDOWN_SHARE)
-    )
-    ratings = np.clip(np.rint(raw), 1, 5).astype(int)
-    return users, chosen, ratings
+    return np.repeat(np.arange(n_users), counts), order[take], top_affinity[take]
+
+
+def _choose_grouped(rng, taste, items, activity):
+    """(user, item, affinity) rows drawn from the same distribution as :func:`_choose_exact`
+    without touching every item per user: an item's weight ``exp(GAMMA * <theta, a_i>) *
+    pop_i`` depends on the user only through its attribute pattern (at most K * K of them),
+    so a draw picks a pattern (weight: ``exp(GAMMA * affinity)`` times the pattern's total
+    popularity), then an item of it by popularity. Draws are with replacement, repeats dropped
+    (a user's 20-80 items out of thousands per pattern rarely repeat; a user left short by
+    repeats keeps fewer items)."""
+    n_users, n_items = len(taste), len(items["bias"])
+    counts = np.minimum(_activity(rng, n_users, activity), n_items)
+    draws = int(np.ceil(1.25 * counts.max())) + 8
+    patterns, pattern_of = np.unique(items["attrs"], axis=0, return_inverse=True)
+    pattern_of = pattern_of.ravel()
+    # items sorted by pattern; within pattern p the cumulative popularity runs over [p, p + 1)
+    by_pattern = np.argsort(pattern_of, kind="stable")
+    pop = np.exp(items["log_pop"][by_pattern])
+    starts = np.searchsorted(pattern_of[by_pattern], np.arange(len(patterns)))
+    sizes = np.diff([*starts, len(pop)])
+    totals = np.add.reduceat(pop, starts)
+    within = np.cumsum(pop) - np.repeat(np.cumsum(totals) - totals, sizes)
+    cumulative = pattern_of[by_pattern] + within / np.repeat(totals, sizes)
+    chosen_rows, users_rows, fit_rows = [], [], []
+    for lo in range(0, n_users, USER_BLOCK):
+        hi = min(n_users, lo + USER_BLOCK)
+        affinity = taste[lo:hi] @ patterns.T  # [users, patterns]
+        weight = np.cumsum(np.exp(GAMMA * affinity) * totals, axis=1)
+        u = rng.random((hi - lo, draws)) * weight[:, -1:]
+        pattern = np.minimum((weight[:, None, :] < u[..., None]).sum(-1), len(patterns) - 1)
+        at = np.searchsorted(cumulative, pattern + rng.random(pattern.shape))
+        item = by_pattern[np.minimum(at, n_items - 1)]
+        # keep each user's first occurrence of an item, then the first ``counts`` of those
+        order = np.argsort(item, axis=1, kind="stable")
+        ordered = np.take_along_axis(item, order, axis=1)
+        repeat = np.zeros_like(ordered, dtype=bool)
+        repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        first = np.empty_like(repeat)
+        np.put_along_axis(first, order, ~repeat, axis=1)
+        keep = first & (np.cumsum(first, axis=1) <= counts[lo:hi, None])
+        rows, cols = np.nonzero(keep)
+        users_rows.append(rows + lo)
+        chosen_rows.append(item[rows, cols])
+        fit_rows.append(affinity[rows, pattern_of[item[rows, cols]]])
+    return np.concatenate(users_rows), np.concatenate(chosen_rows), np.concatenate(fit_rows)
 
 
 def _item_images(
@@ -611,6 +669,9 @@ def generate_demo_raw(
     *,
     activity: float = 1.0,
     images: bool = True,
+    users: tuple[int, int, int] | None = None,
+    items: tuple[int, int] | None = None,
+    sampler: str = "exact",
 ) -> dict:
     """Write the synthetic demo's raw files into ``raw_dir`` and return a summary.
 
@@ -620,22 +681,31 @@ def generate_demo_raw(
     multiplies the reviews per user (the population stays, only the review files grow).
     ``images=False`` writes no image files: the meta files link each image by URL instead, and the
     other files differ from those of ``images=True`` (the pixels' random draws are skipped).
+    ``users`` = (overlapping, side, auxiliary-only) and ``items`` = (auxiliary, target) set those
+    counts outright instead of ``scale`` (a data set of another's shape, e.g. the paper's);
+    ``sampler="grouped"`` draws each user's items without a pass over every item (see
+    :func:`_choose_grouped`; needed for catalogues of 100k+ items, different files).
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     if activity <= 0:
         raise ValueError(f"activity must be positive, got {activity}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     started = time.perf_counter()
     raw_dir = Path(raw_dir)
     (raw_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
-    n_overlap, n_side, n_aux = (max(10, round(n * scale)) for n in (N_OVERLAP, N_SIDE, N_AUX_ONLY))
+    n_overlap, n_side, n_aux = users or (
+        max(10, round(n * scale)) for n in (N_OVERLAP, N_SIDE, N_AUX_ONLY)
+    )
     # Enough items that the most active user still has a choice.
     fewest_items = max(80, 2 * _max_activity(activity))
+    n_aux_items, n_target_items = items or (round(N_MOVIES * scale), round(N_MUSIC * scale))
     n_items = {
-        AUX_CATEGORY: max(fewest_items, round(N_MOVIES * scale)),
-        TARGET_CATEGORY: max(fewest_items, round(N_MUSIC * scale)),
+        AUX_CATEGORY: max(fewest_items, n_aux_items),
+        TARGET_CATEGORY: max(fewest_items, n_target_items),
     }
 
     # Users: [overlap | aux-only] review movies, [overlap | side] review music.
@@ -668,20 +738,20 @@ def generate_demo_raw(
         (TARGET_CATEGORY, music_users, music_taste, music_bias),
     ):
         n = n_items[category]
-        items = _items(rng, n)
+        item_model = _items(rng, n)
         asins = _ids(rng, n, "B0", _ALNUM, 8, taken)
         variants = _ids(rng, n, "B0", _ALNUM, 8, taken)
         local_users, chosen, ratings = _draw_reviews(
-            rng, taste[domain_users], bias[domain_users], items, activity
+            rng, taste[domain_users], bias[domain_users], item_model, activity, sampler
         )
         has_image = _all_but_a_share(rng, n, NO_IMAGE_SHARE)
         meta, no_desc = _meta_records(
-            rng, category, items, asins, ratings, chosen, has_image, images
+            rng, category, item_model, asins, ratings, chosen, has_image, images
         )
         reviews, n_short = _review_records(
             rng,
             category,
-            items,
+            item_model,
             asins,
             variants,
             [user_ids[u] for u in domain_users],
@@ -690,7 +760,7 @@ def generate_demo_raw(
             ratings,
         )
         if images:
-            pixels = _item_images(rng, items, category == AUX_CATEGORY)
+            pixels = _item_images(rng, item_model, category == AUX_CATEGORY)
             for i in np.flatnonzero(has_image).tolist():
                 _atomic_write(raw_dir / "images" / f"{asins[i]}.png", _png_bytes(pixels[i]))
                 written_images.add(f"{asins[i]}.png")
@@ -711,8 +781,12 @@ def generate_demo_raw(
             stale.unlink()
     summary["reviews_total"] = sum(summary["reviews"].values())
     # Only what differs from the defaults, so the default call's GENERATED.md stays as it was.
-    extra_args = (f", activity={activity}" if activity != 1.0 else "") + (
-        "" if images else ", images=False"
+    extra_args = (
+        (f", activity={activity}" if activity != 1.0 else "")
+        + ("" if images else ", images=False")
+        + (f", users={tuple(users)}" if users else "")
+        + (f", items={tuple(items)}" if items else "")
+        + (f", sampler={sampler!r}" if sampler != "exact" else "")
     )
     markdown = _generated_md(seed, scale, extra_args, summary)
     _atomic_write(raw_dir / "GENERATED.md", markdown.encode("utf-8"))

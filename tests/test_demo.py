@@ -106,6 +106,38 @@ def test_activity_grows_the_reviews_of_a_fixed_population_without_images(demo, t
     assert "activity=2.0, images=False" in (raw / "GENERATED.md").read_text(encoding="utf-8")
 
 
+def test_grouped_sampler_draws_what_the_exact_one_does():
+    from dataset_prep import demo as gen
+
+    rng = np.random.default_rng(0)
+    items = gen._items(rng, 2000)
+    taste = rng.normal(size=(3000, gen.K))
+    drawn = {}
+    for name, choose in (("exact", gen._choose_exact), ("grouped", gen._choose_grouped)):
+        users, chosen, fit = choose(np.random.default_rng(1), taste, items, 1.0)
+        assert len(np.unique(users * 10_000 + chosen)) == len(users)  # no item twice per user
+        np.testing.assert_allclose(fit, (taste[users] * items["attrs"][chosen]).sum(1))
+        drawn[name] = (len(users), fit.mean(), np.bincount(chosen, minlength=2000))
+    # as many reviews (each sampler draws its own counts), the same taste in them
+    assert abs(drawn["grouped"][0] - drawn["exact"][0]) < 0.02 * drawn["exact"][0]
+    assert abs(drawn["grouped"][1] - drawn["exact"][1]) < 0.03
+    assert np.corrcoef(drawn["grouped"][2], drawn["exact"][2])[0, 1] > 0.9
+
+
+def test_counts_can_be_set_outright_and_the_sampler_is_checked(tmp_path):
+    raw = tmp_path / "shaped"
+    summary = generate_demo_raw(
+        raw, users=(30, 40, 50), items=(300, 200), images=False, sampler="grouped"
+    )
+    assert summary["users"] == {"overlap": 30, "side": 40, "aux_only": 50}
+    assert summary["items"] == {AUX_CATEGORY: 300, TARGET_CATEGORY: 200}
+    assert "users=(30, 40, 50), items=(300, 200), sampler='grouped'" in (
+        raw / "GENERATED.md"
+    ).read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="sampler"):
+        generate_demo_raw(tmp_path / "bad", scale=SCALE, sampler="bogus")
+
+
 def test_rerun_with_another_seed_leaves_no_stale_files(demo, tmp_path):
     raw = tmp_path / "raw"
     shutil.copytree(demo[0], raw)
