@@ -64,3 +64,24 @@ def test_dataset_load_features_reads_its_features_folder(tiny_data_root):
     assert mask[1:].all() and not mask[0]
     internal = dataset.token2id("user_id", users[5])
     assert aligned[internal].tolist() == vectors[5].tolist()
+
+
+def test_a_table_that_would_not_fit_in_memory_stops_before_allocating(tiny_data_root, monkeypatch):
+    import recbole_music.data.feature_store as store
+
+    dataset = CrossDomainDataset(make_config("TargetMF", "tiny", state="ERROR"))
+    tokens = list(dataset.field2id_token["item_id"][1:])
+    vectors = np.ones((len(tokens), 4096), dtype=np.float32)
+    save_vectors(tiny_data_root / "tiny" / "features", "items", tokens, vectors)
+    need = dataset.item_num * 4096 * 4
+    monkeypatch.setattr(store, "available_memory_bytes", lambda: need)  # 80 % of it is too little
+    zeros, allocated = store.torch.zeros, []
+    monkeypatch.setattr(store.torch, "zeros", lambda *a, **k: allocated.append(a))
+    with pytest.raises(store.TableTooLargeError, match=r"'items' \(\d+ rows × 4,096 float32\)"):
+        dataset.load_features("items", "item_id")
+    assert allocated == []
+    assert issubclass(store.TableTooLargeError, ValueError)  # the CLI's exit code 2
+    monkeypatch.setattr(store.torch, "zeros", zeros)
+    monkeypatch.setattr(store, "available_memory_bytes", lambda: 2 * need)
+    aligned, _ = dataset.load_features("items", "item_id")
+    assert aligned.shape == (dataset.item_num, 4096)

@@ -219,7 +219,7 @@ class CrossDomainDataset(Dataset):
     def load_features(self, table: str, field: str):
         """(vectors [num(field), dim], has_vector mask) of ``features/<table>``, aligned to the
         remapped ids of ``field`` (user_id or item_id); see :mod:`feature_store`."""
-        return align_to_dataset(load_vectors(self.feature_path(), table), self, field)
+        return align_to_dataset(load_vectors(self.feature_path(), table), self, field, name=table)
 
     def aux_history_item_matrix(self, value_field=None, max_history_len=None):
         """Every user's auxiliary-domain items (test users included), padded like RecBole's

@@ -7,9 +7,43 @@ import torch
 
 from dataset_prep.vector_table import VectorTable
 
+# what the aligned table may take of the memory available when it is loaded: the model, the
+# data set and the training batches need the rest
+MEMORY_SHARE = 0.8
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the system can still give (Linux ``MemAvailable``); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class TableTooLargeError(ValueError):
+    """A vector table that would not fit in the memory available (a bad-input error: exit 2)."""
+
+
+def check_fits_in_memory(table: VectorTable, rows: int, name: str) -> None:
+    """Stop with a clear message, before allocating, when the aligned table would not fit."""
+    need = rows * table.dim * 4  # float32
+    available = available_memory_bytes()
+    if available is not None and need > MEMORY_SHARE * available:
+        gib = 1024**3
+        raise TableTooLargeError(
+            f"feature table '{name}' ({rows:,} rows × {table.dim:,} float32) needs "
+            f"{need / gib:.1f} GiB once aligned, but only {available / gib:.1f} GiB of memory "
+            f"is available (at most {MEMORY_SHARE:.0%} of it is used for one table): free memory, "
+            "use a machine with more, or a model with a smaller hidden size"
+        )
+
 
 def align_to_dataset(
-    table: VectorTable, dataset, field: str, chunk_rows: int = 8192
+    table: VectorTable, dataset, field: str, chunk_rows: int = 8192, name: str = ""
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(vectors [num(field), dim], has_vector mask) in the dataset's remapped id order.
 
@@ -18,7 +52,10 @@ def align_to_dataset(
     A memory-mapped table is read with plain file reads through one ``chunk_rows`` buffer: the
     file's pages then stay in the OS page cache instead of counting toward this process, so
     peak memory is the output tensor plus the buffer (a 100k × 4,096 table: ~1.6 GiB, not 5).
+    A table whose aligned copy would not fit in the memory available stops first
+    (:class:`TableTooLargeError`, naming the table ``name``).
     """
+    check_fits_in_memory(table, dataset.num(field), name or field)
     token2id = dataset.field2token_id[field]
     targets = np.fromiter((token2id.get(t, -1) for t in table.ids), np.int64, len(table.ids))
     out = torch.zeros(dataset.num(field), table.dim)
