@@ -78,6 +78,20 @@ def test_history_vectors_match_a_hand_computation_and_never_read_test_rows(tiny_
     assert (aux[held_out].abs().sum(1) > 0).all()
 
 
+@pytest.mark.parametrize("dataset_name", ["tiny", "tiny_implicit"])
+def test_history_vectors_gathered_in_chunks_equal_one_gather(
+    tiny_data_root, monkeypatch, dataset_name
+):
+    import recbole_music.model.music.user_history_vectors as history
+
+    _, train, _ = _train_split(dataset_name)
+    vectors = torch.randn(train.item_num, ITEM_DIM, generator=torch.Generator().manual_seed(0))
+    whole = [user_history_vectors(train, vectors, target) for target in (False, True)]
+    monkeypatch.setattr(history, "ROW_CHUNK", 3)
+    chunked = [user_history_vectors(train, vectors, target) for target in (False, True)]
+    assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
+
+
 def test_implicit_history_vector_is_the_mean_item_vector(tiny_data_root):
     _write_item_vectors(tiny_data_root, "tiny_implicit")
     _, train, _ = _train_split("tiny_implicit")

@@ -20,22 +20,37 @@ def history_vector_dim(item_dim: int, explicit: bool) -> int:
     return 2 * item_dim + 1 if explicit else item_dim
 
 
+# interactions gathered at once: all of them would gather [interactions, dim] (the paper's
+# 2.8M auxiliary ratings of 4,096-dim item vectors: 45 GB)
+ROW_CHUNK = 65_536
+
+
+def _sum_per_user(n_users, users, items, item_vectors, weights=None) -> torch.Tensor:
+    """[n_users, dim]: the sum of each user's item vectors (times ``weights``), chunk by chunk."""
+    out = torch.zeros(n_users, item_vectors.shape[1]).to(item_vectors)
+    for lo in range(0, len(users), ROW_CHUNK):
+        vectors = item_vectors[items[lo : lo + ROW_CHUNK]]
+        if weights is not None:
+            vectors = weights[lo : lo + ROW_CHUNK, None] * vectors
+        out.index_add_(0, users[lo : lo + ROW_CHUNK], vectors)
+    return out
+
+
 def user_history_vectors(dataset, item_vectors: torch.Tensor, target: bool) -> torch.Tensor:
     """[n_users, history_vector_dim]: each user's vector from their training items of one domain
     (the target domain when ``target``, else the auxiliary one); zeros for users with none."""
     feat = dataset.inter_feat
     rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
     users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
-    n_users, dim = dataset.user_num, item_vectors.shape[1]
+    n_users = dataset.user_num
     counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(item_vectors)[:, None]
-    vectors = item_vectors[items]
-    mean = torch.zeros(n_users, dim).to(item_vectors).index_add_(0, users, vectors) / counts
+    mean = _sum_per_user(n_users, users, items, item_vectors) / counts
     if not dataset.is_explicit:
         return mean
     ratings = feat[dataset.rating_field][rows].to(item_vectors)
     user_mean = torch.zeros(n_users).to(item_vectors).index_add_(0, users, ratings) / counts[:, 0]
-    deviation = (ratings - user_mean[users])[:, None] * vectors
-    liked = torch.zeros(n_users, dim).to(item_vectors).index_add_(0, users, deviation) / counts
+    deviation = ratings - user_mean[users]
+    liked = _sum_per_user(n_users, users, items, item_vectors, deviation) / counts
     has_rows = torch.bincount(users, minlength=n_users) > 0
     generosity = torch.where(has_rows, user_mean - ratings.mean(), torch.zeros_like(user_mean))
     return torch.cat([mean, liked, generosity[:, None]], dim=1)
