@@ -170,13 +170,16 @@ def _config(work: Path, model: str, **overrides):
 
 
 def step_load(args) -> dict:
-    work = args.work
+    import torch
+
     from recbole_music.data.dataset import CrossDomainDataset
 
+    work = args.work
     config, _ = _config(work, "BPR")
     dataset = CrossDomainDataset(config)
     start = time.perf_counter()
-    vectors, present = dataset.load_features("items", "item_id")
+    dtype = getattr(torch, args.vector_dtype)
+    vectors, present = dataset.load_features("items", "item_id", dtype)
     return {
         "seconds": time.perf_counter() - start,
         "shape": list(vectors.shape),
@@ -209,7 +212,11 @@ def step_music(args) -> dict:
     from recbole_music.inference import ColdStartRecommender
 
     train_data, test_set, model, trainer, setup = _built(
-        work, "MuSiC", feature_source="multimodal", user_vectors="reviews"
+        work,
+        "MuSiC",
+        feature_source="multimodal",
+        user_vectors="reviews",
+        vector_dtype=args.vector_dtype,
     )
     out = {"setup_seconds": setup, "setup_peak_mib": peak_mib()}
     dataset = train_data._dataset
@@ -291,13 +298,15 @@ def child(step: str, args, threads: int) -> None:
 
 def run_step(step: str, args) -> dict:
     """The step in a child process; its JSON result, cached under ``--work``."""
-    cache = args.work / "results" / f"{step}.json"
+    # the steps that hold the vectors in memory are cached per precision
+    key = f"{step}-{args.vector_dtype}" if step in ("load", "music") else step
+    cache = args.work / "results" / f"{key}.json"
     if cache.is_file() and step not in args.redo:
         return json.loads(cache.read_text())
     print(f"[paper_scale] {step} ...", flush=True)
     command = [sys.executable, __file__, "--child", step, "--work", str(args.work)]
     command += ["--scale", str(args.scale), "--threads", str(args.threads)]
-    command += ["--new-users", str(args.new_users)]
+    command += ["--new-users", str(args.new_users), "--vector-dtype", args.vector_dtype]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     if done.returncode:
         return {"failed": f"exit code {done.returncode} (see the output above)"}
@@ -374,7 +383,7 @@ def report(results: dict, args) -> str:
     overlap = stats.get("users", {}).get("overlap")
     return f"""# MuSiC at the paper's data size (Book → Movie shape, GENERATED data)
 
-`python bench/paper_scale.py --scale {args.scale} --threads {args.threads} --new-users {args.new_users}`
+`python bench/paper_scale.py --scale {args.scale} --threads {args.threads} --new-users {args.new_users} --vector-dtype {args.vector_dtype}`
 on {date.today()},
 CPU only, {os.cpu_count()} cores, Python {platform.python_version()}. GENERATED data with the
 paper's Task 2 shape (Table 1) at scale {args.scale}: users (overlap, side, auxiliary-only) =
@@ -382,8 +391,8 @@ paper's Task 2 shape (Table 1) at scale {args.scale}: users (overlap, side, auxi
 users in both. The paper's: {PAPER_USERS["aux"]:,} + {PAPER_USERS["target"]:,} users
 ({PAPER_USERS["overlap"]:,} in both), {PAPER_ITEMS["aux"]:,} + {PAPER_ITEMS["target"]:,} items,
 {PAPER_RATINGS["aux"]:,} + {PAPER_RATINGS["target"]:,} ratings.
-Item and user vectors: random 4,096-dim float32 (the bench times what MuSiC does with an
-MLLM's vectors). Each step in its own process; peak = that process's resident peak.
+Item and user vectors: random 4,096-dim float32 tables on disk (the bench times what MuSiC
+does with an MLLM's vectors), held in memory as {args.vector_dtype}. Each step in its own process; peak = that process's resident peak.
 
 | step | seconds | peak GiB | note |
 |---|---:|---:|---|
@@ -400,6 +409,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "paper_scale.md")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--new-users", type=int, default=NEW_USERS)
+    parser.add_argument(
+        "--vector-dtype",
+        default="float32",
+        choices=("float32", "float16"),
+        help="the frozen vectors' precision in memory (MuSiC's vector_dtype; the load step's)",
+    )
     parser.add_argument("--redo", nargs="*", default=[], choices=STEPS)
     parser.add_argument("--only", nargs="*", default=list(STEPS), choices=STEPS)
     parser.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from conftest import make_config
 
 from dataset_prep.vector_table import load_vectors, save_vectors
@@ -82,6 +83,9 @@ def test_a_table_that_would_not_fit_in_memory_stops_before_allocating(tiny_data_
     assert allocated == []
     assert issubclass(store.TableTooLargeError, ValueError)  # the CLI's exit code 2
     monkeypatch.setattr(store.torch, "zeros", zeros)
+    # float16 needs half: it fits where float32 did not
+    half, _ = dataset.load_features("items", "item_id", torch.float16)
+    assert half.dtype == torch.float16 and half.shape == (dataset.item_num, 4096)
     monkeypatch.setattr(store, "available_memory_bytes", lambda: 2 * need)
     aligned, _ = dataset.load_features("items", "item_id")
-    assert aligned.shape == (dataset.item_num, 4096)
+    assert aligned.shape == (dataset.item_num, 4096) and torch.equal(aligned, half.float())

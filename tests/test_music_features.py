@@ -207,6 +207,32 @@ def test_a_training_step_projects_each_table_once_and_gets_the_same_loss(
     assert torch.allclose(once, apart, atol=1e-6)
 
 
+@pytest.mark.parametrize("rule", ["reviews", "both"])
+def test_float16_vectors_take_half_the_memory_and_project_like_float32(tiny_data_root, rule):
+    _write_item_vectors(tiny_data_root, with_users=True)
+    models = {}
+    for dtype in ("float32", "float16"):
+        config, train, _ = _train_split(
+            feature_source="multimodal", user_vectors=rule, vector_dtype=dtype
+        )
+        torch.manual_seed(0)
+        models[dtype] = MuSiC(config, train).eval()
+    full, half = models["float32"].features, models["float16"].features
+    for name in ("item_vectors", "user_aux_vectors", "user_target_vectors"):
+        assert getattr(half, name).dtype == torch.float16
+        assert getattr(half, name).element_size() * 2 == getattr(full, name).element_size()
+        assert torch.allclose(
+            getattr(half, name).float(), getattr(full, name), atol=2e-3, rtol=1e-3
+        )
+    ids = torch.arange(1, 6)
+    with torch.no_grad():
+        assert half.items(ids).dtype == torch.float32
+        assert torch.allclose(half.items(ids), full.items(ids), atol=2e-3)
+        assert torch.allclose(half.users_aux(ids), full.users_aux(ids), atol=2e-3)
+    with pytest.raises(ValueError, match="vector_dtype"):
+        MuSiC(_train_split(feature_source="multimodal", vector_dtype="int8")[0], train)
+
+
 def test_ids_outside_the_projected_ones_are_projected_as_usual(tiny_data_root):
     _write_item_vectors(tiny_data_root, with_users=True)
     config, train, _ = _train_split(feature_source="multimodal")

@@ -216,10 +216,12 @@ class CrossDomainDataset(Dataset):
         """``<data_path>/features``: where feature extraction writes its vector tables."""
         return Path(self.dataset_path) / FEATURES_FOLDER
 
-    def load_features(self, table: str, field: str):
+    def load_features(self, table: str, field: str, dtype=None):
         """(vectors [num(field), dim], has_vector mask) of ``features/<table>``, aligned to the
-        remapped ids of ``field`` (user_id or item_id); see :mod:`feature_store`."""
-        return align_to_dataset(load_vectors(self.feature_path(), table), self, field, name=table)
+        remapped ids of ``field`` (user_id or item_id), in ``dtype`` (default float32); see
+        :mod:`feature_store`."""
+        table_file = load_vectors(self.feature_path(), table)
+        return align_to_dataset(table_file, self, field, name=table, dtype=dtype or torch.float32)
 
     def aux_history_item_matrix(self, value_field=None, max_history_len=None):
         """Every user's auxiliary-domain items (test users included), padded like RecBole's

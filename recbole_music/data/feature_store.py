@@ -28,22 +28,30 @@ class TableTooLargeError(ValueError):
     """A vector table that would not fit in the memory available (a bad-input error: exit 2)."""
 
 
-def check_fits_in_memory(table: VectorTable, rows: int, name: str) -> None:
+def check_fits_in_memory(
+    table: VectorTable, rows: int, name: str, dtype: torch.dtype = torch.float32
+) -> None:
     """Stop with a clear message, before allocating, when the aligned table would not fit."""
-    need = rows * table.dim * 4  # float32
+    need = rows * table.dim * torch.finfo(dtype).bits // 8
     available = available_memory_bytes()
     if available is not None and need > MEMORY_SHARE * available:
         gib = 1024**3
         raise TableTooLargeError(
-            f"feature table '{name}' ({rows:,} rows × {table.dim:,} float32) needs "
+            f"feature table '{name}' ({rows:,} rows × {table.dim:,} {str(dtype)[6:]}) needs "
             f"{need / gib:.1f} GiB once aligned, but only {available / gib:.1f} GiB of memory "
             f"is available (at most {MEMORY_SHARE:.0%} of it is used for one table): free memory, "
-            "use a machine with more, or a model with a smaller hidden size"
+            "use a machine with more, vector_dtype: float16 (half the memory), or a model with a "
+            "smaller hidden size"
         )
 
 
 def align_to_dataset(
-    table: VectorTable, dataset, field: str, chunk_rows: int = 8192, name: str = ""
+    table: VectorTable,
+    dataset,
+    field: str,
+    chunk_rows: int = 8192,
+    name: str = "",
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(vectors [num(field), dim], has_vector mask) in the dataset's remapped id order.
 
@@ -52,20 +60,20 @@ def align_to_dataset(
     A memory-mapped table is read with plain file reads through one ``chunk_rows`` buffer: the
     file's pages then stay in the OS page cache instead of counting toward this process, so
     peak memory is the output tensor plus the buffer (a 100k × 4,096 table: ~1.6 GiB, not 5).
-    A table whose aligned copy would not fit in the memory available stops first
-    (:class:`TableTooLargeError`, naming the table ``name``).
+    ``dtype`` is the output's (float16: half the memory). A table whose aligned copy would not
+    fit in the memory available stops first (:class:`TableTooLargeError`, naming ``name``).
     """
-    check_fits_in_memory(table, dataset.num(field), name or field)
+    check_fits_in_memory(table, dataset.num(field), name or field, dtype)
     token2id = dataset.field2token_id[field]
     targets = np.fromiter((token2id.get(t, -1) for t in table.ids), np.int64, len(table.ids))
-    out = torch.zeros(dataset.num(field), table.dim)
+    out = torch.zeros(dataset.num(field), table.dim, dtype=dtype)
     mask = torch.zeros(dataset.num(field), dtype=torch.bool)
 
     def place(start: int, block: np.ndarray) -> None:
         rows = targets[start : start + len(block)]
         keep = rows >= 0
         index = torch.from_numpy(rows[keep])
-        out[index] = torch.from_numpy(np.ascontiguousarray(block[keep], dtype=np.float32))
+        out[index] = torch.from_numpy(np.ascontiguousarray(block[keep], dtype=np.float32)).to(dtype)
         mask[index] = True
 
     vectors = table.vectors

@@ -50,6 +50,16 @@ USER_TABLES = ("users_aux", "users_target")
 COLD_ITEM_RULES = ("zero", "content")
 
 
+VECTOR_DTYPES = ("float32", "float16")
+
+
+def vector_dtype(name: str) -> torch.dtype:
+    """The frozen vectors' precision in memory (``vector_dtype``)."""
+    if name not in VECTOR_DTYPES:
+        raise ValueError(f"vector_dtype must be one of {VECTOR_DTYPES}, got {name!r}")
+    return getattr(torch, name)
+
+
 def _has_table(dataset, table: str) -> bool:
     return (dataset.feature_path() / f"{table}.json").is_file()
 
@@ -148,17 +158,20 @@ def resolve_feature_source(
     return requested
 
 
-def user_vectors(rule: str, dataset, item_vectors) -> tuple[torch.Tensor, torch.Tensor]:
+def user_vectors(
+    rule: str, dataset, item_vectors, dtype=torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(auxiliary, target) frozen user vectors by the ``user_vectors`` rule: ``reviews`` (the
     LLM tables, the paper), ``history`` (from the user's items, see user_history_vectors) or
-    ``both`` (the two side by side)."""
+    ``both`` (the two side by side), in ``dtype``."""
     parts = {True: [], False: []}
     for target, table in ((False, "users_aux"), (True, "users_target")):
         if rule in ("reviews", "both"):
-            parts[target].append(dataset.load_features(table, "user_id")[0])
+            parts[target].append(dataset.load_features(table, "user_id", dtype)[0])
         if rule in ("history", "both"):
-            parts[target].append(user_history_vectors(dataset, item_vectors, target))
-    return torch.cat(parts[False], dim=1), torch.cat(parts[True], dim=1)
+            history = user_history_vectors(dataset, item_vectors, target)
+            parts[target].append(history.to(dtype))
+    return tuple(p[0] if len(p) == 1 else torch.cat(p, dim=1) for p in (parts[False], parts[True]))
 
 
 def _mapped_from_content(dataset, vectors: torch.Tensor) -> torch.Tensor:
@@ -202,22 +215,23 @@ class FeatureSource(nn.Module):
         self.user_bias_coordinate = bool(config["user_bias_coordinate"])
         self._projected = {}  # table -> (ids, features) while projected_once is active
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
+        dtype = vector_dtype(setting(config, "vector_dtype"))
         activation = setting(config, "activation")
         n_users, n_items = dataset.user_num, dataset.item_num
         if source in FROZEN_VECTOR_SOURCES:
             parts = []
             if source in CONTENT_SOURCES:
-                parts.append(dataset.load_features("items", "item_id")[0])
+                parts.append(dataset.load_features("items", "item_id", dtype)[0])
             if source in INTERACTION_SOURCES:
                 dim_svd = int(config["interaction_vector_dim"])
                 svd = interaction_item_vectors(dataset, dim_svd)
                 if self.maps_unseen_items:
                     svd = _mapped_from_content(dataset, svd)
-                parts.append(svd.to(parts[0]) if parts else svd)
+                parts.append(svd.to(dtype))
             # one part is used as is: a copy of a 4,096-dim table of the paper's 831k items
             # would double the largest allocation (13.6 GB)
             items = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            users_aux, users_target = user_vectors(user_rule, dataset, items)
+            users_aux, users_target = user_vectors(user_rule, dataset, items, dtype)
             # Frozen LLM vectors: buffers, not parameters (they ride along in checkpoints).
             self.register_buffer("item_vectors", items)
             self.register_buffer("user_aux_vectors", users_aux)
@@ -279,7 +293,7 @@ class FeatureSource(nn.Module):
         vectors, mlp, embedding = self._PARTS[table]
         parts = []
         if self.source in FROZEN_VECTOR_SOURCES:
-            parts.append(getattr(self, mlp)(getattr(self, vectors)[ids]))
+            parts.append(getattr(self, mlp)(getattr(self, vectors)[ids].float()))
         if self.source in ("collaborative", "fused"):
             parts.append(getattr(self, embedding)(ids))
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]
@@ -306,7 +320,7 @@ class FeatureSource(nn.Module):
         if rule in ("reviews", "both"):
             if review_vector is None:
                 raise ValueError(f"user_vectors={rule}: a new user's review vector is needed")
-            parts.append(review_vector.to(self.user_aux_vectors))
+            parts.append(review_vector.float())
         if rule in ("history", "both"):
-            parts.append(history_vector(self.item_vectors[ids], ratings, domain_mean))
+            parts.append(history_vector(self.item_vectors[ids].float(), ratings, domain_mean))
         return self.user_mlp(torch.cat(parts)[None])[0]

@@ -25,11 +25,17 @@ def history_vector_dim(item_dim: int, explicit: bool) -> int:
 ROW_CHUNK = 65_536
 
 
+def _summing_dtype(item_vectors: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(item_vectors.dtype, torch.float32)
+
+
 def _sum_per_user(n_users, users, items, item_vectors, weights=None) -> torch.Tensor:
-    """[n_users, dim]: the sum of each user's item vectors (times ``weights``), chunk by chunk."""
-    out = torch.zeros(n_users, item_vectors.shape[1]).to(item_vectors)
+    """[n_users, dim]: the sum of each user's item vectors (times ``weights``), chunk by chunk,
+    in at least float32 (float16 vectors are summed in float32)."""
+    dtype = _summing_dtype(item_vectors)
+    out = torch.zeros(n_users, item_vectors.shape[1], dtype=dtype)
     for lo in range(0, len(users), ROW_CHUNK):
-        vectors = item_vectors[items[lo : lo + ROW_CHUNK]]
+        vectors = item_vectors[items[lo : lo + ROW_CHUNK]].to(dtype)
         if weights is not None:
             vectors = weights[lo : lo + ROW_CHUNK, None] * vectors
         out.index_add_(0, users[lo : lo + ROW_CHUNK], vectors)
@@ -43,12 +49,13 @@ def user_history_vectors(dataset, item_vectors: torch.Tensor, target: bool) -> t
     rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
     users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
     n_users = dataset.user_num
-    counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(item_vectors)[:, None]
+    dtype = _summing_dtype(item_vectors)
+    counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(dtype)[:, None]
     mean = _sum_per_user(n_users, users, items, item_vectors) / counts
     if not dataset.is_explicit:
         return mean
-    ratings = feat[dataset.rating_field][rows].to(item_vectors)
-    user_mean = torch.zeros(n_users).to(item_vectors).index_add_(0, users, ratings) / counts[:, 0]
+    ratings = feat[dataset.rating_field][rows].to(dtype)
+    user_mean = torch.zeros(n_users, dtype=dtype).index_add_(0, users, ratings) / counts[:, 0]
     deviation = ratings - user_mean[users]
     liked = _sum_per_user(n_users, users, items, item_vectors, deviation) / counts
     has_rows = torch.bincount(users, minlength=n_users) > 0
