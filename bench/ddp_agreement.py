@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,15 +34,10 @@ from demo_main_job import cpu_model
 
 from dataset_prep.demo_build import ensure_demo_dataset
 from dataset_prep.layout import DEMO_DATASET
+from recbole_music.distributed import free_local_port
 
 TOLERANCE_RMSE = 0.03  # about the demo's seed-to-seed spread of these models' test RMSE
 METRICS = ("rmse", "mae", "ndcg@20")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def run(model: str, seed: int, nproc: int, folder: Path) -> dict:
@@ -58,7 +52,7 @@ def run(model: str, seed: int, nproc: int, folder: Path) -> dict:
         f"--result_json={result}",
     ]
     if nproc > 1:
-        cmd += [f"--nproc={nproc}", f"--port={free_port()}"]
+        cmd += [f"--nproc={nproc}", f"--port={free_local_port()}"]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - start

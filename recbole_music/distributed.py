@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -83,6 +84,14 @@ class ProcessGroupSpec:
                 f"--nproc={self.nproc} is more processes than this machine has devices: "
                 f"{devices} {kind} (one process per device)"
             )
+
+
+def free_local_port() -> int:
+    """A TCP port free on this machine now, for a one-machine group's ``--port`` (tests and
+    benches start several groups; the OS may hand the port out again once it is closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def uses_gpus(use_gpu: bool = True) -> bool:

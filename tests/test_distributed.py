@@ -4,7 +4,6 @@ MuSiC's two stages and a mapping baseline on two processes, the weight check, ba
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import run_recbole_music
 from recbole_music.distributed import (
     ProcessGroupSpec,
     check_processes_agree,
+    free_local_port,
     wrap_for_processes,
 )
 
@@ -28,12 +28,6 @@ pytestmark = [
 FAST = ("--epochs=2", "--torch_threads=1")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _run(model: str, out: str, *more: str) -> dict:
     argv = [f"--model={model}", "--dataset=tiny", *FAST, f"--result_json={out}", *more]
     assert run_recbole_music.main(argv) == 0
@@ -42,7 +36,7 @@ def _run(model: str, out: str, *more: str) -> dict:
 
 def test_two_processes_give_the_single_process_result_within_tolerance(tiny_data_root):
     one = _run("TargetMF", "one.json", "--seed=3")
-    two = _run("TargetMF", "two.json", "--seed=3", "--nproc=2", f"--port={_free_port()}")
+    two = _run("TargetMF", "two.json", "--seed=3", "--nproc=2", f"--port={free_local_port()}")
     assert set(two["test"]) == set(one["test"])
     assert two["run"]["settings_changed"]["nproc"] == 2
     # the same split, the same full batch per step; the order of the shards and the negatives
@@ -54,7 +48,7 @@ def test_two_processes_give_the_single_process_result_within_tolerance(tiny_data
 @pytest.mark.parametrize("model", ["MuSiC", "EMCDR"])
 def test_staged_models_train_on_two_processes(tiny_data_root, model, capfd):
     more = ("--stage1_epochs=1",) if model == "MuSiC" else ()
-    result = _run(model, "r.json", "--nproc=2", f"--port={_free_port()}", *more)
+    result = _run(model, "r.json", "--nproc=2", f"--port={free_local_port()}", *more)
     assert result["run"]["model"] == model
     assert 0 < result["test"]["rmse"] < 5
     # one progress line per epoch and one summary line: the second process shows nothing
@@ -113,7 +107,7 @@ def _diverge(rank: int, port: int, out: str) -> None:
 
 def test_the_weight_check_catches_processes_that_drifted_apart(tmp_path):
     out = str(tmp_path / "outcome")
-    mp.spawn(_diverge, args=(_free_port(), out), nprocs=2, join=True)
+    mp.spawn(_diverge, args=(free_local_port(), out), nprocs=2, join=True)
     for rank in (0, 1):
         outcome = Path(f"{out}.{rank}").read_text()
         assert "ended training with different weights" in outcome
