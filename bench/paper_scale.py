@@ -296,11 +296,15 @@ def child(step: str, args, threads: int) -> None:
 # --- the driver -------------------------------------------------------------------------------
 
 
-def run_step(step: str, args) -> dict:
-    """The step in a child process; its JSON result, cached under ``--work``."""
+def cache_file(step: str, args) -> Path:
     # the steps that hold the vectors in memory are cached per precision
     key = f"{step}-{args.vector_dtype}" if step in ("load", "music") else step
-    cache = args.work / "results" / f"{key}.json"
+    return args.work / "results" / f"{key}.json"
+
+
+def run_step(step: str, args) -> dict:
+    """The step in a child process; its JSON result, cached under ``--work``."""
+    cache = cache_file(step, args)
     if cache.is_file() and step not in args.redo:
         return json.loads(cache.read_text())
     print(f"[paper_scale] {step} ...", flush=True)
@@ -308,6 +312,8 @@ def run_step(step: str, args) -> dict:
     command += ["--scale", str(args.scale), "--threads", str(args.threads)]
     command += ["--new-users", str(args.new_users), "--vector-dtype", args.vector_dtype]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if done.returncode < 0:  # the kernel's OOM killer sends SIGKILL
+        return {"failed": f"killed by signal {-done.returncode} (9: most likely out of memory)"}
     if done.returncode:
         return {"failed": f"exit code {done.returncode} (see the output above)"}
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -429,6 +435,8 @@ def main() -> None:
             results[step] = run_step(step, args)
             if "failed" in results[step] and step in ("generate", "build", "vectors"):
                 break  # the later steps need this one
+        elif (cached := cache_file(step, args)).is_file():
+            results[step] = json.loads(cached.read_text())  # in the table, not rerun
     text = report(results, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")

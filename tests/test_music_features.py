@@ -233,6 +233,26 @@ def test_float16_vectors_take_half_the_memory_and_project_like_float32(tiny_data
         MuSiC(_train_split(feature_source="multimodal", vector_dtype="int8")[0], train)
 
 
+def test_scoring_every_item_projects_in_chunks_with_the_same_result(tiny_data_root, monkeypatch):
+    import recbole_music.model.music.features as features_module
+
+    _write_item_vectors(tiny_data_root, with_users=True)
+    config, train, _ = _train_split(feature_source="multimodal")
+    features = MuSiC(config, train).eval().features
+    every = torch.arange(train.item_num)
+    with torch.no_grad():
+        whole = features.items(every)
+        monkeypatch.setattr(features_module, "PROJECTION_CHUNK", 3)
+        calls = []
+        project = features._project
+        monkeypatch.setattr(
+            features, "_project", lambda t, ids: calls.append(len(ids)) or project(t, ids)
+        )
+        chunked = features.items(every)
+    assert torch.allclose(whole, chunked, atol=1e-6)
+    assert max(calls[1:]) <= 3
+
+
 def test_ids_outside_the_projected_ones_are_projected_as_usual(tiny_data_root):
     _write_item_vectors(tiny_data_root, with_users=True)
     config, train, _ = _train_split(feature_source="multimodal")

@@ -51,6 +51,7 @@ COLD_ITEM_RULES = ("zero", "content")
 
 
 VECTOR_DTYPES = ("float32", "float16")
+PROJECTION_CHUNK = 16_384  # rows projected at once without gradients (scoring every item)
 
 
 def vector_dtype(name: str) -> torch.dtype:
@@ -290,6 +291,16 @@ class FeatureSource(nn.Module):
         return self._project(table, ids)
 
     def _project(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() and len(ids) > PROJECTION_CHUNK:
+            # scoring every item: the rows go through the MLP a chunk at a time, so the float32
+            # copy of the gathered vectors is a chunk's, not the table's (the paper's 722k
+            # items x 4,096 dims: 11.8 GB)
+            return torch.cat(
+                [
+                    self._project(table, ids[lo : lo + PROJECTION_CHUNK])
+                    for lo in range(0, len(ids), PROJECTION_CHUNK)
+                ]
+            )
         vectors, mlp, embedding = self._PARTS[table]
         parts = []
         if self.source in FROZEN_VECTOR_SOURCES:
