@@ -174,83 +174,43 @@ def test_new_user_aux_feature_from_history_equals_the_training_one(tiny_data_roo
 
 @pytest.mark.parametrize("dataset_name", ["tiny", "tiny_implicit"])
 @pytest.mark.parametrize("stage", ["side_user_loss", "joint_loss"])
-def test_a_training_step_projects_each_table_once_and_gets_the_same_loss(
+def test_a_training_step_computes_each_first_layer_once_and_gets_the_same_loss(
     tiny_data_root, monkeypatch, dataset_name, stage
 ):
     _write_item_vectors(tiny_data_root, dataset_name, with_users=True)
     config, train, _ = _train_split(dataset_name, feature_source="multimodal")
-    model = MuSiC(config, train).eval()  # no dropout: both ways must give the same loss
+    # training mode: dropout on; each loss term draws its own masks as before, so the same seed
+    # gives the same loss
+    model = MuSiC(config, train).train()
     feat = train.inter_feat
     target = feat["domain"] == train.target_domain_id
     users = feat["user_id"]
     rows = (target & model.is_side[users]) if stage == "side_user_loss" else ~model.is_side[users]
     rows &= ~model.is_held_out[users] | ~target
     batch = feat[rows]
-    projected = []
-    project = model.features._project
+    computed = []
+    first_layer = model.features._first_layer
 
     def counting(table, ids):
-        projected.append(table)
-        return project(table, ids)
+        computed.append(table)
+        return first_layer(table, ids)
 
-    monkeypatch.setattr(model.features, "_project", counting)
-    torch.manual_seed(0)
-    once = getattr(model, stage)(batch)
-    tables = list(projected)
-    # the same step with every loss term projecting for itself
-    monkeypatch.setattr(model.features, "projected_once", lambda **_: contextlib.nullcontext())
-    projected.clear()
-    torch.manual_seed(0)
-    apart = getattr(model, stage)(batch)
-    assert sorted(tables) == sorted(set(tables))  # one projection per table
-    assert len(projected) > len(tables)
-    assert torch.allclose(once, apart, atol=1e-6)
-
-
-@pytest.mark.parametrize("rule", ["reviews", "both"])
-def test_float16_vectors_take_half_the_memory_and_project_like_float32(tiny_data_root, rule):
-    _write_item_vectors(tiny_data_root, with_users=True)
-    models = {}
-    for dtype in ("float32", "float16"):
-        config, train, _ = _train_split(
-            feature_source="multimodal", user_vectors=rule, vector_dtype=dtype
-        )
+    monkeypatch.setattr(model.features, "_first_layer", counting)
+    losses = {}
+    for way in ("once", "apart"):
+        if way == "apart":  # every loss term computing its first layers for itself
+            monkeypatch.setattr(
+                model.features, "projected_once", lambda **_: contextlib.nullcontext()
+            )
+        computed.clear()
+        model.feature_scale.fill_(1.0)
+        model.feature_scale_steps.zero_()
         torch.manual_seed(0)
-        models[dtype] = MuSiC(config, train).eval()
-    full, half = models["float32"].features, models["float16"].features
-    for name in ("item_vectors", "user_aux_vectors", "user_target_vectors"):
-        assert getattr(half, name).dtype == torch.float16
-        assert getattr(half, name).element_size() * 2 == getattr(full, name).element_size()
-        assert torch.allclose(
-            getattr(half, name).float(), getattr(full, name), atol=2e-3, rtol=1e-3
-        )
-    ids = torch.arange(1, 6)
-    with torch.no_grad():
-        assert half.items(ids).dtype == torch.float32
-        assert torch.allclose(half.items(ids), full.items(ids), atol=2e-3)
-        assert torch.allclose(half.users_aux(ids), full.users_aux(ids), atol=2e-3)
-    with pytest.raises(ValueError, match="vector_dtype"):
-        MuSiC(_train_split(feature_source="multimodal", vector_dtype="int8")[0], train)
-
-
-def test_scoring_every_item_projects_in_chunks_with_the_same_result(tiny_data_root, monkeypatch):
-    import recbole_music.model.music.features as features_module
-
-    _write_item_vectors(tiny_data_root, with_users=True)
-    config, train, _ = _train_split(feature_source="multimodal")
-    features = MuSiC(config, train).eval().features
-    every = torch.arange(train.item_num)
-    with torch.no_grad():
-        whole = features.items(every)
-        monkeypatch.setattr(features_module, "PROJECTION_CHUNK", 3)
-        calls = []
-        project = features._project
-        monkeypatch.setattr(
-            features, "_project", lambda t, ids: calls.append(len(ids)) or project(t, ids)
-        )
-        chunked = features.items(every)
-    assert torch.allclose(whole, chunked, atol=1e-6)
-    assert max(calls[1:]) <= 3
+        losses[way] = (getattr(model, stage)(batch), list(computed))
+    (once, tables), (apart, apart_tables) = losses["once"], losses["apart"]
+    assert sorted(tables) == sorted(set(tables))  # one first layer per table
+    assert len(apart_tables) > len(tables)
+    assert torch.allclose(once, apart, atol=1e-5)
 
 
 def test_ids_outside_the_projected_ones_are_projected_as_usual(tiny_data_root):
@@ -263,7 +223,7 @@ def test_ids_outside_the_projected_ones_are_projected_as_usual(tiny_data_root):
         with features.projected_once(items=torch.tensor([1, 3])):
             assert torch.allclose(features.items(ids), expected)
             assert torch.allclose(features.items(torch.tensor([3, 1, 3])), expected[[1, 0, 1]])
-        assert features._projected == {}
+        assert features._first_layer_cache == {}
 
 
 @pytest.mark.parametrize("weight", [0.0, 3.0])

@@ -214,7 +214,7 @@ class FeatureSource(nn.Module):
         # The last coordinate of every item feature is pinned to 1, so the last coordinate of a
         # user feature is that user's rating bias -- generated with the rest of u_T.
         self.user_bias_coordinate = bool(config["user_bias_coordinate"])
-        self._projected = {}  # table -> (ids, features) while projected_once is active
+        self._first_layer_cache = {}  # table -> (id -> row, first layer) in projected_once
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
         dtype = vector_dtype(setting(config, "vector_dtype"))
         activation = setting(config, "activation")
@@ -257,38 +257,45 @@ class FeatureSource(nn.Module):
 
     @contextmanager
     def projected_once(self, **ids_by_table: torch.Tensor):
-        """Within the block, each named table's features are read from one projection of the
-        given ids (``users_aux=..., items=...``): a training step asks for the same users and
-        items in several loss terms, and the MLPs over the frozen vectors are most of its cost.
-        The terms then share the projection's dropout mask. Ids outside the given ones are
-        projected as usual."""
-        for table, ids in ids_by_table.items():
-            unique = torch.unique(ids)
-            if not len(unique):
-                continue
-            # id -> row of the projection (-1: not projected); a dense map, as a binary search
-            # per id cost more than the projection saved on implicit data's 64 negatives each
-            row = torch.full((int(unique[-1]) + 1,), -1, dtype=torch.long, device=ids.device)
-            row[unique] = torch.arange(len(unique), device=ids.device)
-            self._projected[table] = (row, self._project(table, unique))
+        """Within the block, each named table's first MLP layer is computed once for the given
+        ids (``users_aux=..., items=...``): a training step asks for the same users and items in
+        several loss terms, and that layer over the wide frozen vectors is most of its cost.
+        Each term still draws its own dropout mask (the layer after it is cheap). Ids outside
+        the given ones are projected as usual; without frozen vectors nothing changes."""
+        if self.source in FROZEN_VECTOR_SOURCES:
+            for table, ids in ids_by_table.items():
+                unique = torch.unique(ids)
+                if not len(unique):
+                    continue
+                # id -> row of the cache (-1: not computed); a dense map, as a binary search
+                # per id cost more than the cache saved on implicit data's 64 negatives each
+                row = torch.full((int(unique[-1]) + 1,), -1, dtype=torch.long, device=ids.device)
+                row[unique] = torch.arange(len(unique), device=ids.device)
+                self._first_layer_cache[table] = (row, self._first_layer(table, unique))
         try:
             yield
         finally:
-            self._projected = {}
+            self._first_layer_cache = {}
 
     def _features(self, table: str, ids: torch.Tensor) -> torch.Tensor:
-        projected = self._projected.get(table)
-        if projected is not None and ids.dim() == 1:
-            row, values = projected
-            at = row[ids.clamp(max=len(row) - 1)]
-            if bool(((at >= 0) & (ids < len(row))).all()):
-                return values[at]
         if ids.dim() == 1 and len(ids) > 1:
             # a batch repeats users and items: project each one once (the MLP is the cost)
             unique, inverse = torch.unique(ids, return_inverse=True)
             if len(unique) < len(ids):
                 return self._project(table, unique)[inverse]
         return self._project(table, ids)
+
+    def _first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        vectors, mlp, _ = self._PARTS[table]
+        return getattr(self, mlp).first_layer(getattr(self, vectors)[ids].float())
+
+    def _cached_first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor | None:
+        cached = self._first_layer_cache.get(table)
+        if cached is None or ids.dim() != 1:
+            return None
+        row, values = cached
+        at = row[ids.clamp(max=len(row) - 1)]
+        return values[at] if bool(((at >= 0) & (ids < len(row))).all()) else None
 
     def _project(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled() and len(ids) > PROJECTION_CHUNK:
@@ -301,10 +308,13 @@ class FeatureSource(nn.Module):
                     for lo in range(0, len(ids), PROJECTION_CHUNK)
                 ]
             )
-        vectors, mlp, embedding = self._PARTS[table]
+        _, mlp, embedding = self._PARTS[table]
         parts = []
         if self.source in FROZEN_VECTOR_SOURCES:
-            parts.append(getattr(self, mlp)(getattr(self, vectors)[ids].float()))
+            first = self._cached_first_layer(table, ids)
+            if first is None:
+                first = self._first_layer(table, ids)
+            parts.append(getattr(self, mlp).rest(first))
         if self.source in ("collaborative", "fused"):
             parts.append(getattr(self, embedding)(ids))
         return parts[0] if len(parts) == 1 else parts[0] + parts[1]

@@ -36,5 +36,14 @@ class ProjectionMLP(nn.Module):
             activation_layer(activation),
         )
 
+    def first_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """The activation of the first layer: the costly part (an LLM vector is 384-4,096 wide),
+        and deterministic, so a training step can share it between loss terms."""
+        return self.net[1](self.net[0](x))
+
+    def rest(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Dropout, the second layer and its activation, over :meth:`first_layer`'s output."""
+        return self.net[4](self.net[3](self.net[2](hidden)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.rest(self.first_layer(x))
