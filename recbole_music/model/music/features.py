@@ -261,11 +261,12 @@ class FeatureSource(nn.Module):
         ids (``users_aux=..., items=...``): a training step asks for the same users and items in
         several loss terms, and that layer over the wide frozen vectors is most of its cost.
         Each term still draws its own dropout mask (the layer after it is cheap). Ids outside
-        the given ones are projected as usual; without frozen vectors nothing changes."""
+        the given ones, tables whose input is not wider than the hidden layer, and sources
+        without frozen vectors are projected as usual."""
         if self.source in FROZEN_VECTOR_SOURCES:
             for table, ids in ids_by_table.items():
                 unique = torch.unique(ids)
-                if not len(unique):
+                if not len(unique) or not self._first_layer_is_wide(table):
                     continue
                 # id -> row of the cache (-1: not computed); a dense map, as a binary search
                 # per id cost more than the cache saved on implicit data's 64 negatives each
@@ -284,6 +285,13 @@ class FeatureSource(nn.Module):
             if len(unique) < len(ids):
                 return self._project(table, unique)[inverse]
         return self._project(table, ids)
+
+    def _first_layer_is_wide(self, table: str) -> bool:
+        """Whether caching the table's first layer pays: its rows are gathered at the hidden
+        width instead of the input's, so only an input wider than the hidden layer gains
+        (the demo's 1,153-dim user vectors, an MLLM's 4,096; not 64-dim interaction vectors)."""
+        first = getattr(self, self._PARTS[table][1]).net[0]
+        return first.in_features > first.out_features
 
     def _first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         vectors, mlp, _ = self._PARTS[table]
