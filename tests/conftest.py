@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -156,3 +157,15 @@ def build_split(model: str = "TargetMF", dataset: str = "tiny", **overrides):
 
     data = CrossDomainDataset(make_config(model, dataset, **overrides))
     return data, data.build()
+
+
+def run_bench(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``bench/<script>`` run as a user runs it, one thread, output captured."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, str(root / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=timeout,
+    )

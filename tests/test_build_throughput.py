@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_bench
 
 
 def test_tiny_bench_run_reports_both_sizes_of_one_population(tmp_path):
     report = tmp_path / "build_throughput.md"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "build_throughput.py"),
-            *("--scale", "0.1", "--activity", "1", "2", "--repeats", "1"),
-            *("--work", str(tmp_path / "work"), "--results", str(report)),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
+    proc = run_bench(
+        "build_throughput.py",
+        *("--scale", "0.1", "--activity", "1", "2", "--repeats", "1"),
+        *("--work", str(tmp_path / "work"), "--results", str(report)),
     )
     assert proc.returncode == 0, proc.stderr
     text = report.read_text(encoding="utf-8")

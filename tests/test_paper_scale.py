@@ -3,29 +3,18 @@ their load, and MuSiC's steps, each in its own process, and a rerun reads its ca
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_bench
 
 
 def _run(tmp_path, *extra):
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "paper_scale.py"),
-            *("--scale", "0.002", "--new-users", "5"),
-            *("--only", "generate", "build", "vectors", "load", "music"),
-            *("--work", str(tmp_path / "work"), "--out", str(tmp_path / "paper_scale.md")),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        timeout=300,
+    return run_bench(
+        "paper_scale.py",
+        *("--scale", "0.002", "--new-users", "5"),
+        *("--only", "generate", "build", "vectors", "load", "music"),
+        *("--work", str(tmp_path / "work"), "--out", str(tmp_path / "paper_scale.md")),
+        *extra,
     )
 
 
