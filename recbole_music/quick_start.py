@@ -46,6 +46,7 @@ from recbole_music.evaluation.sequential_evaluator import (
     sequential_conventions,
 )
 from recbole_music.registry import PLUGIN_MODELS
+from recbole_music.size_search import TrainedCandidate, candidate_settings, search_sizes
 from recbole_music.trainer.cold_start_trainer import reserve_file, with_cold_start_evaluation
 from recbole_music.trainer.sequential_trainer import with_sequential_evaluation
 
@@ -243,27 +244,34 @@ def run_recbole_music(
 
     train_data, valid_set, test_set, model_obj, trainer = build_run(config, model_class)
     started = time.perf_counter()
-    # quiet console: a bar over the epochs instead of RecBole's per-epoch log lines
     main_process = is_main_process(config)
-    progress = EpochProgress(
-        model,
-        config["epochs"],
-        config["valid_metric"],
-        enabled=main_process and not config["verbose"],
-    )
-    if is_distributed(config):  # each process its own negatives and noise, as RecBole seeds them
-        rank = config["local_rank"] + config["offset"]
-        init_seed(config["seed"] + rank, config["reproducibility"])
-    # RecBole's tree-model trainers (XGBoost, LightGBM) take no callback
-    takes_callback = "callback_fn" in inspect.signature(trainer.fit).parameters
-    with progress:
-        best_valid_score, best_valid_result = trainer.fit(
-            train_data,
-            valid_set,
-            saved=saved,
-            show_progress=config["show_progress"],
-            **({"callback_fn": progress.validated} if takes_callback else {}),
+    best_valid_score, best_valid_result = _fit(config, model, trainer, train_data, valid_set, saved)
+    size_search = None
+    candidates = candidate_settings(model_obj, config, valid_set)
+    if candidates:
+
+        def train_candidate() -> TrainedCandidate:
+            # a fresh loader (its shuffling generator seeded anew) and the model seeded as
+            # build_run seeds it: the candidate equals a run given these settings
+            loader = get_dataloader(config, "train")(
+                config, train_data._dataset, train_data._sampler, shuffle=config["shuffle"]
+            )
+            init_seed(config["seed"], config["reproducibility"])
+            candidate = model_class(config, loader._dataset).to(config["device"])
+            logger.info(candidate)
+            candidate_trainer = type(trainer)(config, candidate)
+            label = f"{model} ({', '.join(f'{k}={config[k]}' for k in candidates[0])})"
+            score, result = _fit(config, label, candidate_trainer, loader, valid_set, saved)
+            return TrainedCandidate(
+                {}, candidate, candidate_trainer, score, result, candidate_trainer.best_epoch
+            )
+
+        first = TrainedCandidate(
+            {}, model_obj, trainer, best_valid_score, best_valid_result, trainer.best_epoch
         )
+        best, size_search = search_sizes(first, candidates, config, train_candidate)
+        model_obj, trainer = best.model, best.trainer
+        best_valid_score, best_valid_result = best.valid_score, best.valid_result
     trained = time.perf_counter()
     if is_distributed(config):
         check_processes_agree(model_obj, config)
@@ -312,6 +320,8 @@ def run_recbole_music(
             "settings_changed": changed_settings(config, model, dataset, data_root),
         },
     }
+    if size_search is not None:
+        result["run"]["size_search"] = size_search
     chosen = getattr(model_obj, "hyper", None)  # settings a model chose on validation users
     if chosen is not None:
         result["run"]["chosen_on_validation"] = {k: _plain(v) for k, v in chosen.items()}
@@ -333,6 +343,30 @@ def run_recbole_music(
         line = summary_line(model, result, config["valid_metric"], evaluated - started)
         print(line, flush=True)
     return result
+
+
+def _fit(config, label: str, trainer, train_data, valid_set, saved: bool):
+    """``trainer.fit`` with the console's progress bar: (best valid score, best valid result)."""
+    # quiet console: a bar over the epochs instead of RecBole's per-epoch log lines
+    progress = EpochProgress(
+        label,
+        config["epochs"],
+        config["valid_metric"],
+        enabled=is_main_process(config) and not config["verbose"],
+    )
+    if is_distributed(config):  # each process its own negatives and noise, as RecBole seeds them
+        rank = config["local_rank"] + config["offset"]
+        init_seed(config["seed"] + rank, config["reproducibility"])
+    # RecBole's tree-model trainers (XGBoost, LightGBM) take no callback
+    takes_callback = "callback_fn" in inspect.signature(trainer.fit).parameters
+    with progress:
+        return trainer.fit(
+            train_data,
+            valid_set,
+            saved=saved,
+            show_progress=config["show_progress"],
+            **({"callback_fn": progress.validated} if takes_callback else {}),
+        )
 
 
 def changed_settings(config, model: str, dataset: str, data_root: Path) -> dict:

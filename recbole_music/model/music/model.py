@@ -43,6 +43,7 @@ from recbole_music.data.dataset import SplitPart, UserRole
 from recbole_music.diffusion import GaussianDiffusion, VectorUNet
 from recbole_music.model.music.features import (
     CONTENT_SOURCES,
+    INTERACTION_SOURCES,
     FeatureSource,
     resolve_feature_source,
     resolve_user_vectors,
@@ -50,6 +51,22 @@ from recbole_music.model.music.features import (
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 logger = logging.getLogger()
+
+
+def size_pairs(value) -> list[tuple[int, int]]:
+    """``interaction_size_search`` as (interaction_vector_dim, embedding_size) pairs."""
+    pairs = [] if value is None else value
+    try:
+        parsed = [(int(a), int(b)) for a, b in pairs]
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or any(a <= 0 or b <= 0 for a, b in parsed):
+        raise ValueError(
+            "interaction_size_search must be a list of [interaction_vector_dim, embedding_size] "
+            f"pairs of positive integers, e.g. [[128, 64]], or [] for none; got {value!r}"
+        )
+    return parsed
+
 
 # implicit data: bce = each positive and each sampled negative scored apart (the paper's rating
 # loss turned binary); softmax = a positive against its sampled negatives (sampled softmax)
@@ -93,6 +110,7 @@ class MuSiC(TargetDomainRecommender):
             int(config["interaction_vector_dim"]),
         )
         self.features = FeatureSource(config, dataset, self.feature_source, dim, self.user_vectors)
+        self.interaction_size_search = size_pairs(setting(config, "interaction_size_search"))
         self.diffusion = GaussianDiffusion(
             int(config["diffusion_steps"]),
             beta_start=config["beta_start"],
@@ -155,6 +173,17 @@ class MuSiC(TargetDomainRecommender):
             f"{int(self.is_side.sum())} side users, {int(self.is_train_overlap.sum())} training "
             f"overlap users, {int(self.is_held_out.sum())} held-out (cold-start) users"
         )
+
+    def size_candidates(self) -> list[dict]:
+        """The sizes the run also trains and chooses among on validation users (size_search):
+        the ``interaction_size_search`` pairs, with interaction vectors only -- content vectors
+        come in their encoder's size."""
+        if self.feature_source not in INTERACTION_SOURCES:
+            return []
+        return [
+            {"interaction_vector_dim": vector_dim, "embedding_size": embedding_size}
+            for vector_dim, embedding_size in self.interaction_size_search
+        ]
 
     @property
     def unseen_item_scoring(self) -> str | None:

@@ -1,0 +1,90 @@
+"""MuSiC's size search: every listed size trained in full, the best on validation users kept."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from recbole_music.model.music.model import size_pairs
+from recbole_music.quick_start import run_recbole_music
+
+FAST = {"epochs": 3, "stage1_epochs": 1, "state": "ERROR", "show_progress": False}
+SEARCH = {**FAST, "interaction_vector_dim": 4, "interaction_size_search": [[8, 16]]}
+
+
+def test_the_search_trains_each_size_and_tests_the_best_on_validation(tiny_data_root, caplog):
+    with caplog.at_level(logging.INFO):
+        result = run_recbole_music(
+            "MuSiC",
+            "tiny_implicit",
+            config_dict=dict(SEARCH),
+            saved=True,
+            result_json="out.json",
+        )
+    rows = result["run"]["size_search"]
+    assert [row["settings"] for row in rows] == [
+        {"embedding_size": 32, "interaction_vector_dim": 4},
+        {"embedding_size": 16, "interaction_vector_dim": 8},
+    ]
+    chosen = [row for row in rows if row["chosen"]]
+    assert len(chosen) == 1
+    best = max(row["valid_score"] for row in rows)  # NDCG@20: bigger is better
+    assert chosen[0]["valid_score"] == best == result["best_valid_score"]
+    if rows[0]["valid_score"] == rows[1]["valid_score"]:
+        assert rows[0]["chosen"]  # a tie keeps the run's own sizes
+    assert result["run"]["best_epoch"] == chosen[0]["best_epoch"]
+    # the recorded settings are the chosen model's, and only its checkpoint is kept
+    changed = result["run"]["settings_changed"]
+    for key, value in chosen[0]["settings"].items():
+        assert changed.get(key, {"embedding_size": 32, "interaction_vector_dim": 4}[key]) == value
+    checkpoints = [str(path) for path in Path("saved").glob("MuSiC-*.pth")]
+    assert checkpoints == [result["run"]["checkpoint"]]
+    assert json.loads(open("out.json").read())["run"]["size_search"] == rows
+    assert "MuSiC size search: 2 sizes" in caplog.text
+    assert "MuSiC chosen on validation users" in caplog.text
+
+
+def test_a_candidate_equals_the_run_given_its_sizes(tiny_data_root):
+    searched = run_recbole_music("MuSiC", "tiny_implicit", config_dict=dict(SEARCH), saved=False)
+    alone = run_recbole_music(
+        "MuSiC",
+        "tiny_implicit",
+        config_dict={
+            **FAST,
+            "interaction_vector_dim": 8,
+            "embedding_size": 16,
+            "interaction_size_search": [],
+        },
+        saved=False,
+    )
+    assert "size_search" not in alone["run"]
+    assert searched["run"]["size_search"][1]["valid_score"] == alone["best_valid_score"]
+
+
+def test_no_search_without_validation_users_or_without_interaction_vectors(tiny_data_root, caplog):
+    with caplog.at_level(logging.INFO):
+        result = run_recbole_music(
+            "MuSiC", "tiny_implicit", config_dict={**SEARCH, "valid_ratio": 0}, saved=False
+        )
+    assert "size_search" not in result["run"]
+    assert "MuSiC size search skipped: no validation users" in caplog.text
+    # learned ID embeddings (no interaction vectors): nothing to search
+    result = run_recbole_music(
+        "MuSiC",
+        "tiny_implicit",
+        config_dict={**SEARCH, "feature_source": "collaborative"},
+        saved=False,
+    )
+    assert "size_search" not in result["run"]
+
+
+@pytest.mark.parametrize("value", [[[128]], [[0, 32]], "big", [["a", 3]]])
+def test_a_malformed_size_list_is_refused_with_its_form(value):
+    with pytest.raises(ValueError, match=r"interaction_size_search must be a list of"):
+        size_pairs(value)
+
+
+def test_size_pairs_reads_the_yaml_form():
+    assert size_pairs([[128, 64]]) == [(128, 64)]
+    assert size_pairs([]) == [] == size_pairs(None)
