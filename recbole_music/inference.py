@@ -97,7 +97,13 @@ class ColdStartRecommender:
         dataset = CrossDomainDataset(config)
         train_data, _, _ = prepare_data(config, dataset)
         model = PLUGIN_MODELS[model_name](config, train_data._dataset)
-        model.load_state_dict(checkpoint["state_dict"])
+        try:
+            model.load_state_dict(checkpoint["state_dict"])
+        except RuntimeError as error:  # weights that do not fit the model rebuilt from the data
+            raise CheckpointError(
+                f"checkpoint {checkpoint_file} does not fit dataset {config['dataset']!r} as it "
+                f"is now: {str(error).strip()}"
+            ) from None
         return cls(model, train_data._dataset)
 
     # -- u_A of a new user -------------------------------------------------------------------

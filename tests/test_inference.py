@@ -233,3 +233,32 @@ def test_api_refuses_impossible_ratings_and_repeated_items(checkpoint):
             recommender.fold_in_aux_feature(["a001", "a002"], [5.0, bad])
     with pytest.raises(ValueError, match="'a001' is listed twice"):
         recommender.fold_in_aux_feature(["a001", "a001"], [5.0, 1.0])
+
+
+def test_a_checkpoint_refuses_feature_tables_changed_since_training(tiny_data_root, capsys):
+    import numpy as np
+
+    from dataset_prep.vector_table import save_vectors
+
+    folder = tiny_data_root / "tiny"
+    rows = [line.split("\t") for line in (folder / "tiny.inter").read_text().splitlines()[1:]]
+    items = sorted({row[1] for row in rows})
+    rng = np.random.default_rng(0)
+    save_vectors(folder / "features", "items", items, rng.normal(size=(len(items), 6)))
+    config = {**FAST, "feature_source": "multimodal", "user_vectors": "history"}
+    run_recbole_music("MuSiC", "tiny", config_dict=config, saved=True)
+    checkpoint = glob.glob("saved/MuSiC-*.pth")[0]
+    user = next(
+        u
+        for u in ColdStartRecommender.from_checkpoint(checkpoint).dataset.field2id_token["user_id"][
+            1:
+        ]
+        if u.startswith("o")
+    )
+    assert recommend_main(["--checkpoint", checkpoint, "--user", user]) == 0
+    capsys.readouterr()
+    save_vectors(folder / "features", "items", items, rng.normal(size=(len(items), 6)))
+    assert recommend_main(["--checkpoint", checkpoint, "--user", user]) == 2
+    error = capsys.readouterr().err
+    assert "does not fit dataset 'tiny'" in error and "'item_vectors'" in error
+    assert "Traceback" not in error

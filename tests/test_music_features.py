@@ -19,7 +19,11 @@ from recbole_music.model.music.content_mapping import (
     items_with_training_interactions,
     map_content_to_interactions,
 )
-from recbole_music.model.music.features import resolve_feature_source, resolve_user_vectors
+from recbole_music.model.music.features import (
+    FROZEN_TABLES,
+    resolve_feature_source,
+    resolve_user_vectors,
+)
 from recbole_music.model.music.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music.user_history_vectors import history_vector_dim, user_history_vectors
 from recbole_music.quick_start import prepare_data
@@ -456,3 +460,32 @@ def test_auto_in_the_dual_cold_start(tiny_data_root, dataset_name, tables, sourc
     assert model.feature_source == source
     assert model.features.maps_unseen_items is maps
     assert (model.unseen_item_scoring is None) is (source == "interactions" and not maps)
+
+
+def test_checkpoints_keep_a_fingerprint_of_the_frozen_vectors_not_the_vectors(tiny_data_root):
+    config, train, _ = _train_split("tiny", interaction_vector_dim=4)
+    model = MuSiC(config, train)
+    state = model.state_dict()
+    assert not any(key.endswith(FROZEN_TABLES) for key in state)
+    assert state["features.frozen_fingerprint"].shape == (3, 4)
+    # a model rebuilt from the same data takes the checkpoint
+    MuSiC(config, train).load_state_dict(state)
+    # tables that changed since training are refused, by name
+    changed = dict(state)
+    changed["features.frozen_fingerprint"] = state["features.frozen_fingerprint"].clone()
+    changed["features.frozen_fingerprint"][0, 2] += 1.0
+    with pytest.raises(RuntimeError, match=r"frozen feature vectors \['item_vectors'\]"):
+        MuSiC(config, train).load_state_dict(changed)
+
+
+def test_a_checkpoint_holding_the_frozen_vectors_themselves_still_loads(tiny_data_root):
+    """Checkpoints written before the vectors left them hold the tables: compared, then dropped."""
+    config, train, _ = _train_split("tiny", interaction_vector_dim=4)
+    model = MuSiC(config, train)
+    old = {k: v for k, v in model.state_dict().items() if k != "features.frozen_fingerprint"}
+    for name in FROZEN_TABLES:
+        old[f"features.{name}"] = getattr(model.features, name).clone()
+    MuSiC(config, train).load_state_dict(old)
+    old["features.user_aux_vectors"] = old["features.user_aux_vectors"] + 0.5
+    with pytest.raises(RuntimeError, match=r"\['user_aux_vectors'\]"):
+        MuSiC(config, train).load_state_dict(old)

@@ -200,6 +200,23 @@ def _mapped_from_content(dataset, vectors: torch.Tensor) -> torch.Tensor:
     return mapped
 
 
+FROZEN_TABLES = ("item_vectors", "user_aux_vectors", "user_target_vectors")
+_FINGERPRINT_CHUNK = 65_536  # rows summed at once in float64
+
+
+def fingerprint(*tables: torch.Tensor) -> torch.Tensor:
+    """Per table: rows, columns, sum and sum of squares (float64, in row chunks so a 4,096-dim
+    table is never copied whole) -- what a checkpoint keeps of its frozen vectors."""
+    rows = []
+    for table in tables:
+        total = torch.zeros(2, dtype=torch.float64)
+        for lo in range(0, table.shape[0], _FINGERPRINT_CHUNK):
+            chunk = table[lo : lo + _FINGERPRINT_CHUNK].double()
+            total += torch.stack([chunk.sum(), chunk.pow(2).sum()])
+        rows.append(torch.cat([torch.tensor(table.shape[:2], dtype=torch.float64), total]))
+    return torch.stack(rows)
+
+
 class FeatureSource(nn.Module):
     """d-dim features of items, of users in the auxiliary domain, and in the target domain."""
 
@@ -233,10 +250,13 @@ class FeatureSource(nn.Module):
             # would double the largest allocation (13.6 GB)
             items = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             users_aux, users_target = user_vectors(user_rule, dataset, items, dtype)
-            # Frozen LLM vectors: buffers, not parameters (they ride along in checkpoints).
-            self.register_buffer("item_vectors", items)
-            self.register_buffer("user_aux_vectors", users_aux)
-            self.register_buffer("user_target_vectors", users_target)
+            # Frozen vectors: buffers, not parameters, and left out of checkpoints (6.8-13.6 GB
+            # at the paper's size): a checkpoint is always loaded into a model built from its
+            # data set, which rebuilds them. Their fingerprint is kept, so a checkpoint refuses
+            # tables that changed since it was trained.
+            for name, table in zip(FROZEN_TABLES, (items, users_aux, users_target)):
+                self.register_buffer(name, table, persistent=False)
+            self.register_buffer("frozen_fingerprint", fingerprint(items, users_aux, users_target))
             self.item_mlp = ProjectionMLP(items.shape[1], hidden, dim, dropout, activation)
             # One user MLP for both domains: the same LLM reads both domains' reviews.
             self.user_mlp = ProjectionMLP(users_aux.shape[1], hidden, dim, dropout, activation)
@@ -247,6 +267,37 @@ class FeatureSource(nn.Module):
             self.user_target_embedding = nn.Embedding(n_users, dim)
             for emb in (self.item_embedding, self.user_aux_embedding, self.user_target_embedding):
                 nn.init.normal_(emb.weight, std=std)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # error_msgs, the last of load_state_dict's arguments, makes it raise with our message
+        error_msgs = args[-1] if args else kwargs["error_msgs"]
+        if hasattr(self, "frozen_fingerprint"):
+            self._check_frozen_tables(state_dict, prefix, error_msgs)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _check_frozen_tables(self, state_dict, prefix: str, error_msgs: list) -> None:
+        """The checkpoint's frozen tables (their fingerprint; checkpoints written before the
+        tables left them hold the tables themselves) against the ones rebuilt from the data."""
+        mine = self.frozen_fingerprint
+        key = prefix + "frozen_fingerprint"
+        old_tables = [state_dict.pop(prefix + name, None) for name in FROZEN_TABLES]
+        if key not in state_dict and all(t is not None for t in old_tables):
+            state_dict[key] = fingerprint(*old_tables)
+        saved = state_dict.get(key)
+        if saved is None or saved.shape != mine.shape:
+            return  # load_state_dict reports the missing or misshapen key itself
+        if not torch.allclose(saved.double(), mine.double(), rtol=1e-4, atol=1e-6):
+            changed = [
+                name
+                for name, a, b in zip(FROZEN_TABLES, saved, mine)
+                if not torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-6)
+            ]
+            error_msgs.append(
+                f"the frozen feature vectors {changed} built from the data set differ from "
+                "those the checkpoint was trained on (were the feature tables or the training "
+                "interactions changed since?); retrain, or restore the data it was trained on"
+            )
+        state_dict[key] = mine.clone()  # compared above: the tolerance covers thread counts
 
     # (frozen vectors, projection MLP, ID embedding): the attribute names of each feature
     _PARTS = {
