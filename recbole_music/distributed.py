@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 from recbole.config import Config
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
 # a process that waits longer than this on the others (one died, a port is blocked) stops
 GROUP_TIMEOUT = timedelta(minutes=10)
@@ -150,6 +151,15 @@ def wrap_for_processes(model: torch.nn.Module, config) -> DistributedDataParalle
     device_ids = [device.index] if device.type == "cuda" else None
     # buffers synced once, at construction, not before every forward
     return DistributedDataParallel(model, device_ids=device_ids, forward_sync_buffers=False)
+
+
+def seed_process_shares(loader, config) -> None:
+    """RecBole's training loader on a ``--nproc`` group shuffles through a ``DistributedSampler``
+    that it builds with the sampler's default seed, 0, whatever ``--seed`` says: every seed would
+    see the same data order. Give the sampler the run's seed, as one process's loader has it."""
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler):
+        sampler.seed = int(config["seed"])
 
 
 def broadcast_json(value, config, src: int = 0):

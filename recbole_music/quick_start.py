@@ -34,6 +34,7 @@ from recbole_music.distributed import (
     check_processes_agree,
     is_distributed,
     is_main_process,
+    seed_process_shares,
 )
 from recbole_music.epoch_progress import EpochProgress, summary_line
 from recbole_music.evaluation.cold_start_evaluator import (
@@ -105,6 +106,7 @@ def prepare_data(config, dataset: CrossDomainDataset):
     train_data = get_dataloader(config, "train")(
         config, train_set, train_sampler, shuffle=config["shuffle"]
     )
+    seed_process_shares(train_data, config)
     return train_data, (valid_set if len(valid_set) else None), test_set
 
 

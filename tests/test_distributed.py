@@ -111,3 +111,25 @@ def test_the_weight_check_catches_processes_that_drifted_apart(tmp_path):
     for rank in (0, 1):
         outcome = Path(f"{out}.{rank}").read_text()
         assert "ended training with different weights" in outcome
+
+
+def test_process_shares_follow_the_run_seed():
+    """RecBole builds its DistributedSampler with seed 0: two --seed values must not share one
+    data order."""
+    from types import SimpleNamespace
+
+    from torch.utils.data.distributed import DistributedSampler
+
+    from recbole_music.distributed import seed_process_shares
+
+    orders = {}
+    for seed in (1, 2):
+        loader = SimpleNamespace(
+            sampler=DistributedSampler(list(range(40)), num_replicas=2, rank=0, shuffle=True)
+        )
+        seed_process_shares(loader, {"seed": seed})
+        assert loader.sampler.seed == seed
+        orders[seed] = list(loader.sampler)
+    assert orders[1] != orders[2]
+    one_process = SimpleNamespace(sampler=None)
+    seed_process_shares(one_process, {"seed": 3})  # nothing to seed: a no-op
