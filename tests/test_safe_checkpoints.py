@@ -27,7 +27,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
 ]
 
-FAST = {"epochs": 2, "stage1_epochs": 1, "state": "ERROR"}
+# one size: the config round trip below compares the checkpoint's settings with these (a size
+# search would leave the chosen sizes there, as tests/test_size_search.py checks)
+FAST = {"epochs": 2, "stage1_epochs": 1, "state": "ERROR", "interaction_size_search": []}
 
 
 class WritesMarker:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from recbole_music.inference import ColdStartRecommender
 from recbole_music.model.music.model import size_pairs
 from recbole_music.quick_start import run_recbole_music
 
@@ -40,6 +41,9 @@ def test_the_search_trains_each_size_and_tests_the_best_on_validation(tiny_data_
         assert changed.get(key, {"embedding_size": 32, "interaction_vector_dim": 4}[key]) == value
     checkpoints = [str(path) for path in Path("saved").glob("MuSiC-*.pth")]
     assert checkpoints == [result["run"]["checkpoint"]]
+    # the checkpoint rebuilds the chosen model (its config holds the chosen sizes)
+    model = ColdStartRecommender.from_checkpoint(checkpoints[0]).model
+    assert model.sampling_noise.shape[1] == chosen[0]["settings"]["embedding_size"]
     assert json.loads(open("out.json").read())["run"]["size_search"] == rows
     assert "MuSiC size search: 2 sizes" in caplog.text
     assert "MuSiC chosen on validation users" in caplog.text
