@@ -249,29 +249,13 @@ def run_recbole_music(
     main_process = is_main_process(config)
     best_valid_score, best_valid_result = _fit(config, model, trainer, train_data, valid_set, saved)
     size_search = None
-    candidates = candidate_settings(model_obj, config, valid_set)
-    if candidates:
-
-        def train_candidate() -> TrainedCandidate:
-            # a fresh loader (its shuffling generator seeded anew) and the model seeded as
-            # build_run seeds it: the candidate equals a run given these settings
-            loader = get_dataloader(config, "train")(
-                config, train_data._dataset, train_data._sampler, shuffle=config["shuffle"]
-            )
-            init_seed(config["seed"], config["reproducibility"])
-            candidate = model_class(config, loader._dataset).to(config["device"])
-            logger.info(candidate)
-            candidate_trainer = type(trainer)(config, candidate)
-            label = f"{model} ({', '.join(f'{k}={config[k]}' for k in candidates[0])})"
-            score, result = _fit(config, label, candidate_trainer, loader, valid_set, saved)
-            return TrainedCandidate(
-                {}, candidate, candidate_trainer, score, result, candidate_trainer.best_epoch
-            )
-
+    if candidates := candidate_settings(model_obj, config, valid_set):
         first = TrainedCandidate(
             {}, model_obj, trainer, best_valid_score, best_valid_result, trainer.best_epoch
         )
-        best, size_search = search_sizes(first, candidates, config, train_candidate)
+        best, size_search = _search_sizes(
+            config, model, model_class, first, candidates, train_data, valid_set, saved
+        )
         model_obj, trainer = best.model, best.trainer
         best_valid_score, best_valid_result = best.valid_score, best.valid_result
     trained = time.perf_counter()
@@ -345,6 +329,28 @@ def run_recbole_music(
         line = summary_line(model, result, config["valid_metric"], evaluated - started)
         print(line, flush=True)
     return result
+
+
+def _search_sizes(config, model, model_class, first, candidates, train_data, valid_set, saved):
+    """(the best candidate, the summary rows) of the size search (recbole_music/size_search.py):
+    ``first`` is the run's own trained model; each candidate trains as a run of its own."""
+    logger = logging.getLogger()
+
+    def train_candidate() -> TrainedCandidate:
+        # a fresh loader (its shuffling generator seeded anew) and the model seeded as
+        # build_run seeds it: the candidate equals a run given these settings
+        loader = get_dataloader(config, "train")(
+            config, train_data._dataset, train_data._sampler, shuffle=config["shuffle"]
+        )
+        init_seed(config["seed"], config["reproducibility"])
+        candidate = model_class(config, loader._dataset).to(config["device"])
+        logger.info(candidate)
+        trainer = type(first.trainer)(config, candidate)
+        label = f"{model} ({', '.join(f'{k}={config[k]}' for k in candidates[0])})"
+        score, result = _fit(config, label, trainer, loader, valid_set, saved)
+        return TrainedCandidate({}, candidate, trainer, score, result, trainer.best_epoch)
+
+    return search_sizes(first, candidates, config, train_candidate)
 
 
 def _fit(config, label: str, trainer, train_data, valid_set, saved: bool):
