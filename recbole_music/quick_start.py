@@ -250,9 +250,7 @@ def run_recbole_music(
     best_valid_score, best_valid_result = _fit(config, model, trainer, train_data, valid_set, saved)
     size_search = None
     if candidates := candidate_settings(model_obj, config, valid_set):
-        first = TrainedCandidate(
-            {}, model_obj, trainer, best_valid_score, best_valid_result, trainer.best_epoch
-        )
+        first = TrainedCandidate(model_obj, trainer, best_valid_score, best_valid_result)
         best, size_search = _search_sizes(
             config, model, model_class, first, candidates, train_data, valid_set, saved
         )
@@ -348,7 +346,7 @@ def _search_sizes(config, model, model_class, first, candidates, train_data, val
         trainer = type(first.trainer)(config, candidate)
         label = f"{model} ({', '.join(f'{k}={config[k]}' for k in candidates[0])})"
         score, result = _fit(config, label, trainer, loader, valid_set, saved)
-        return TrainedCandidate({}, candidate, trainer, score, result, trainer.best_epoch)
+        return TrainedCandidate(candidate, trainer, score, result)
 
     return search_sizes(first, candidates, config, train_candidate)
 

@@ -24,14 +24,14 @@ from recbole_music.distributed import is_distributed
 
 @dataclass
 class TrainedCandidate:
-    """One candidate's fitted model and trainer, with its best validation score."""
+    """One candidate's fitted model and trainer, with its best validation score; ``settings``
+    (its values of the searched keys) are filled in by :func:`search_sizes`."""
 
-    settings: dict
     model: object
     trainer: object
     valid_score: float
     valid_result: dict | None
-    best_epoch: int | None = field(default=None)
+    settings: dict = field(default_factory=dict)
 
 
 def candidate_settings(model, config, valid_set) -> list[dict]:
@@ -101,7 +101,7 @@ def search_sizes(
         {
             "settings": dict(c.settings),
             "valid_score": float(c.valid_score),
-            "best_epoch": c.best_epoch,
+            "best_epoch": c.trainer.best_epoch,
             "chosen": c is best,
         }
         for c in trained
@@ -122,7 +122,7 @@ def _remove_checkpoint(trainer) -> None:
 def _log(logger, candidate: TrainedCandidate, config) -> None:
     logger.info(
         f"  {_fmt(candidate.settings)}: {config['valid_metric']}={candidate.valid_score:.4f} "
-        f"(best epoch {candidate.best_epoch})"
+        f"(best epoch {candidate.trainer.best_epoch})"
     )
 
 

@@ -39,7 +39,11 @@ from recbole_music.model.music.content_mapping import (
 )
 from recbole_music.model.music.interaction_vectors import interaction_item_vectors
 from recbole_music.model.music.projection import ProjectionMLP
-from recbole_music.model.music.user_history_vectors import history_vector, user_history_vectors
+from recbole_music.model.music.user_history_vectors import (
+    ROW_CHUNK,
+    history_vector,
+    user_history_vectors,
+)
 
 FEATURE_SOURCES = ("multimodal", "collaborative", "fused", "interactions", "hybrid")
 CONTENT_SOURCES = ("multimodal", "fused", "hybrid")  # read the feature tables
@@ -201,7 +205,6 @@ def _mapped_from_content(dataset, vectors: torch.Tensor) -> torch.Tensor:
 
 
 FROZEN_TABLES = ("item_vectors", "user_aux_vectors", "user_target_vectors")
-_FINGERPRINT_CHUNK = 65_536  # rows summed at once in float64
 
 
 def fingerprint(*tables: torch.Tensor) -> torch.Tensor:
@@ -210,8 +213,8 @@ def fingerprint(*tables: torch.Tensor) -> torch.Tensor:
     rows = []
     for table in tables:
         total = torch.zeros(2, dtype=torch.float64)
-        for lo in range(0, table.shape[0], _FINGERPRINT_CHUNK):
-            chunk = table[lo : lo + _FINGERPRINT_CHUNK].double()
+        for lo in range(0, table.shape[0], ROW_CHUNK):
+            chunk = table[lo : lo + ROW_CHUNK].double()
             total += torch.stack([chunk.sum(), chunk.pow(2).sum()])
         rows.append(torch.cat([torch.tensor(table.shape[:2], dtype=torch.float64), total]))
     return torch.stack(rows)
@@ -286,12 +289,12 @@ class FeatureSource(nn.Module):
         saved = state_dict.get(key)
         if saved is None or saved.shape != mine.shape:
             return  # load_state_dict reports the missing or misshapen key itself
-        if not torch.allclose(saved.double(), mine.double(), rtol=1e-4, atol=1e-6):
-            changed = [
-                name
-                for name, a, b in zip(FROZEN_TABLES, saved, mine)
-                if not torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-6)
-            ]
+        changed = [
+            name
+            for name, a, b in zip(FROZEN_TABLES, saved.double(), mine.double())
+            if not torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+        ]
+        if changed:
             error_msgs.append(
                 f"the frozen feature vectors {changed} built from the data set differ from "
                 "those the checkpoint was trained on (were the feature tables or the training "
