@@ -139,6 +139,10 @@ def _init_run_logger(config) -> None:
     before = set(root.handlers)
     # RecBole names the file after model, dataset, time to the second and a hash of the settings:
     # two identical runs started in the same second would append to one file, interleaved.
+    # RecBole checks for its log and checkpoint folders and then creates them: a second run
+    # started at the same moment can create one in between, and the first dies on FileExistsError.
+    for folder in (os.path.join("log", config["model"]), config["checkpoint_dir"]):
+        os.makedirs(folder, exist_ok=True)
     with mock.patch.object(logging, "FileHandler", _OwnFileHandler):
         init_logger(config)
     _run_log_handlers[:] = [h for h in root.handlers if h not in before]

@@ -105,6 +105,29 @@ def test_identical_runs_in_the_same_second_log_to_their_own_files(tiny_data_root
         handler.close()
 
 
+def test_a_run_started_beside_another_does_not_die_creating_the_log_folders(
+    tiny_data_root, monkeypatch
+):
+    """RecBole checks for ./log/<model> and then creates it; a run started at the same moment
+    can create it in between. Simulate that other run inside RecBole's check-then-create."""
+    import recbole.utils.logger as recbole_logger
+    from conftest import make_config
+
+    def check_then_create_losing_the_race(path):
+        if not os.path.exists(path):
+            os.makedirs(path)  # the other run gets there first ...
+            os.makedirs(path)  # ... and this one's makedirs fails
+
+    monkeypatch.setattr(recbole_logger, "ensure_dir", check_then_create_losing_the_race)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    quick_start._init_run_logger(make_config("TargetMF", state="INFO"))
+    assert os.path.isdir(os.path.join("log", "TargetMF"))
+    assert os.path.isdir(make_config("TargetMF")["checkpoint_dir"])  # the trainer's, likewise
+    for handler in quick_start._run_log_handlers:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
 def test_the_plugins_own_config_files_are_found_from_any_working_directory(tmp_path, monkeypatch):
     from run_recbole_music import PLUGIN_ROOT, config_file_paths
 
