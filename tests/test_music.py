@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import make_config, write_tiny_cross_domain
 from recbole.data.interaction import Interaction
 
@@ -281,6 +282,25 @@ def test_softmax_ranking_loss_is_a_positive_against_its_negatives(tiny_data_root
     assert torch.allclose(loss, expected)
     with pytest.raises(ValueError, match="ranking_loss"):
         make_model("tiny_implicit", ranking_loss="hinge")
+
+
+def test_bce_ranking_loss_scores_each_positive_and_each_of_its_negatives(tiny_data_root):
+    _, model, _, _, _ = make_model("tiny_implicit", ranking_loss="bce", num_negatives=2)
+    model.eval()
+    users, items = torch.tensor([1, 2]), torch.tensor([3, 4])
+    pool = torch.tensor([5, 6, 7])
+    feat = model.features.users_aux(users)
+    torch.manual_seed(1)
+    loss = model._rating_loss(feat, items, None, 1, pool)
+    torch.manual_seed(1)  # the same draws: user b's negatives are row b
+    negatives = pool[torch.randint(len(pool), (2, 2))]
+    assert negatives[0].tolist() != negatives[1].tolist()  # a mix-up of rows would show
+    positive = model._score(feat, items, 1)
+    negative = torch.stack([model._score(feat, negatives[:, j], 1) for j in range(2)], 1)
+    expected = torch.cat(
+        [F.softplus(-positive), F.softplus(negative).flatten()]
+    ).mean()  # -log sigmoid(s) for positives, -log(1 - sigmoid(s)) for negatives
+    assert torch.allclose(loss, expected, atol=1e-6)
 
 
 def test_the_paper_configuration_is_one_config_file_away(tiny_data_root):

@@ -281,7 +281,13 @@ class MuSiC(TargetDomainRecommender):
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, user_feat, items, domain: int):
-        score = (user_feat * self.features.items(items)).sum(-1)
+        """Scores of ``items`` ([B], one per user, or [B, n], n per user) for ``user_feat``
+        ([B, d]); the same shape as ``items``."""
+        item_feat = self.features.items(items.flatten()).view(*items.shape, -1)
+        if items.dim() == 1:
+            score = (user_feat * item_feat).sum(-1)
+        else:  # a batched product: no [B * n, d] copy of the users (nor its backward)
+            score = torch.einsum("bd,bnd->bn", user_feat, item_feat)
         if self.rating_bias:
             score = score + self.item_bias(items).squeeze(-1)
             if self.explicit:
@@ -296,9 +302,9 @@ class MuSiC(TargetDomainRecommender):
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
         n = self.num_negatives
-        neg = pool[torch.randint(len(pool), (len(items) * n,), device=items.device)]
+        neg = pool[torch.randint(len(pool), (len(items), n), device=items.device)]
         positive = self._score(user_feat, items, domain)
-        negative = self._score(user_feat.repeat_interleave(n, 0), neg, domain).view(-1, n)
+        negative = self._score(user_feat, neg, domain)
         if self.ranking_loss == "softmax":
             logits = torch.cat([positive[:, None], negative], dim=1)
             first = torch.zeros(len(items), dtype=torch.long, device=items.device)
