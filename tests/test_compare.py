@@ -298,6 +298,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     assert ablation["w/o side"][0].startswith("0.9000 ± 0.0000")
     main_md = (folder / "main.md").read_text()
     assert "failed: `TargetMF β=0.2 seed=1" in main_md
+    assert "2 of 4 runs not finished (failed, skipped or not run yet): TargetMF 0 of 2." in main_md
     assert list(_rows(main_md)) == ["MuSiC"]
     assert list((root / "work" / "tiny").glob("TargetMF*.err"))
 

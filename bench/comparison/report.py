@@ -86,6 +86,20 @@ compute in all (sum of per-run times, cached runs included).
 {notes_block}"""
 
 
+def unfinished_rows(task: Task, entries, results, table: str) -> str:
+    """Each row with runs missing, as 'row: finished of planned', so that a partial table names
+    what it lacks (a row with no finished run is absent from the table itself)."""
+    planned: dict[str, set[str]] = {}
+    for e in entries:
+        if e.table == table:
+            planned.setdefault(e.row, set()).add(f"{task.name}/{e.cell.key()}")
+    return "; ".join(
+        f"{row} {len(keys & set(results))} of {len(keys)}"
+        for row, keys in planned.items()
+        if not keys <= set(results)
+    )
+
+
 def write_reports(task: Task, entries, results, failures, args, wall: float) -> list[Path]:
     out = Path(args.out) / task.name
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +130,8 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
         missing = len(planned - set(results))
         if missing:
             notes.append(
-                f"{missing} of {len(planned)} runs not finished (failed, skipped or not run yet)."
+                f"{missing} of {len(planned)} runs not finished (failed, skipped or not run yet): "
+                f"{unfinished_rows(task, entries, results, name)}."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
         imported = imported_count(used)
