@@ -270,6 +270,21 @@ def test_improvement_row_sign_convention(root, monkeypatch):
     assert _grid.relative_improvement(0.9, 1.0, "ndcg@20") == pytest.approx(-10.0)
 
 
+def test_no_improvement_is_claimed_from_fewer_seeds_of_music_than_of_the_best_other():
+    from _grid import Row
+    from comparison.catalogue import OURS
+    from comparison.tables import Table, add_improvement
+
+    column = (0.2, "ndcg@20")
+    rows = [Row("BPR", {column: [0.04, 0.05, 0.06]}), Row(OURS, {column: [0.07]})]
+    table = Table(rows, [column], {})
+    add_improvement(table)
+    assert table.improvement == {column: None}  # one seed against three: n/a, not +40 %
+    rows[1].values[column] += [0.03, 0.05]
+    add_improvement(table)
+    assert table.improvement[column] == pytest.approx(0.0)
+
+
 def test_ablation_rows_failures_and_retry(root, monkeypatch):
     seen = []
 

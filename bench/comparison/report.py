@@ -157,7 +157,8 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 notes.append(
                     f"Last row: {OURS}'s relative improvement over the best other model of each "
                     "column, positive = MuSiC better: (other − MuSiC)/other for MAE/RMSE, "
-                    "(MuSiC − other)/other for the rest."
+                    "(MuSiC − other)/other for the rest; n/a where MuSiC has fewer finished seeds than "
+                    "that model."
                 )
         if name == "ablation":
             spec = {label: o for label, o in music_variants(task, args.with_fused)}

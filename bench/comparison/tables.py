@@ -64,6 +64,9 @@ def add_improvement(table: Table) -> None:
             table.improvement[column] = None
             continue
         other = next(r for r in others if r.label == label).stat(column)
+        if mine.n < other.n:  # a partial MuSiC row: its mean is not of the same seeds
+            table.improvement[column] = None
+            continue
         table.improvement[column] = relative_improvement(mine.mean, other.mean, column[1])
 
 
