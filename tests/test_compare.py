@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 import _grid  # noqa: E402
 from comparison import cli, figures, run, tasks  # noqa: E402
+from comparison.catalogue import OURS  # noqa: E402
+from comparison.tables import Table, add_improvement  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -271,12 +273,8 @@ def test_improvement_row_sign_convention(root, monkeypatch):
 
 
 def test_no_improvement_is_claimed_from_fewer_seeds_of_music_than_of_the_best_other():
-    from _grid import Row
-    from comparison.catalogue import OURS
-    from comparison.tables import Table, add_improvement
-
     column = (0.2, "ndcg@20")
-    rows = [Row("BPR", {column: [0.04, 0.05, 0.06]}), Row(OURS, {column: [0.07]})]
+    rows = [_grid.Row("BPR", {column: [0.04, 0.05, 0.06]}), _grid.Row(OURS, {column: [0.07]})]
     table = Table(rows, [column], {})
     add_improvement(table)
     assert table.improvement == {column: None}  # one seed against three: n/a, not +40 %

@@ -86,18 +86,13 @@ compute in all (sum of per-run times, cached runs included).
 {notes_block}"""
 
 
-def unfinished_rows(task: Task, entries, results, table: str) -> str:
-    """Each row with runs missing, as 'row: finished of planned', so that a partial table names
-    what it lacks (a row with no finished run is absent from the table itself)."""
-    planned: dict[str, set[str]] = {}
+def planned_by_row(task: Task, entries, table: str) -> dict[str, set[str]]:
+    """The cache keys of each row of ``table``, in row order."""
+    keys: dict[str, set[str]] = {}
     for e in entries:
         if e.table == table:
-            planned.setdefault(e.row, set()).add(f"{task.name}/{e.cell.key()}")
-    return "; ".join(
-        f"{row} {len(keys & set(results))} of {len(keys)}"
-        for row, keys in planned.items()
-        if not keys <= set(results)
-    )
+            keys.setdefault(e.row, set()).add(f"{task.name}/{e.cell.key()}")
+    return keys
 
 
 def write_reports(task: Task, entries, results, failures, args, wall: float) -> list[Path]:
@@ -126,12 +121,18 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
         ]
         notes = list(task.notes) if name in ("main", "dual") else []  # models left out
         notes += [f"{m} alone: `--{kv}`" for m, kv in args.model_args]
-        planned = {f"{task.name}/{e.cell.key()}" for e in entries if e.table == name}
-        missing = len(planned - set(results))
-        if missing:
+        by_row = planned_by_row(task, entries, name)
+        planned = set().union(*by_row.values())
+        finished = planned & set(results)
+        if finished != planned:  # name each row that lacks runs: a row with none is not shown
+            lacking = "; ".join(
+                f"{row} {len(keys & finished)} of {len(keys)}"
+                for row, keys in by_row.items()
+                if not keys <= finished
+            )
             notes.append(
-                f"{missing} of {len(planned)} runs not finished (failed, skipped or not run yet): "
-                f"{unfinished_rows(task, entries, results, name)}."
+                f"{len(planned - finished)} of {len(planned)} runs not finished (failed, skipped "
+                f"or not run yet): {lacking}."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
         imported = imported_count(used)
