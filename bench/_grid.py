@@ -191,10 +191,13 @@ class Row:
 
 
 def best_rows(rows: list[Row], columns: list, metric_of=lambda c: c) -> dict:
-    """Column key -> label of the row with the best mean (lowest for MAE/RMSE)."""
+    """Column key -> label of the row with the best mean (lowest for MAE/RMSE), among the rows
+    with the most runs in that column: a partial row's mean is not over the same seeds."""
     best = {}
     for column in columns:
-        have = {r.label: s.mean for r in rows if (s := r.stat(column)) is not None}
+        stats = {r.label: s for r in rows if (s := r.stat(column)) is not None}
+        most = max((s.n for s in stats.values()), default=0)
+        have = {label: s.mean for label, s in stats.items() if s.n == most}
         if have:
             pick = min if smaller_is_better(metric_of(column)) else max
             best[column] = pick(have, key=have.get)

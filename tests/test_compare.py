@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import _grid  # noqa: E402
 from comparison import cli, figures, run, tasks  # noqa: E402
 from comparison.catalogue import OURS  # noqa: E402
-from comparison.tables import Table, add_improvement  # noqa: E402
+from comparison.tables import Table, add_improvement, render_markdown  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -281,6 +281,19 @@ def test_no_improvement_is_claimed_from_fewer_seeds_of_music_than_of_the_best_ot
     rows[1].values[column] += [0.03, 0.05]
     add_improvement(table)
     assert table.improvement[column] == pytest.approx(0.0)
+
+
+def test_a_partial_row_is_not_bolded_even_with_the_best_mean():
+    column = (0.2, "ndcg@20")
+    rows = [_grid.Row("BPR", {column: [0.04, 0.05, 0.06]}), _grid.Row("Late", {column: [0.09]})]
+    assert _grid.best_rows(rows, [column], metric_of=lambda c: c[1]) == {
+        column: "BPR"
+    }  # 0.09 is one seed of three
+    rows[1].values[column] += [0.08, 0.07]
+    assert _grid.best_rows(rows, [column], metric_of=lambda c: c[1]) == {column: "Late"}
+    table = Table(rows, [column], {})
+    markdown = render_markdown(table, "model", n_seeds=3)
+    assert "**0.0800" in markdown and "**0.0500" not in markdown
 
 
 def test_ablation_rows_failures_and_retry(root, monkeypatch):

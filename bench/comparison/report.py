@@ -132,7 +132,8 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             )
             notes.append(
                 f"{len(planned - finished)} of {len(planned)} runs not finished (failed, skipped "
-                f"or not run yet): {lacking}."
+                f"or not run yet): {lacking}. A row with fewer seeds is not bolded: its mean is "
+                "not over the same seeds."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
         imported = imported_count(used)
