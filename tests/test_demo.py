@@ -86,7 +86,7 @@ def test_same_seed_gives_identical_bytes_other_seed_differs(demo, tmp_path):
 
 def test_user_blocks_do_not_change_the_data(demo, tmp_path, monkeypatch):
     # Large scales rank users against items block by block; the bytes must not depend on it.
-    monkeypatch.setattr("dataset_prep.demo.USER_BLOCK", 37)
+    monkeypatch.setattr("dataset_prep.demo_taste.USER_BLOCK", 37)
     generate_demo_raw(tmp_path / "blocks", seed=0, scale=SCALE)
     first, blocked = _files(demo[0]), _files(tmp_path / "blocks")
     assert first.keys() == blocked.keys()
@@ -107,13 +107,13 @@ def test_activity_grows_the_reviews_of_a_fixed_population_without_images(demo, t
 
 
 def test_grouped_sampler_draws_what_the_exact_one_does():
-    from dataset_prep import demo as gen
+    from dataset_prep import demo_taste as gen
 
     rng = np.random.default_rng(0)
-    items = gen._items(rng, 2000)
+    items = gen.draw_items(rng, 2000)
     taste = rng.normal(size=(3000, gen.K))
     drawn = {}
-    for name, choose in (("exact", gen._choose_exact), ("grouped", gen._choose_grouped)):
+    for name, choose in (("exact", gen.choose_exact), ("grouped", gen.choose_grouped)):
         users, chosen, fit = choose(np.random.default_rng(1), taste, items, 1.0)
         assert len(np.unique(users * 10_000 + chosen)) == len(users)  # no item twice per user
         np.testing.assert_allclose(fit, (taste[users] * items["attrs"][chosen]).sum(1))
