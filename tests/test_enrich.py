@@ -11,7 +11,8 @@ import pytest
 import torch
 from sequence_fixtures import sequential_config, write_tiny_sequences
 
-from dataset_prep.enrich import (
+from dataset_prep.enrich import run_enrich
+from dataset_prep.enrich_text import (
     CACHE_FILE,
     DEFAULT_PROMPT,
     EnrichSettings,
@@ -19,7 +20,6 @@ from dataset_prep.enrich import (
     enriched_text,
     item_texts,
     parse_enrichment,
-    run_enrich,
 )
 from dataset_prep.vector_table import load_vectors
 
@@ -189,12 +189,12 @@ def test_enrichment_cache_records_model_and_prompt_and_is_reused(
     assert rec["generation"] == {"max_new_tokens": 6, "do_sample": False}
 
     # same model and prompt: everything from the cache, and the model is not even loaded
-    import dataset_prep.enrich as enrich
+    import dataset_prep.enrich_text as enrich_text
 
     def no_model(*args, **kwargs):
         raise AssertionError("the generator was loaded although the cache holds every item")
 
-    monkeypatch.setattr(enrich, "TextGenerator", no_model)
+    monkeypatch.setattr(enrich_text, "TextGenerator", no_model)
     again = run_enrich(
         data_root,
         "tiny_seq",
