@@ -303,6 +303,29 @@ def test_bce_ranking_loss_scores_each_positive_and_each_of_its_negatives(tiny_da
     assert torch.allclose(loss, expected, atol=1e-6)
 
 
+def test_shared_negatives_score_each_row_against_its_groups_draw(tiny_data_root):
+    _, model, _, _, _ = make_model("tiny_implicit", num_negatives=2, negatives_shared_by=2)
+    model.eval()
+    assert model.rating_bias
+    with torch.no_grad():  # item biases that differ, so a misplaced one would show
+        model.item_bias.weight.copy_(torch.randn(model.item_bias.weight.shape))
+    users, items = torch.tensor([1, 2, 3, 1, 2]), torch.tensor([3, 4, 5, 6, 7])
+    pool = torch.tensor([5, 6, 7, 8])
+    feat = model.features.users_aux(users)
+    torch.manual_seed(3)
+    loss = model._rating_loss(feat, items, None, 1, pool)
+    torch.manual_seed(3)  # the same draws: one row of negatives per group of 2 rows (3 groups)
+    drawn = pool[torch.randint(len(pool), (3, 2))]
+    assert len({tuple(row) for row in drawn.tolist()}) > 1  # a mix-up of groups would show
+    negatives = drawn[torch.tensor([0, 0, 1, 1, 2])]  # rows 0-1, 2-3 and the last alone
+    positive = model._score(feat, items, 1)
+    negative = model._score(feat, negatives, 1)  # each row against its group's negatives
+    expected = torch.cat([F.softplus(-positive), F.softplus(negative).flatten()]).mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="negatives_shared_by"):
+        make_model("tiny_implicit", negatives_shared_by=0)
+
+
 def test_the_paper_configuration_is_one_config_file_away(tiny_data_root):
     """properties/model/MuSiC-paper.yaml switches every addition of ours off; a run with it
     builds the paper's model (no residual, raw features, DDPM variance, no bias terms)."""

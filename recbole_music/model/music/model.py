@@ -94,6 +94,9 @@ class MuSiC(TargetDomainRecommender):
         self.aux_rating_weight = float(config["aux_rating_weight"])
         self.condition_residual = bool(config["condition_residual"])
         self.num_negatives = int(config["num_negatives"])
+        self.negatives_shared_by = int(setting(config, "negatives_shared_by"))
+        if self.negatives_shared_by < 1:
+            raise ValueError(f"negatives_shared_by must be >= 1, got {self.negatives_shared_by}")
         self.ranking_loss = config["ranking_loss"]
         if self.ranking_loss not in RANKING_LOSSES:
             raise ValueError(
@@ -301,10 +304,14 @@ class MuSiC(TargetDomainRecommender):
         validation NDCG@20 ~0.04 against ~0.05.)"""
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
-        n = self.num_negatives
-        neg = pool[torch.randint(len(pool), (len(items), n), device=items.device)]
         positive = self._score(user_feat, items, domain)
-        negative = self._score(user_feat, neg, domain)
+        if self.negatives_shared_by == 1:
+            neg = pool[
+                torch.randint(len(pool), (len(items), self.num_negatives), device=items.device)
+            ]
+            negative = self._score(user_feat, neg, domain)
+        else:
+            negative = self._shared_negative_scores(user_feat, pool)
         if self.ranking_loss == "softmax":
             logits = torch.cat([positive[:, None], negative], dim=1)
             first = torch.zeros(len(items), dtype=torch.long, device=items.device)
@@ -312,6 +319,23 @@ class MuSiC(TargetDomainRecommender):
         logits = torch.cat([positive, negative.flatten()])
         labels = torch.cat([torch.ones(len(items)), torch.zeros(negative.numel())]).to(logits)
         return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def _shared_negative_scores(self, user_feat, pool):
+        """[B, num_negatives] scores of negatives drawn per group of ``negatives_shared_by``
+        consecutive rows (a batch is shuffled, so a group is random users): each positive still
+        meets ``num_negatives`` uniform draws, but the item features are gathered — and their
+        gradient scattered back — once per group instead of once per row, the bulk of a
+        training step on a large catalogue."""
+        rows, dim, group = len(user_feat), user_feat.shape[1], self.negatives_shared_by
+        groups = -(-rows // group)
+        shape = (groups, self.num_negatives)
+        neg = pool[torch.randint(len(pool), shape, device=user_feat.device)]
+        item_feat = self.features.items(neg.flatten()).view(*shape, dim)
+        padded = F.pad(user_feat, (0, 0, 0, groups * group - rows)).view(groups, group, dim)
+        score = torch.einsum("gkd,gnd->gkn", padded, item_feat)
+        if self.rating_bias:
+            score = score + self.item_bias(neg).view(groups, 1, -1)  # implicit: no mean
+        return score.reshape(groups * group, -1)[:rows]
 
     def _diffusion_loss(self, users, conditional: bool):
         users = torch.unique(users)
