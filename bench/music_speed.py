@@ -57,6 +57,13 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: the ratio is not thread noise)"
     )
+    parser.add_argument(
+        "--shared-by",
+        type=int,
+        nargs="*",
+        default=[8, 16],
+        help="negatives_shared_by values timed beside the defaults (implicit data)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "music_speed.md"))
     args = parser.parse_args()
     sys.argv = sys.argv[:1]
@@ -87,13 +94,22 @@ def main() -> None:
     # FeatureSource.projected_once: what that saves, measured beside it
     stage2_apart = "MuSiC stage 2 epoch, each loss term projecting its own features"
     optimizers[stage2_apart] = stage2_optimizer
-    times = {label: [] for label in (*optimizers, stage2_apart, stage2_truncated, "BPR epoch")}
+    # rows of a batch sharing their draw of negatives (negatives_shared_by), the same model
+    shared = (
+        {}
+        if music.explicit
+        else {f"MuSiC stage 2 epoch, negatives_shared_by={g}": g for g in args.shared_by}
+    )
+    optimizers.update({label: stage2_optimizer for label in shared})
+    own_draws = music.negatives_shared_by
+    times = {label: [] for label in (*optimizers, stage2_truncated, "BPR epoch")}
     one_projection = music.features.projected_once
     for epoch in range(args.epochs):
         for label, trainer, data, loss in (
             ("MuSiC stage 1 epoch", music_trainer, side, music.side_user_loss),
             ("MuSiC stage 2 epoch", music_trainer, joint, None),
             (stage2_apart, music_trainer, joint, None),
+            *((label, music_trainer, joint, None) for label in shared),
             (stage2_truncated, truncated_trainer, joint, None),
             ("BPR epoch", bpr_trainer, bpr_data, None),
         ):
@@ -102,10 +118,12 @@ def main() -> None:
             music.features.projected_once = (
                 (lambda **_: contextlib.nullcontext()) if label == stage2_apart else one_projection
             )
+            music.negatives_shared_by = shared.get(label, own_draws)
             start = time.perf_counter()
             trainer._train_epoch(data, epoch, loss)
             times[label].append(time.perf_counter() - start)
     music.features.projected_once = one_projection
+    music.negatives_shared_by = own_draws
 
     generator = torch.Generator().manual_seed(0)
     users = torch.randint(1, music.n_users, (args.users,), generator=generator)
@@ -135,6 +153,11 @@ def main() -> None:
     train_ratio = med(times["MuSiC stage 2 epoch"]) / med(times["BPR epoch"])
     apart_ratio = med(times[stage2_apart]) / med(times["BPR epoch"])
     truncated_ratio = med(times[stage2_truncated]) / med(times["BPR epoch"])
+    shared_lines = "".join(
+        f"\n- stage 2 with `negatives_shared_by={g}`: **{med(times[label]) / med(times['BPR epoch']):.2f}×**"
+        " a BPR epoch (same model and data; quality is a separate, validation-chosen question)."
+        for label, g in shared.items()
+    )
     infer_ratio = med(infer["MuSiC: generate u_T + score target items"]) / med(
         infer["BPR: full_sort_predict"]
     )
@@ -158,7 +181,7 @@ Interleaved measurements (machine shared: medians).
   **{truncated_ratio:.2f}×** with `generated_rating_grad_steps=1`, and {apart_ratio:.2f}× with
   every loss term of a step projecting its own features (the code before one projection per
   step and table). Stage 1 runs only over side users' interactions; stage 2 over
-  training-overlap users' target and all auxiliary ones; BPR over all training interactions.
+  training-overlap users' target and all auxiliary ones; BPR over all training interactions.{shared_lines}
 - cold-start inference for {args.users:,} users at T={args.steps}: MuSiC / BPR = **{infer_ratio:.2f}×**.
 """
     Path(args.out).write_text(report)
