@@ -95,7 +95,7 @@ def step_generate(args) -> dict:
 def step_build(args) -> dict:
     work = args.work
     from dataset_prep.builder import DomainSource, build_dataset
-    from dataset_prep.demo import AUX_CATEGORY, TARGET_CATEGORY
+    from dataset_prep.demo_vocabulary import AUX_CATEGORY, TARGET_CATEGORY
     from dataset_prep.filters import PAPER_FILTERS
 
     raw = work / "raw"

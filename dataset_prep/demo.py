@@ -67,7 +67,7 @@ from dataset_prep.demo_taste import (
 from dataset_prep.demo_vocabulary import ATTRIBUTES, AUX_CATEGORY, TARGET_CATEGORY, K
 from dataset_prep.layout import DEMO_DATASET
 
-__all__ = ["ATTRIBUTES", "AUX_CATEGORY", "TARGET_CATEGORY", "K", "generate_demo_raw"]
+__all__ = ["AUX_CATEGORY", "TARGET_CATEGORY", "generate_demo_raw"]
 
 # Base counts at scale=1.0.
 N_OVERLAP, N_SIDE, N_AUX_ONLY = 1500, 1200, 800

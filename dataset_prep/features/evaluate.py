@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset_prep.demo_vocabulary import ATTRIBUTES  # the words alone: no image library
 from dataset_prep.features.images import color_histogram, with_descriptor
 from dataset_prep.features.sources import _read_atomic
 from dataset_prep.layout import DEMO_DATASET, FEATURES_FOLDER, ITEMS_TABLE
@@ -26,8 +27,6 @@ from dataset_prep.vector_table import load_vectors
 
 
 def _labels(folder: Path, name: str, ids: list[str]):
-    from dataset_prep.demo import ATTRIBUTES  # imports PIL
-
     genre_to_attr = {}
     for k, a in enumerate(ATTRIBUTES):
         for g in (*a[2], *a[3]):
