@@ -102,6 +102,11 @@ def main() -> None:
     )
     optimizers.update({label: stage2_optimizer for label in shared})
     own_draws = music.negatives_shared_by
+    # the other value of loss_terms_share, the same model
+    own_sharing = music.shares_step
+    other_sharing = "first_layer" if own_sharing else "step"
+    sharing_label = f"MuSiC stage 2 epoch, loss_terms_share={other_sharing}"
+    optimizers[sharing_label] = stage2_optimizer
     times = {label: [] for label in (*optimizers, stage2_truncated, "BPR epoch")}
     one_projection = music.features.projected_once
     for epoch in range(args.epochs):
@@ -110,6 +115,7 @@ def main() -> None:
             ("MuSiC stage 2 epoch", music_trainer, joint, None),
             (stage2_apart, music_trainer, joint, None),
             *((label, music_trainer, joint, None) for label in shared),
+            (sharing_label, music_trainer, joint, None),
             (stage2_truncated, truncated_trainer, joint, None),
             ("BPR epoch", bpr_trainer, bpr_data, None),
         ):
@@ -119,11 +125,15 @@ def main() -> None:
                 (lambda **_: contextlib.nullcontext()) if label == stage2_apart else one_projection
             )
             music.negatives_shared_by = shared.get(label, own_draws)
+            music.shares_step = music.features.shares_step = (
+                (not own_sharing) if label == sharing_label else own_sharing
+            )
             start = time.perf_counter()
             trainer._train_epoch(data, epoch, loss)
             times[label].append(time.perf_counter() - start)
     music.features.projected_once = one_projection
     music.negatives_shared_by = own_draws
+    music.shares_step = music.features.shares_step = own_sharing
 
     generator = torch.Generator().manual_seed(0)
     users = torch.randint(1, music.n_users, (args.users,), generator=generator)
@@ -158,6 +168,7 @@ def main() -> None:
         " a BPR epoch (same model and data; quality is a separate, validation-chosen question)."
         for label, g in shared.items()
     )
+    sharing_ratio = med(times[sharing_label]) / med(times["BPR epoch"])
     infer_ratio = med(infer["MuSiC: generate u_T + score target items"]) / med(
         infer["BPR: full_sort_predict"]
     )
@@ -181,7 +192,9 @@ Interleaved measurements (machine shared: medians).
   **{truncated_ratio:.2f}×** with `generated_rating_grad_steps=1`, and {apart_ratio:.2f}× with
   every loss term of a step projecting its own features (the code before one projection per
   step and table). Stage 1 runs only over side users' interactions; stage 2 over
-  training-overlap users' target and all auxiliary ones; BPR over all training interactions.{shared_lines}
+  training-overlap users' target and all auxiliary ones; BPR over all training interactions.
+- stage 2 with `loss_terms_share={other_sharing}` (the defaults have
+  `{"step" if own_sharing else "first_layer"}`): **{sharing_ratio:.2f}×** a BPR epoch.{shared_lines}
 - cold-start inference for {args.users:,} users at T={args.steps}: MuSiC / BPR = **{infer_ratio:.2f}×**.
 """
     Path(args.out).write_text(report)

@@ -489,3 +489,74 @@ def test_a_checkpoint_holding_the_frozen_vectors_themselves_still_loads(tiny_dat
     old["features.user_aux_vectors"] = old["features.user_aux_vectors"] + 0.5
     with pytest.raises(RuntimeError, match=r"\['user_aux_vectors'\]"):
         MuSiC(config, train).load_state_dict(old)
+
+
+@pytest.mark.parametrize("dataset_name", ["tiny", "tiny_implicit"])
+@pytest.mark.parametrize("stage", ["side_user_loss", "joint_loss"])
+def test_a_shared_step_projects_each_table_once_and_equals_per_term_losses_without_dropout(
+    tiny_data_root, monkeypatch, dataset_name, stage
+):
+    """loss_terms_share: step projects each table once (one dropout mask for every term) and
+    gives the target and generated rating losses one draw of negatives; with no dropout and
+    the same negatives, loss and gradients are those of the per-term projections."""
+    _write_item_vectors(tiny_data_root, dataset_name, with_users=True)
+    config, train, _ = _train_split(
+        dataset_name,
+        feature_source="multimodal",
+        mlp_hidden_size=4,
+        dropout_prob=0.0,
+        loss_terms_share="step",
+        num_negatives=3,
+    )
+    model = MuSiC(config, train).train()
+    with torch.no_grad():  # item biases that differ, so a misplaced one would show
+        model.item_bias.weight.copy_(torch.randn(model.item_bias.weight.shape))
+    feat = train.inter_feat
+    target = feat["domain"] == train.target_domain_id
+    users = feat["user_id"]
+    rows = (target & model.is_side[users]) if stage == "side_user_loss" else ~model.is_side[users]
+    rows &= ~model.is_held_out[users] | ~target
+    batch = feat[rows]
+    drawn, projected = [], []
+
+    def fixed_negatives(count, pool):  # the same items for the same call, in either way
+        drawn.append(count)
+        return pool[(torch.arange(count * 3).view(count, 3) * 7) % len(pool)]
+
+    project = model.features._project
+
+    def counting(table, ids):
+        projected.append(table)
+        return project(table, ids)
+
+    monkeypatch.setattr(model, "_negatives", fixed_negatives)
+    monkeypatch.setattr(model.features, "_project", counting)
+    results = {}
+    for shared in (True, False):
+        model.shares_step = model.features.shares_step = shared
+        drawn.clear(), projected.clear()
+        model.zero_grad()
+        model.feature_scale.fill_(1.0)
+        model.feature_scale_steps.zero_()
+        torch.manual_seed(0)
+        loss = getattr(model, stage)(batch)
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results[shared] = (loss.detach(), grads, list(drawn), list(projected))
+    (loss, grads, draws, tables), (apart, apart_grads, apart_draws, apart_tables) = (
+        results[True],
+        results[False],
+    )
+    assert torch.allclose(loss, apart, atol=1e-5)
+    assert len(grads) == len(apart_grads)
+    assert all(torch.allclose(g, h, atol=1e-5) for g, h in zip(grads, apart_grads))
+    assert sorted(tables) == sorted(set(tables))  # each table once
+    assert len(apart_tables) > len(tables)
+    if not model.explicit and stage == "joint_loss":
+        assert len(draws) == len(apart_draws) - 1  # the generated loss reuses the target draw
+
+
+def test_loss_terms_share_is_checked(tiny_data_root):
+    config, train, _ = _train_split(loss_terms_share="all")
+    with pytest.raises(ValueError, match="loss_terms_share must be one of"):
+        MuSiC(config, train)

@@ -52,6 +52,7 @@ FROZEN_VECTOR_SOURCES = ("multimodal", "fused", "interactions", "hybrid")
 USER_VECTOR_RULES = ("reviews", "history", "both")
 USER_TABLES = ("users_aux", "users_target")
 COLD_ITEM_RULES = ("zero", "content")
+LOSS_TERM_SHARING = ("step", "first_layer")  # the loss_terms_share setting
 
 
 VECTOR_DTYPES = ("float32", "float16")
@@ -220,6 +221,32 @@ def fingerprint(*tables: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def loss_terms_share(config) -> str:
+    """The ``loss_terms_share`` setting, checked."""
+    value = setting(config, "loss_terms_share")
+    if value not in LOSS_TERM_SHARING:
+        raise ValueError(f"loss_terms_share must be one of {LOSS_TERM_SHARING}, not {value!r}")
+    return value
+
+
+def rows_of(unique: torch.Tensor) -> torch.Tensor:
+    """id -> row of sorted ``unique`` ids (-1: absent): a dense map, as a binary search per id
+    cost more than a step's cache saved on implicit data's 64 negatives each."""
+    row = torch.full((int(unique[-1]) + 1,), -1, dtype=torch.long, device=unique.device)
+    row[unique] = torch.arange(len(unique), device=unique.device)
+    return row
+
+
+def cached_rows(cached, ids: torch.Tensor) -> torch.Tensor | None:
+    """The rows of a step's cache ``(rows_of(unique), values)`` for ``ids`` (any shape), or
+    None when some id is not in it."""
+    if cached is None:
+        return None
+    row, values = cached
+    at = row[ids.clamp(max=len(row) - 1)]
+    return values[at] if bool(((at >= 0) & (ids < len(row))).all()) else None
+
+
 class FeatureSource(nn.Module):
     """d-dim features of items, of users in the auxiliary domain, and in the target domain."""
 
@@ -235,6 +262,8 @@ class FeatureSource(nn.Module):
         # user feature is that user's rating bias -- generated with the rest of u_T.
         self.user_bias_coordinate = bool(config["user_bias_coordinate"])
         self._first_layer_cache = {}  # table -> (id -> row, first layer) in projected_once
+        self._feature_cache = {}  # table -> (id -> row, feature) in projected_once (full)
+        self.shares_step = loss_terms_share(config) == "step"
         hidden, dropout = int(config["mlp_hidden_size"]), float(config["dropout_prob"])
         dtype = vector_dtype(setting(config, "vector_dtype"))
         activation = setting(config, "activation")
@@ -311,28 +340,31 @@ class FeatureSource(nn.Module):
 
     @contextmanager
     def projected_once(self, **ids_by_table: torch.Tensor):
-        """Within the block, each named table's first MLP layer is computed once for the given
-        ids (``users_aux=..., items=...``): a training step asks for the same users and items in
-        several loss terms, and that layer over the wide frozen vectors is most of its cost.
-        Each term still draws its own dropout mask (the layer after it is cheap). Ids outside
-        the given ones, tables whose input is not wider than the hidden layer, and sources
-        without frozen vectors are projected as usual."""
-        if self.source in FROZEN_VECTOR_SOURCES:
-            for table, ids in ids_by_table.items():
-                unique = torch.unique(ids)
-                if not len(unique) or not self._first_layer_is_wide(table):
-                    continue
-                # id -> row of the cache (-1: not computed); a dense map, as a binary search
-                # per id cost more than the cache saved on implicit data's 64 negatives each
-                row = torch.full((int(unique[-1]) + 1,), -1, dtype=torch.long, device=ids.device)
-                row[unique] = torch.arange(len(unique), device=ids.device)
-                self._first_layer_cache[table] = (row, self._first_layer(table, unique))
+        """Within the block, each named table is projected once for the given ids
+        (``users_aux=..., items=...``): a training step asks for the same users and items in
+        several loss terms (on implicit data the 64 negatives per positive touch almost every
+        item in each term), and the MLP over them is most of the step's cost.
+        ``loss_terms_share: step`` keeps each id's whole feature, so every term of the step
+        sees the same dropout mask; ``first_layer`` keeps only the first layer's output over
+        wide frozen vectors and lets each term draw its own mask (the numbers before ``step``).
+        Ids outside the given ones are projected as usual."""
+        for table, ids in ids_by_table.items():
+            unique = torch.unique(ids)
+            if not len(unique):
+                continue
+            if self.shares_step:
+                self._feature_cache[table] = (rows_of(unique), self._project(table, unique))
+            elif self.source in FROZEN_VECTOR_SOURCES and self._first_layer_is_wide(table):
+                self._first_layer_cache[table] = (rows_of(unique), self._first_layer(table, unique))
         try:
             yield
         finally:
-            self._first_layer_cache = {}
+            self._first_layer_cache, self._feature_cache = {}, {}
 
     def _features(self, table: str, ids: torch.Tensor) -> torch.Tensor:
+        cached = cached_rows(self._feature_cache.get(table), ids)
+        if cached is not None:
+            return cached
         if ids.dim() == 1 and len(ids) > 1:
             # a batch repeats users and items: project each one once (the MLP is the cost)
             unique, inverse = torch.unique(ids, return_inverse=True)
@@ -352,12 +384,7 @@ class FeatureSource(nn.Module):
         return getattr(self, mlp).first_layer(getattr(self, vectors)[ids].float())
 
     def _cached_first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor | None:
-        cached = self._first_layer_cache.get(table)
-        if cached is None or ids.dim() != 1:
-            return None
-        row, values = cached
-        at = row[ids.clamp(max=len(row) - 1)]
-        return values[at] if bool(((at >= 0) & (ids < len(row))).all()) else None
+        return cached_rows(self._first_layer_cache.get(table), ids) if ids.dim() == 1 else None
 
     def _project(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled() and len(ids) > PROJECTION_CHUNK:

@@ -32,6 +32,7 @@ deterministic auxiliary → target regression.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +46,11 @@ from recbole_music.model.music.features import (
     CONTENT_SOURCES,
     INTERACTION_SOURCES,
     FeatureSource,
+    cached_rows,
+    loss_terms_share,
     resolve_feature_source,
     resolve_user_vectors,
+    rows_of,
 )
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
@@ -73,6 +77,14 @@ def size_pairs(value) -> list[tuple[int, int]]:
 RANKING_LOSSES = ("bce", "softmax")
 
 
+def _products(user_feat: torch.Tensor, item_feat: torch.Tensor) -> torch.Tensor:
+    """<u_b, v_b> for item features [B, d], or <u_b, v_bn> for [B, n, d]: a batched product,
+    no [B * n, d] copy of the users (nor its backward)."""
+    if item_feat.dim() == 2:
+        return (user_feat * item_feat).sum(-1)
+    return torch.einsum("bd,bnd->bn", user_feat, item_feat)
+
+
 class MuSiC(TargetDomainRecommender):
     input_type = InputType.POINTWISE
     type = ModelType.GENERAL
@@ -97,6 +109,9 @@ class MuSiC(TargetDomainRecommender):
         self.negatives_shared_by = int(setting(config, "negatives_shared_by"))
         if self.negatives_shared_by < 1:
             raise ValueError(f"negatives_shared_by must be >= 1, got {self.negatives_shared_by}")
+        # the loss terms of a step share projections, dropout masks and negatives (faster)
+        self.shares_step = loss_terms_share(config) == "step"
+        self._step_item_table = None  # (rows_of(ids), features [+ bias]) during a shared step
         self.ranking_loss = config["ranking_loss"]
         if self.ranking_loss not in RANKING_LOSSES:
             raise ValueError(
@@ -286,30 +301,56 @@ class MuSiC(TargetDomainRecommender):
     def _score(self, user_feat, items, domain: int):
         """Scores of ``items`` ([B], one per user, or [B, n], n per user) for ``user_feat``
         ([B, d]); the same shape as ``items``."""
-        item_feat = self.features.items(items.flatten()).view(*items.shape, -1)
-        if items.dim() == 1:
-            score = (user_feat * item_feat).sum(-1)
-        else:  # a batched product: no [B * n, d] copy of the users (nor its backward)
-            score = torch.einsum("bd,bnd->bn", user_feat, item_feat)
-        if self.rating_bias:
-            score = score + self.item_bias(items).squeeze(-1)
-            if self.explicit:
-                score = score + self.domain_mean[domain]
+        table = cached_rows(self._step_item_table, items)
+        if table is None:
+            item_feat = self.features.items(items.flatten()).view(*items.shape, -1)
+            score = _products(user_feat, item_feat)
+            if self.rating_bias:
+                score = score + self.item_bias(items).squeeze(-1)
+        else:  # the step's table carries the item bias as its last column: one gather for both
+            if self.rating_bias:
+                user_feat = torch.cat([user_feat, user_feat.new_ones(len(user_feat), 1)], 1)
+            score = _products(user_feat, table)
+        if self.rating_bias and self.explicit:
+            score = score + self.domain_mean[domain]
         return score
 
-    def _rating_loss(self, user_feat, items, ratings, domain: int, pool):
+    @contextmanager
+    def _shared_step(self, items: torch.Tensor, **user_tables: torch.Tensor):
+        """A training step's features: the users of ``user_tables`` and ``items`` projected once
+        (``features.projected_once``); with ``loss_terms_share: step`` the items' features and
+        biases are one table that every loss term of the step gathers from."""
+        if not self.shares_step:
+            with self.features.projected_once(**user_tables, items=items):
+                yield
+            return
+        with self.features.projected_once(**user_tables):
+            unique = torch.unique(items)
+            table = self.features.items(unique)
+            if self.rating_bias:
+                table = torch.cat([table, self.item_bias.weight[unique]], 1)
+            self._step_item_table = (rows_of(unique), table)
+            try:
+                yield
+            finally:
+                self._step_item_table = None
+
+    def _negatives(self, rows: int, pool: torch.Tensor) -> torch.Tensor:
+        """[rows, num_negatives] items drawn uniformly from ``pool``."""
+        return pool[torch.randint(len(pool), (rows, self.num_negatives), device=pool.device)]
+
+    def _rating_loss(self, user_feat, items, ratings, domain: int, pool, negatives=None):
         """MSE on ratings; on implicit data ``ranking_loss`` of each positive against its own
-        ``num_negatives`` items drawn uniformly from ``pool``. (One draw shared by the whole
-        batch is cheaper but gives the loss 1/batch as many negatives: food → kitchen seed 1,
-        validation NDCG@20 ~0.04 against ~0.05.)"""
+        ``num_negatives`` items drawn uniformly from ``pool`` (or the given ``negatives``). (One
+        draw shared by the whole batch is cheaper but gives the loss 1/batch as many negatives:
+        food → kitchen seed 1, validation NDCG@20 ~0.04 against ~0.05.)"""
         if self.explicit:
             return F.mse_loss(self._score(user_feat, items, domain), ratings.float())
         positive = self._score(user_feat, items, domain)
-        if self.negatives_shared_by == 1:
-            neg = pool[
-                torch.randint(len(pool), (len(items), self.num_negatives), device=items.device)
-            ]
-            negative = self._score(user_feat, neg, domain)
+        if negatives is not None or self.negatives_shared_by == 1:
+            if negatives is None:
+                negatives = self._negatives(len(items), pool)
+            negative = self._score(user_feat, negatives, domain)
         else:
             negative = self._shared_negative_scores(user_feat, pool)
         if self.ranking_loss == "softmax":
@@ -371,7 +412,7 @@ class MuSiC(TargetDomainRecommender):
             self.feature_scale_steps += 1
         return self.feature_scale
 
-    def _generated_rating_loss(self, users, items, ratings):
+    def _generated_rating_loss(self, users, items, ratings, negatives=None):
         """The rating loss with ``u_T`` generated from ``u_A`` by the full reverse process, as
         held-out users get it: trains the denoiser (and ``u_A``) for what the ratings need.
         With ``generated_rating_grad_steps`` > 0 the gradient flows through that many last
@@ -384,7 +425,9 @@ class MuSiC(TargetDomainRecommender):
             cond=self.features.users_aux(unique),
             grad_steps=self.generated_rating_grad_steps,
         )
-        return self._rating_loss(generated[inverse], items, ratings, 1, self.target_items)
+        return self._rating_loss(
+            generated[inverse], items, ratings, 1, self.target_items, negatives
+        )
 
     def _ratings(self, interaction, rows):
         return interaction[self.RATING][rows] if self.explicit else None
@@ -399,8 +442,7 @@ class MuSiC(TargetDomainRecommender):
         users, items = interaction[self.USER_ID], interaction[self.ITEM_ID]
         if not (self.is_side[users].all() and self.target_rows(interaction).all()):
             raise RuntimeError("stage 1 got interactions that are not side users' target ones")
-        step_items = self._step_items(items, self.target_items)
-        with self.features.projected_once(users_target=users, items=step_items):
+        with self._shared_step(self._step_items(items, self.target_items), users_target=users):
             return self._side_user_loss(interaction, users, items)
 
     def _side_user_loss(self, interaction, users, items):
@@ -427,13 +469,12 @@ class MuSiC(TargetDomainRecommender):
                 "stage 2 got target interactions of users who are not "
                 "training overlap users (held-out or side users)"
             )
-        tables = {
-            "users_aux": users,
-            "items": self._step_items(items, self.target_items, self.aux_items),
-        }
+        tables = {"users_aux": users}
         if not self.direct_transfer:
             tables["users_target"] = users[target]
-        with self.features.projected_once(**tables):
+        with self._shared_step(
+            self._step_items(items, self.target_items, self.aux_items), **tables
+        ):
             return self._joint_loss(interaction, users, items, target)
 
     def _joint_loss(self, interaction, users, items, target):
@@ -445,18 +486,21 @@ class MuSiC(TargetDomainRecommender):
                 if self.direct_transfer
                 else self.features.users_target(t_users)
             )
+            ratings = self._ratings(interaction, target)
+            # with loss_terms_share: step, the generated u_T meets the same negatives
+            negatives = (
+                self._negatives(len(t_items), self.target_items)
+                if self.shares_step and not self.explicit and self.negatives_shared_by == 1
+                else None
+            )
             loss = loss + self._rating_loss(
-                user_feat,
-                t_items,
-                self._ratings(interaction, target),
-                1,
-                self.target_items,
+                user_feat, t_items, ratings, 1, self.target_items, negatives
             )
             if self.use_diffusion:
                 loss = loss + self.diffusion_weight * self._diffusion_loss(t_users, True)
                 if self.generated_rating_weight > 0:
                     loss = loss + self.generated_rating_weight * self._generated_rating_loss(
-                        t_users, t_items, self._ratings(interaction, target)
+                        t_users, t_items, ratings, negatives
                     )
         aux = ~target
         if aux.any() and self.aux_rating_weight > 0:
