@@ -125,7 +125,7 @@ def main() -> None:
                 (lambda **_: contextlib.nullcontext()) if label == stage2_apart else one_projection
             )
             music.negatives_shared_by = shared.get(label, own_draws)
-            music.shares_step = music.features.shares_step = (
+            music.features.shares_step = (
                 (not own_sharing) if label == sharing_label else own_sharing
             )
             start = time.perf_counter()
@@ -133,7 +133,7 @@ def main() -> None:
             times[label].append(time.perf_counter() - start)
     music.features.projected_once = one_projection
     music.negatives_shared_by = own_draws
-    music.shares_step = music.features.shares_step = own_sharing
+    music.features.shares_step = own_sharing
 
     generator = torch.Generator().manual_seed(0)
     users = torch.randint(1, music.n_users, (args.users,), generator=generator)

@@ -176,6 +176,17 @@ def test_new_user_aux_feature_from_history_equals_the_training_one(tiny_data_roo
     assert recommender.recommend(folded, topk=3).items
 
 
+def _stage_batch(model, train, stage: str):
+    """Every training interaction the stage's loss accepts: side users' target rows (stage 1),
+    or the other users' rows without held-out users' target ones (stage 2)."""
+    feat = train.inter_feat
+    target = feat["domain"] == train.target_domain_id
+    users = feat["user_id"]
+    rows = (target & model.is_side[users]) if stage == "side_user_loss" else ~model.is_side[users]
+    rows &= ~model.is_held_out[users] | ~target
+    return feat[rows]
+
+
 @pytest.mark.parametrize("dataset_name", ["tiny", "tiny_implicit"])
 @pytest.mark.parametrize("stage", ["side_user_loss", "joint_loss"])
 @pytest.mark.parametrize("hidden", [4, 128])  # inputs (5-18 wide) wider than it, or not
@@ -189,12 +200,7 @@ def test_a_training_step_computes_each_first_layer_once_and_gets_the_same_loss(
     # training mode: dropout on; each loss term draws its own masks as before, so the same seed
     # gives the same loss
     model = MuSiC(config, train).train()
-    feat = train.inter_feat
-    target = feat["domain"] == train.target_domain_id
-    users = feat["user_id"]
-    rows = (target & model.is_side[users]) if stage == "side_user_loss" else ~model.is_side[users]
-    rows &= ~model.is_held_out[users] | ~target
-    batch = feat[rows]
+    batch = _stage_batch(model, train, stage)
     computed = []
     first_layer = model.features._first_layer
 
@@ -511,12 +517,7 @@ def test_a_shared_step_projects_each_table_once_and_equals_per_term_losses_witho
     model = MuSiC(config, train).train()
     with torch.no_grad():  # item biases that differ, so a misplaced one would show
         model.item_bias.weight.copy_(torch.randn(model.item_bias.weight.shape))
-    feat = train.inter_feat
-    target = feat["domain"] == train.target_domain_id
-    users = feat["user_id"]
-    rows = (target & model.is_side[users]) if stage == "side_user_loss" else ~model.is_side[users]
-    rows &= ~model.is_held_out[users] | ~target
-    batch = feat[rows]
+    batch = _stage_batch(model, train, stage)
     drawn, projected = [], []
 
     def fixed_negatives(count, pool):  # the same items for the same call, in either way
@@ -533,7 +534,7 @@ def test_a_shared_step_projects_each_table_once_and_equals_per_term_losses_witho
     monkeypatch.setattr(model.features, "_project", counting)
     results = {}
     for shared in (True, False):
-        model.shares_step = model.features.shares_step = shared
+        model.features.shares_step = shared
         drawn.clear(), projected.clear()
         model.zero_grad()
         model.feature_scale.fill_(1.0)

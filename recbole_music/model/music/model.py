@@ -47,7 +47,6 @@ from recbole_music.model.music.features import (
     INTERACTION_SOURCES,
     FeatureSource,
     cached_rows,
-    loss_terms_share,
     resolve_feature_source,
     resolve_user_vectors,
     rows_of,
@@ -109,8 +108,6 @@ class MuSiC(TargetDomainRecommender):
         self.negatives_shared_by = int(setting(config, "negatives_shared_by"))
         if self.negatives_shared_by < 1:
             raise ValueError(f"negatives_shared_by must be >= 1, got {self.negatives_shared_by}")
-        # the loss terms of a step share projections, dropout masks and negatives (faster)
-        self.shares_step = loss_terms_share(config) == "step"
         self._step_item_table = None  # (rows_of(ids), features [+ bias]) during a shared step
         self.ranking_loss = config["ranking_loss"]
         if self.ranking_loss not in RANKING_LOSSES:
@@ -334,6 +331,12 @@ class MuSiC(TargetDomainRecommender):
                 yield
             finally:
                 self._step_item_table = None
+
+    @property
+    def shares_step(self) -> bool:
+        """``loss_terms_share: step``: the loss terms of a step share projections, dropout masks
+        and negatives (faster); the feature source holds the setting."""
+        return self.features.shares_step
 
     def _negatives(self, rows: int, pool: torch.Tensor) -> torch.Tensor:
         """[rows, num_negatives] items drawn uniformly from ``pool``."""
