@@ -274,7 +274,9 @@ class FeatureSource(nn.Module):
                 parts.append(dataset.load_features("items", "item_id", dtype)[0])
             if source in INTERACTION_SOURCES:
                 dim_svd = int(config["interaction_vector_dim"])
-                svd = interaction_item_vectors(dataset, dim_svd)
+                svd = interaction_item_vectors(
+                    dataset, dim_svd, setting(config, "interaction_vector_normalization")
+                )
                 if self.maps_unseen_items:
                     svd = _mapped_from_content(dataset, svd)
                 parts.append(svd.to(dtype))
