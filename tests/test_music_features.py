@@ -362,6 +362,43 @@ def test_interaction_vectors_come_from_training_rows_only_and_are_deterministic(
     assert not torch.allclose(first, interaction_item_vectors(leaked, 4))
 
 
+def test_symmetric_interaction_vectors_are_the_singular_vectors_of_the_normalised_matrix(
+    tiny_data_root,
+):
+    _, train, _ = _train_split("tiny_implicit")
+    users = train.inter_feat["user_id"].numpy()
+    items = train.inter_feat["item_id"].numpy()
+    matrix = np.zeros((train.user_num, train.item_num))
+    matrix[users, items] = 1.0
+    user_degree = np.maximum(matrix.sum(1), 1.0)
+    item_degree = np.maximum(matrix.sum(0), 1.0)
+    normalised = matrix / np.sqrt(user_degree)[:, None] / np.sqrt(item_degree)[None, :]
+    _, _, vt = np.linalg.svd(normalised)
+    vectors = interaction_item_vectors(train, 3, "symmetric").double().numpy()
+    # the same subspace as the top-3 right singular vectors of D_u^-1/2 R D_i^-1/2 (dense SVD)
+    top = vt[:3].T
+    residual = vectors - top @ (top.T @ vectors)
+    assert np.abs(residual).max() < 1e-6 * np.abs(vectors).max()
+    binary = interaction_item_vectors(train, 3, "none").double().numpy()
+    assert np.abs(binary - top @ (top.T @ binary)).max() > 1e-3  # not the binary matrix's
+    seen = matrix.sum(0) > 0
+    assert (vectors[~seen] == 0).all()
+    assert np.isclose(np.linalg.norm(vectors[seen], axis=1).mean(), 1.0)
+    with pytest.raises(ValueError, match="interaction_vector_normalization must be one of"):
+        interaction_item_vectors(train, 3, "row")
+
+
+def test_music_reads_the_configured_interaction_normalization(tiny_data_root):
+    built = {}
+    for rule in ("none", "symmetric"):
+        config, train, _ = _train_split(
+            "tiny_implicit", interaction_vector_dim=3, interaction_vector_normalization=rule
+        )
+        built[rule] = MuSiC(config, train).features.item_vectors
+        assert torch.allclose(built[rule], interaction_item_vectors(train, 3, rule))
+    assert not torch.allclose(built["none"], built["symmetric"])
+
+
 def test_auto_feature_source_uses_interaction_vectors_without_content(tiny_data_root, caplog):
     config, train, _ = _train_split("tiny", interaction_vector_dim=4)  # explicit, no tables
     with caplog.at_level(logging.WARNING):
