@@ -302,6 +302,7 @@ def run_recbole_music(
                 "evaluation": round(evaluated - trained, 3),  # the test users
             },
             "best_epoch": getattr(trainer, "best_epoch", None),
+            "stopped_by": trainer.stopped_by() if hasattr(trainer, "stopped_by") else None,
             "checkpoint": trainer.saved_model_file
             if saved and os.path.isfile(trainer.saved_model_file)
             else None,

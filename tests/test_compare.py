@@ -47,13 +47,14 @@ def _argv(root: Path, *more: str) -> list[str]:
 
 
 def _rows(markdown: str) -> dict[str, list[str]]:
-    """First cell -> the other cells of every table body row (headers left out)."""
+    """First cell -> the other cells of every table body row (headers left out); a row label's
+    epoch-limit mark is dropped (short test runs end at their limit)."""
     lines = markdown.splitlines()
     rows = {}
     for line, after in zip(lines, [*lines[1:], ""]):
         if line.startswith("| ") and not after.startswith("|---"):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[cells[0]] = cells[1:]
+            rows[cells[0].removesuffix(" ‡")] = cells[1:]
     return rows
 
 
@@ -602,3 +603,44 @@ def test_cells_from_csv_rebuild_a_table_with_new_rows_without_rerunning_the_old(
     calls.clear()
     assert cli.main([*argv[:-1], "--seeds=2", "--cells-from-csv"]) == 0
     assert len(calls) == 3
+
+
+def test_a_run_that_ended_at_its_epoch_limit_is_marked_and_survives_the_cells_csv(
+    root, monkeypatch
+):
+    calls: list[list[str]] = []
+
+    def fake(command, cwd):
+        calls.append(command)
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        ended = "epoch limit" if opts["model"] == "CMF" else "early stopping"
+        payload = {
+            "valid": {"rmse": 1.0},
+            "test": {"rmse": 1.0},
+            "run": {"model_selection": "best epoch", "best_epoch": 1, "stopped_by": ended},
+        }
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    argv = _argv(root, "--models=TargetMF,CMF", "--tables=main", "--cells-from-csv")
+    assert cli.main(argv) == 0
+    folder = root / "out" / "tiny"
+
+    def check():
+        text = (folder / "main.md").read_text()
+        assert "| CMF ‡ |" in text and "| TargetMF |" in text  # only the row at its limit
+        assert "ended at their epoch limit" in text and "CMF 1" in text
+        cells = {r[0]: r for r in _read_csv(folder / "main_cells.csv")}
+        column = cells["model"].index("stopped_by")
+        assert cells["CMF"][column] == "epoch limit"
+        assert cells["TargetMF"][column] == "early stopping"
+
+    check()
+    import shutil
+
+    shutil.rmtree(root / "work")  # a fresh machine: the mark comes back from the cells CSV
+    calls.clear()
+    assert cli.main(argv) == 0 and not calls
+    check()

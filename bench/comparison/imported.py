@@ -4,7 +4,7 @@ The cell cache under ``--work`` lives on one machine; the per-seed cells committ
 table are what survives. With ``--cells-from-csv`` a planned cell that is not cached is read
 from the line of its row, β and seed in ``<out>/<task>/<table>_cells.csv`` (when there is one),
 so that a table gains rows or β columns without rerunning the grid. Such a line carries the
-metrics, the best epoch and the seconds, not the run's other records; the table's notes count
+metrics, the best epoch, how training ended and the seconds, not the run's other records; the table's notes count
 the imported cells. Only a line of the same row label, β and seed is taken: the overrides are
 not in the file, so the command must be the one that wrote it (the table's own **Command**).
 """
@@ -67,6 +67,8 @@ def _result(line: dict, metrics, source: Path) -> dict:
     run = {"model_selection": selection, IMPORTED: str(source)}
     if line.get("best_epoch"):
         run["best_epoch"] = int(line["best_epoch"])
+    if line.get("stopped_by"):
+        run["stopped_by"] = line["stopped_by"]
     return {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
 
 

@@ -13,7 +13,14 @@ from .catalogue import OURS, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
 from .imported import imported_count
 from .plan import SWEEPS, music_variants
-from .tables import add_improvement, collect, render_markdown, write_cells_csv, write_csv
+from .tables import (
+    AT_LIMIT_MARK,
+    add_improvement,
+    collect,
+    render_markdown,
+    write_cells_csv,
+    write_csv,
+)
 from .tasks import Task
 
 
@@ -142,6 +149,13 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"{imported} of the {len(used)} runs were read from the committed "
                 f"{name}_cells.csv of an earlier invocation (`--cells-from-csv`): their metrics, "
                 "best epoch and seconds as that file gives them."
+            )
+        if table.at_epoch_limit:
+            runs = ", ".join(f"{row} {n}" for row, n in table.at_epoch_limit.items())
+            notes.append(
+                f"{AT_LIMIT_MARK} runs that ended at their epoch limit (`epochs`) rather than by "
+                f"early stopping, so not converged: {runs}. The cells CSV's `stopped_by` says "
+                "which; rerun them after raising the limit (delete their lines and cache files)."
             )
         if name == "dual":
             notes.append(

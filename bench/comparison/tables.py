@@ -26,11 +26,17 @@ class Table:
     columns: list[tuple[float, str]]  # (β, metric)
     seconds: dict[str, list[float]]
     improvement: dict | None = None  # column -> percent (main table)
+    # row -> runs that ended at their epoch limit rather than by early stopping (not converged)
+    at_epoch_limit: dict[str, int] | None = None
+
+
+AT_LIMIT_MARK = "‡"  # after a row label: some of its runs ended at their epoch limit
 
 
 def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) -> Table:
     rows: dict[str, Row] = {}
     seconds: dict[str, list[float]] = {}
+    at_limit: dict[str, int] = {}
     for entry in entries:
         if entry.table != table:
             continue
@@ -39,6 +45,8 @@ def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) 
         if result is None:
             continue
         seconds.setdefault(entry.row, []).append(result.get("seconds", float("nan")))
+        if (result.get("run") or {}).get("stopped_by") == "epoch limit":
+            at_limit[entry.row] = at_limit.get(entry.row, 0) + 1
         for metric in task.metrics:
             value = result.get("test", {}).get(metric)
             if value is not None:
@@ -47,7 +55,7 @@ def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) 
     kept = [row for row in rows.values() if row.values]
     # a metric no row has (MAE of ranking-only models on implicit data) is no column
     columns = [c for c in columns if any(r.stat(c) for r in kept)]
-    return Table(kept, columns, seconds)
+    return Table(kept, columns, seconds, at_epoch_limit=at_limit)
 
 
 def add_improvement(table: Table) -> None:
@@ -85,7 +93,8 @@ def render_markdown(table: Table, first_header: str, n_seeds: int) -> str:
         cells = [fmt_stat(row.stat(c), best.get(c) == row.label) for c in table.columns]
         secs = [s for s in table.seconds.get(row.label, []) if s == s]
         cells.append(f"{sum(secs) / len(secs):.0f}" if secs else "n/a")
-        lines.append([row.label + seeds_note(row, table.columns, n_seeds), *cells])
+        mark = f" {AT_LIMIT_MARK}" if (table.at_epoch_limit or {}).get(row.label) else ""
+        lines.append([row.label + mark + seeds_note(row, table.columns, n_seeds), *cells])
     if table.improvement is not None:
         cells = [
             "n/a" if (v := table.improvement.get(c)) is None else f"{v:+.2f}%"
@@ -126,7 +135,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
     number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
-    header += ["best_epoch", "seconds"]
+    header += ["best_epoch", "stopped_by", "seconds"]
     lines = []
     for entry in entries:
         result = results.get(f"{task.name}/{entry.cell.key()}")
@@ -136,8 +145,10 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         for part in ("valid", "test"):
             values = result.get(part) or {}
             line += ["" if values.get(m) is None else f"{values[m]:.6f}" for m in task.metrics]
-        epoch = (result.get("run") or {}).get("best_epoch")
-        line += ["" if epoch is None else epoch, f"{result.get('seconds', float('nan')):.1f}"]
+        run = result.get("run") or {}
+        epoch = run.get("best_epoch")
+        line += ["" if epoch is None else epoch, run.get("stopped_by") or ""]
+        line.append(f"{result.get('seconds', float('nan')):.1f}")
         lines.append(line)
     with open(path, "w", newline="") as handle:
         out = csv.writer(handle)

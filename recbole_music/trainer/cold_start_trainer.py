@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from recbole.data.dataset import Dataset
 from recbole.data.utils import get_dataloader
-from recbole.trainer import Trainer
+from recbole.trainer import TraditionalTrainer, Trainer
 from recbole.utils import set_color
 
 from recbole_music.checkpoint import checkpoint_state, read_checkpoint, write_checkpoint
@@ -48,6 +48,7 @@ class ColdStartEvaluationMixin:
 
     _checkpoint_reserved = False  # set once this run owns saved_model_file
     best_epoch = None  # the epoch of the last checkpoint saved (the best, or the last one)
+    epochs_trained = 0  # epochs of the last fit (a resumed run counts from its start epoch)
 
     def __init__(self, config, model):
         if not is_distributed(config):
@@ -62,6 +63,21 @@ class ColdStartEvaluationMixin:
             config["single_spec"] = False
         self.distributed_model = wrap_for_processes(self.model, config)
         self.model = self.distributed_model.module
+
+    def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+        self.epochs_trained = epoch_idx + 1
+        return super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
+
+    def stopped_by(self) -> str | None:
+        """How the last fit ended: ``early stopping`` (validation stopped improving for more
+        than ``stopping_step`` evaluations), ``epoch limit`` (it ran all ``epochs``: not
+        converged, or no validation users), or None for a trainer without epochs (a closed-form
+        model, which RecBole's TraditionalTrainer passes over the data once)."""
+        if not self.epochs_trained or isinstance(self, TraditionalTrainer):
+            return None
+        if getattr(self, "cur_step", 0) > getattr(self, "stopping_step", float("inf")):
+            return "early stopping"
+        return "epoch limit" if self.epochs_trained >= self.epochs else "early stopping"
 
     def _valid_epoch(self, valid_data, show_progress=False):
         if not is_distributed(self.config):
