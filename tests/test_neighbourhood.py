@@ -1,4 +1,5 @@
-"""The neighbourhood transfer baselines (ItemKNNTransfer, UserKNNTransfer, RidgeTransfer) and
+"""The neighbourhood transfer baselines (ItemKNNTransfer, UserKNNTransfer, RidgeTransfer,
+SVDTransfer) and
 RecBole's Pop with exact counts: registered, run on explicit and implicit data, hyper-parameters
 chosen on validation users only, popularity fallback, the search skipped without validation users,
 and ItemKNNTransfer's scores on a hand-computed example."""
@@ -34,13 +35,14 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 ]
 
-MODELS = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer"]
+MODELS = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer", "SVDTransfer"]
 QUIET = {"state": "INFO", "show_progress": False}
 PROPERTIES = Path(__file__).resolve().parent.parent / "properties" / "model"
 SMALL_GRID = {  # two candidates per model keep the tests fast; the YAML grids are larger
     "ItemKNNTransfer": {"knn_shrink": [0.0, 50.0]},
     "UserKNNTransfer": {"knn_neighbours": [2, 50]},
     "RidgeTransfer": {"ridge_lambda": [1.0, 1000.0]},
+    "SVDTransfer": {"svd_rank": [2, 8]},
 }
 
 
@@ -169,6 +171,8 @@ def test_without_validation_users_the_defaults_are_used(tiny_data_root, name, ca
         (["--model=UserKNNTransfer", "--knn_neighbours=2.5"], "whole number"),
         (["--model=RidgeTransfer", "--search_grid={'ridge_lambda':[0]}"], "must be > 0, got 0"),
         (["--model=RidgeTransfer", "--ridge_max_users=3"], "exceed ridge_max_users=3"),
+        (["--model=SVDTransfer", "--svd_rank=2.5"], "--svd_rank=2.5: expected a whole number"),
+        (["--model=SVDTransfer", "--search_grid={'svd_rank':[0]}"], "whole number >= 1, got 0"),
     ],
 )
 def test_bad_settings_exit_2_with_a_message(tiny_data_root, capsys, argv, message):
@@ -270,3 +274,25 @@ def test_pop_counts_every_training_interaction_exactly(tiny_data_root):
     items = train_data._dataset.inter_feat["item_id"]
     assert torch.equal(model.item_cnt.view(-1), torch.bincount(items, minlength=model.n_items))
     assert model.item_cnt.max() > 1  # one batch holds repeated items: RecBole would count 1
+
+
+def test_svd_transfer_scores_are_the_low_pass_filter_of_a_dense_svd(tiny_data_root):
+    # s = (r D_i^-1/2 V_k) (D_i^1/2 V_k)^T on the target items, V_k the top-k right singular
+    # vectors of D_u^-1/2 R D_i^-1/2 (R: the binary training rows of both domains)
+    _, model, _, train_data, _, test = make_model(
+        "SVDTransfer", "tiny_implicit", svd_rank=3, search_grid={}, pop_weight=0.0
+    )
+    data = train_data._dataset
+    users, items = data.inter_feat["user_id"].numpy(), data.inter_feat["item_id"].numpy()
+    matrix = np.zeros((data.user_num, data.item_num))
+    matrix[users, items] = 1.0
+    user_degree, item_degree = np.maximum(matrix.sum(1), 1), np.maximum(matrix.sum(0), 1)
+    _, _, vt = np.linalg.svd(matrix / np.sqrt(user_degree)[:, None] / np.sqrt(item_degree))
+    top = vt[:3].T
+    cold = torch.unique(test.inter_feat["user_id"]).numpy()
+    aux = matrix[cold] * ~data.target_item_mask.numpy()  # their training rows are auxiliary
+    expected = (aux / np.sqrt(item_degree)) @ top @ (top * np.sqrt(item_degree)[:, None]).T
+    expected[:, ~data.target_item_mask.numpy()] = 0.0
+    got = model.neighbourhood_scores(cold)
+    assert np.abs(got).max() > 0
+    assert np.allclose(got, expected, atol=1e-5 * np.abs(expected).max())

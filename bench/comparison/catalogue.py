@@ -9,7 +9,7 @@ from dataset_prep.layout import DEMO_DATASET
 
 FLOORS = ["GlobalMean", "ItemMean", "TargetMF", "Pop"]
 BUILTINS = ["ItemKNN", "BPR", "NeuMF", "LightGCN"]
-NEIGHBOURHOOD = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer"]
+NEIGHBOURHOOD = ["ItemKNNTransfer", "UserKNNTransfer", "RidgeTransfer", "SVDTransfer"]
 CDR_BASELINES = ["CMF", "EMCDR", "SSCDR", "LACDR", "PTUPCDR", "DiffCDR", "CATN", "OmniMatch"]
 OURS = "MuSiC"
 DEFAULT_MODELS = [*FLOORS, *BUILTINS, *NEIGHBOURHOOD, *CDR_BASELINES, OURS]

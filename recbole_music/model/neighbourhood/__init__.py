@@ -4,13 +4,15 @@ hyper-parameters chosen on validation users by :class:`recbole_music.trainer.hyp
 
 from recbole_music.model.neighbourhood.item_knn import ItemKNNTransfer
 from recbole_music.model.neighbourhood.ridge import RidgeTransfer
+from recbole_music.model.neighbourhood.svd import SVDTransfer
 from recbole_music.model.neighbourhood.user_knn import UserKNNTransfer
 
-NEIGHBOURHOOD_MODELS = (ItemKNNTransfer, UserKNNTransfer, RidgeTransfer)
+NEIGHBOURHOOD_MODELS = (ItemKNNTransfer, UserKNNTransfer, RidgeTransfer, SVDTransfer)
 
 __all__ = [
     "NEIGHBOURHOOD_MODELS",
     "ItemKNNTransfer",
     "RidgeTransfer",
+    "SVDTransfer",
     "UserKNNTransfer",
 ]
