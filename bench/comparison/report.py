@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -58,10 +59,16 @@ def music_features(task: Task, table: str) -> str:
     )
 
 
+def _relative(path: str, root: Path) -> str:
+    return os.path.relpath(path, root) if os.path.isabs(path) else path
+
+
 def header_block(task: Task, table: str, args, results: list[dict], wall: float, notes) -> str:
     info = task.info
     direction = f"{info.get('aux') or 'aux'} → {info.get('target') or 'target'}"
-    sources = info.get("sources") or []
+    # a build records absolute paths: shown from the repository root, never as this machine's
+    root = Path(getattr(args, "cwd", None) or ".").resolve()
+    sources = [_relative(s, root) for s in info.get("sources") or []]
     source = f" Built from {', '.join(f'`{s}`' for s in sources)}." if sources else ""
     selection = sorted({r.get("run", {}).get("model_selection", "?") for r in results})
     compute = sum(r.get("seconds", 0.0) for r in results)
