@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from recbole_music.inference import ColdStartRecommender
-from recbole_music.model.music.model import size_pairs
+from recbole_music.model.music.model import size_candidates_of
 from recbole_music.quick_start import run_recbole_music
 
 FAST = {"epochs": 3, "stage1_epochs": 1, "state": "ERROR", "show_progress": False}
@@ -25,8 +25,16 @@ def test_the_search_trains_each_size_and_tests_the_best_on_validation(tiny_data_
         )
     rows = result["run"]["size_search"]
     assert [row["settings"] for row in rows] == [
-        {"embedding_size": 32, "interaction_vector_dim": 4},
-        {"embedding_size": 16, "interaction_vector_dim": 8},
+        {
+            "embedding_size": 32,
+            "interaction_vector_dim": 4,
+            "interaction_vector_normalization": "none",
+        },
+        {
+            "embedding_size": 16,
+            "interaction_vector_dim": 8,
+            "interaction_vector_normalization": "none",
+        },
     ]
     chosen = [row for row in rows if row["chosen"]]
     assert len(chosen) == 1
@@ -38,7 +46,9 @@ def test_the_search_trains_each_size_and_tests_the_best_on_validation(tiny_data_
     # the recorded settings are the chosen model's, and only its checkpoint is kept
     changed = result["run"]["settings_changed"]
     for key, value in chosen[0]["settings"].items():
-        assert changed.get(key, {"embedding_size": 32, "interaction_vector_dim": 4}[key]) == value
+        own = {"embedding_size": 32, "interaction_vector_dim": 4}
+        own["interaction_vector_normalization"] = "none"
+        assert changed.get(key, own[key]) == value
     checkpoints = [str(path) for path in Path("saved").glob("MuSiC-*.pth")]
     assert checkpoints == [result["run"]["checkpoint"]]
     # the checkpoint rebuilds the chosen model (its config holds the chosen sizes)
@@ -83,12 +93,49 @@ def test_no_search_without_validation_users_or_without_interaction_vectors(tiny_
     assert "size_search" not in result["run"]
 
 
-@pytest.mark.parametrize("value", [[[128]], [[0, 32]], "big", [["a", 3]]])
+@pytest.mark.parametrize(
+    "value", [[[128]], [[0, 32]], "big", [["a", 3]], [[64, 32, "row"]], [[64, 32, "none", 1]]]
+)
 def test_a_malformed_size_list_is_refused_with_its_form(value):
     with pytest.raises(ValueError, match=r"interaction_size_search must be a list of"):
-        size_pairs(value)
+        size_candidates_of(value, "none")
 
 
-def test_size_pairs_reads_the_yaml_form():
-    assert size_pairs([[128, 64]]) == [(128, 64)]
-    assert size_pairs([]) == [] == size_pairs(None)
+def test_size_candidates_read_the_yaml_form():
+    # a pair keeps the run's own normalisation; a third element names one
+    assert size_candidates_of([[128, 64]], "none") == [(128, 64, "none")]
+    assert size_candidates_of([[128, 64]], "symmetric") == [(128, 64, "symmetric")]
+    assert size_candidates_of([[128, 64], [64, 32, "symmetric"]], "none") == [
+        (128, 64, "none"),
+        (64, 32, "symmetric"),
+    ]
+    assert size_candidates_of([], "none") == [] == size_candidates_of(None, "none")
+
+
+def test_the_search_can_choose_the_matrix_of_the_interaction_vectors(tiny_data_root):
+    config = {
+        **FAST,
+        "interaction_vector_dim": 4,
+        "interaction_size_search": [[4, 32, "symmetric"]],
+    }
+    searched = run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=False)
+    rows = searched["run"]["size_search"]
+    assert [row["settings"]["interaction_vector_normalization"] for row in rows] == [
+        "none",
+        "symmetric",
+    ]
+    alone = run_recbole_music(
+        "MuSiC",
+        "tiny_implicit",
+        config_dict={
+            **FAST,
+            "interaction_vector_dim": 4,
+            "interaction_vector_normalization": "symmetric",
+            "interaction_size_search": [],
+        },
+        saved=False,
+    )
+    # the candidate equals the run given its settings, and the choice is the validation argmax
+    assert rows[1]["valid_score"] == alone["best_valid_score"]
+    chosen = next(row for row in rows if row["chosen"])
+    assert chosen["valid_score"] == max(row["valid_score"] for row in rows)

@@ -51,22 +51,35 @@ from recbole_music.model.music.features import (
     resolve_user_vectors,
     rows_of,
 )
+from recbole_music.model.music.interaction_vectors import NORMALIZATIONS
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 logger = logging.getLogger()
 
 
-def size_pairs(value) -> list[tuple[int, int]]:
-    """``interaction_size_search`` as (interaction_vector_dim, embedding_size) pairs."""
-    pairs = [] if value is None else value
+def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, str]]:
+    """``interaction_size_search`` as (interaction_vector_dim, embedding_size, normalization)
+    triples: an entry is ``[dim, size]`` (the run's own ``interaction_vector_normalization``)
+    or ``[dim, size, normalization]``."""
+    entries = [] if value is None else value
     try:
-        parsed = [(int(a), int(b)) for a, b in pairs]
-    except (TypeError, ValueError):
+        parsed = [
+            (int(entry[0]), int(entry[1]), str(entry[2]) if len(entry) == 3 else own_normalization)
+            for entry in entries
+            if len(entry) in (2, 3)
+        ]
+    except (TypeError, ValueError, KeyError, IndexError):
         parsed = None
-    if parsed is None or any(a <= 0 or b <= 0 for a, b in parsed):
+    if (
+        parsed is None
+        or len(parsed) != len(entries)
+        or any(a <= 0 or b <= 0 or n not in NORMALIZATIONS for a, b, n in parsed)
+    ):
         raise ValueError(
             "interaction_size_search must be a list of [interaction_vector_dim, embedding_size] "
-            f"pairs of positive integers, e.g. [[128, 64]], or [] for none; got {value!r}"
+            "pairs of positive integers, each optionally with an interaction_vector_normalization "
+            f"({' | '.join(NORMALIZATIONS)}) third, e.g. [[128, 64], [64, 32, symmetric]], or [] "
+            f"for none; got {value!r}"
         )
     return parsed
 
@@ -125,7 +138,10 @@ class MuSiC(TargetDomainRecommender):
             int(config["interaction_vector_dim"]),
         )
         self.features = FeatureSource(config, dataset, self.feature_source, dim, self.user_vectors)
-        self.interaction_size_search = size_pairs(setting(config, "interaction_size_search"))
+        self.interaction_size_search = size_candidates_of(
+            setting(config, "interaction_size_search"),
+            setting(config, "interaction_vector_normalization"),
+        )
         self.diffusion = GaussianDiffusion(
             int(config["diffusion_steps"]),
             beta_start=config["beta_start"],
@@ -191,13 +207,17 @@ class MuSiC(TargetDomainRecommender):
 
     def size_candidates(self) -> list[dict]:
         """The sizes the run also trains and chooses among on validation users (size_search):
-        the ``interaction_size_search`` pairs, with interaction vectors only -- content vectors
-        come in their encoder's size."""
+        the ``interaction_size_search`` entries (sizes, and the matrix the vectors come from),
+        with interaction vectors only -- content vectors come in their encoder's size."""
         if self.feature_source not in INTERACTION_SOURCES:
             return []
         return [
-            {"interaction_vector_dim": vector_dim, "embedding_size": embedding_size}
-            for vector_dim, embedding_size in self.interaction_size_search
+            {
+                "interaction_vector_dim": vector_dim,
+                "embedding_size": embedding_size,
+                "interaction_vector_normalization": normalization,
+            }
+            for vector_dim, embedding_size, normalization in self.interaction_size_search
         ]
 
     @property
