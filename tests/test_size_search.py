@@ -94,7 +94,8 @@ def test_no_search_without_validation_users_or_without_interaction_vectors(tiny_
 
 
 @pytest.mark.parametrize(
-    "value", [[[128]], [[0, 32]], "big", [["a", 3]], [[64, 32, "row"]], [[64, 32, "none", 1]]]
+    "value",
+    [[[128]], [[0, 32]], "big", [["a", 3]], [[64, 32, "row"]], [[64, 32, "none", 1]], "[[1, 2"],
 )
 def test_a_malformed_size_list_is_refused_with_its_form(value):
     with pytest.raises(ValueError, match=r"interaction_size_search must be a list of"):
@@ -110,6 +111,8 @@ def test_size_candidates_read_the_yaml_form():
         (64, 32, "symmetric"),
     ]
     assert size_candidates_of([], "none") == [] == size_candidates_of(None, "none")
+    # the command line's unquoted form is read as YAML (never evaluated)
+    assert size_candidates_of("[[64, 32, symmetric]]", "none") == [(64, 32, "symmetric")]
 
 
 def test_the_search_can_choose_the_matrix_of_the_interaction_vectors(tiny_data_root):

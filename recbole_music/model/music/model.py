@@ -36,6 +36,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+import yaml
 from recbole.utils import InputType, ModelType
 from torch import nn
 
@@ -61,6 +62,11 @@ def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, st
     """``interaction_size_search`` as (interaction_vector_dim, embedding_size, normalization)
     triples: an entry is ``[dim, size]`` (the run's own ``interaction_vector_normalization``)
     or ``[dim, size, normalization]``."""
+    if isinstance(value, str):  # the command line's unquoted form, [[64, 32, symmetric]]
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            pass  # refused below, with the form
     entries = [] if value is None else value
     try:
         parsed = [
