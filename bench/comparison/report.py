@@ -67,7 +67,7 @@ def header_block(task: Task, table: str, args, results: list[dict], wall: float,
     info = task.info
     direction = f"{info.get('aux') or 'aux'} → {info.get('target') or 'target'}"
     # a build records absolute paths: shown from the repository root, never as this machine's
-    root = Path(getattr(args, "cwd", None) or ".").resolve()
+    root = Path(args.cwd).resolve()
     sources = [_relative(s, root) for s in info.get("sources") or []]
     source = f" Built from {', '.join(f'`{s}`' for s in sources)}." if sources else ""
     selection = sorted({r.get("run", {}).get("model_selection", "?") for r in results})

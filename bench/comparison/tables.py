@@ -4,7 +4,7 @@ Markdown and CSV forms."""
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from _grid import (
@@ -27,7 +27,7 @@ class Table:
     seconds: dict[str, list[float]]
     improvement: dict | None = None  # column -> percent (main table)
     # row -> runs that ended at their epoch limit rather than by early stopping (not converged)
-    at_epoch_limit: dict[str, int] | None = None
+    at_epoch_limit: dict[str, int] = field(default_factory=dict)
 
 
 AT_LIMIT_MARK = "‡"  # after a row label: some of its runs ended at their epoch limit
@@ -93,7 +93,7 @@ def render_markdown(table: Table, first_header: str, n_seeds: int) -> str:
         cells = [fmt_stat(row.stat(c), best.get(c) == row.label) for c in table.columns]
         secs = [s for s in table.seconds.get(row.label, []) if s == s]
         cells.append(f"{sum(secs) / len(secs):.0f}" if secs else "n/a")
-        mark = f" {AT_LIMIT_MARK}" if (table.at_epoch_limit or {}).get(row.label) else ""
+        mark = f" {AT_LIMIT_MARK}" if table.at_epoch_limit.get(row.label) else ""
         lines.append([row.label + mark + seeds_note(row, table.columns, n_seeds), *cells])
     if table.improvement is not None:
         cells = [

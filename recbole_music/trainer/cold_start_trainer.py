@@ -75,9 +75,8 @@ class ColdStartEvaluationMixin:
         model, which RecBole's TraditionalTrainer passes over the data once)."""
         if not self.epochs_trained or isinstance(self, TraditionalTrainer):
             return None
-        if getattr(self, "cur_step", 0) > getattr(self, "stopping_step", float("inf")):
-            return "early stopping"
-        return "epoch limit" if self.epochs_trained >= self.epochs else "early stopping"
+        # RecBole's fit leaves its loop early only when this count passed stopping_step
+        return "early stopping" if self.cur_step > self.stopping_step else "epoch limit"
 
     def _valid_epoch(self, valid_data, show_progress=False):
         if not is_distributed(self.config):

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import svds
+
+from recbole_music.model.degree_svd import degree_normalised, leading_right_singular_vectors
 
 NORMALIZATIONS = ("none", "symmetric")  # the interaction_vector_normalization setting
 
@@ -50,17 +51,11 @@ def interaction_item_vectors(dataset, dim: int, normalization: str = "none") -> 
         )
     seen = np.asarray(matrix.sum(0)).ravel() > 0
     if normalization == "symmetric":
-        user_degree = np.maximum(np.asarray(matrix.sum(1)).ravel(), 1.0)
-        item_degree = np.maximum(np.asarray(matrix.sum(0)).ravel(), 1.0)
-        matrix = sp.diags(user_degree**-0.5) @ matrix @ sp.diags(item_degree**-0.5)
-        matrix = matrix.tocsr()
+        matrix, _ = degree_normalised(matrix)
     k = min(dim, min(matrix.shape) - 1)
     if k < 1:
         raise ValueError(f"interaction vectors need a matrix larger than {matrix.shape}")
-    start = np.full(min(matrix.shape), 1.0 / np.sqrt(min(matrix.shape)))
-    _, singular, vt = svds(matrix, k=k, v0=start)
-    order = np.argsort(-singular)
-    vectors = vt[order].T  # [n_items, k]
+    vectors = leading_right_singular_vectors(matrix, k)  # [n_items, k]
     # A singular vector's sign is arbitrary, and ARPACK's varies from call to call (its
     # arithmetic is not bit-for-bit repeatable): fix it, as sklearn's svd_flip does, so that the
     # largest entry of each vector is positive and the same data gives the same vectors.

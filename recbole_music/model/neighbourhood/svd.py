@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import svds
 
+from recbole_music.model.degree_svd import degree_normalised, leading_right_singular_vectors
 from recbole_music.model.neighbourhood.base import TransferRecommender
 
 
@@ -38,30 +38,24 @@ class SVDTransfer(TransferRecommender):
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
-        matrix = (self.aux + self.target).tocsr()
-        user_degree = np.maximum(np.asarray(matrix.sum(axis=1)).ravel(), 1.0)
-        item_degree = np.maximum(np.asarray(matrix.sum(axis=0)).ravel(), 1.0)
-        normalised = (sp.diags(user_degree**-0.5) @ matrix @ sp.diags(item_degree**-0.5)).tocsr()
+        normalised, item_degree = degree_normalised(self.aux + self.target)
         ranks = [self.hyper["svd_rank"], *self.search_grid.get("svd_rank", [])]
         rank = min(int(max(ranks)), min(normalised.shape) - 1)
         if rank < 1:
             raise ValueError(f"SVDTransfer: the training matrix {normalised.shape} is too small")
-        # a fixed ARPACK start vector: the same data gives the same vectors
-        start = np.full(min(normalised.shape), 1.0 / np.sqrt(min(normalised.shape)))
-        _, singular, vt = svds(normalised, k=rank, v0=start)
-        vectors = vt[np.argsort(-singular)].T.astype(np.float32)  # [items, rank], leading first
+        vectors = leading_right_singular_vectors(normalised, rank).astype(np.float32)
         scale = np.sqrt(item_degree).astype(np.float32)[:, None]
         self.fold_in = vectors / scale  # r D_i^-1/2 V
         is_target = dataset.target_item_mask.numpy()[:, None]
         self.read_out = vectors * scale * is_target  # D_i^1/2 V, auxiliary items scored 0
-        self.linked = np.asarray(self.aux[self.bridge_users].sum(axis=0)).ravel() > 0
+        # a user has a signal when one of their auxiliary items is held by a bridge user
+        linked = (np.asarray(self.aux[self.bridge_users].sum(axis=0)).ravel() > 0).astype(float)
+        self.has_signal = self.aux @ linked > 0
 
     def _filtered(self, rows: sp.csr_matrix, users) -> np.ndarray:
         rank = int(self.hyper["svd_rank"])
-        smoothed = rows @ self.fold_in[:, :rank]
-        scores = smoothed @ self.read_out[:, :rank].T
-        has_signal = np.asarray(self.aux[users][:, self.linked].sum(axis=1)).ravel() > 0
-        scores[~has_signal] = 0.0  # the base ranks them by popularity
+        scores = (rows @ self.fold_in[:, :rank]) @ self.read_out[:, :rank].T
+        scores[~self.has_signal[users]] = 0.0  # the base ranks them by popularity
         return scores
 
     def neighbourhood_scores(self, users):
