@@ -388,9 +388,28 @@ def test_symmetric_interaction_vectors_are_the_singular_vectors_of_the_normalise
         interaction_item_vectors(train, 3, "row")
 
 
+def test_readout_interaction_vectors_are_the_symmetric_ones_times_root_item_degree(
+    tiny_data_root,
+):
+    _, train, _ = _train_split("tiny_implicit")
+    symmetric = interaction_item_vectors(train, 3, "symmetric").double()
+    readout = interaction_item_vectors(train, 3, "symmetric_readout").double()
+    degree = torch.bincount(train.inter_feat["item_id"], minlength=train.item_num).double()
+    assert degree.unique().numel() > 2  # the degrees differ, so the scaling shows
+    # D_i^1/2 V, up to one common scale and each vector's sign (both fixed afterwards)
+    scaled = symmetric * degree.sqrt()[:, None]
+    ratio = (readout * scaled).sum(0) / (scaled * scaled).sum(0)
+    assert torch.allclose(readout, scaled * ratio, atol=1e-5)
+    assert torch.allclose(ratio.abs(), ratio.abs()[0].expand(3), rtol=1e-4)
+    assert not torch.allclose(readout.abs(), symmetric.abs(), atol=1e-3)
+    seen = degree > 0
+    assert (readout[~seen] == 0).all()
+    assert torch.isclose(readout[seen].norm(dim=1).mean(), torch.tensor(1.0, dtype=torch.float64))
+
+
 def test_music_reads_the_configured_interaction_normalization(tiny_data_root):
     built = {}
-    for rule in ("none", "symmetric"):
+    for rule in ("none", "symmetric", "symmetric_readout"):
         config, train, _ = _train_split(
             "tiny_implicit", interaction_vector_dim=3, interaction_vector_normalization=rule
         )

@@ -14,6 +14,11 @@ roots of its users' and items' interaction counts, D_u^-1/2 R D_i^-1/2, the norm
 LightGCN's propagation and of GF-CF's low-pass filter (Shen et al., CIKM 2021): in the binary
 matrix the top singular vectors mostly follow popular items and heavy users, and the scaled one
 lets the vectors follow who-chooses-what-together among all items.
+``symmetric_readout`` multiplies those vectors back by the square root of each item's degree,
+``D_i^1/2 V``: the item side of GF-CF's ideal low-pass filter (``s = r D_i^-1/2 V (D_i^1/2 V)^T``,
+SVDTransfer's score), so a popular item keeps the weight it has in the users' choices while the
+directions still come from the normalised matrix. MuSiC reads one table for both the user's
+history vector and the item's score, so both sides get the read-out vectors.
 
 Only training interactions enter the matrix: every auxiliary interaction and the target
 interactions of side and training-overlap users; a held-out user's target items never do.
@@ -27,13 +32,15 @@ import torch
 
 from recbole_music.model.degree_svd import degree_normalised, leading_right_singular_vectors
 
-NORMALIZATIONS = ("none", "symmetric")  # the interaction_vector_normalization setting
+# the interaction_vector_normalization setting
+NORMALIZATIONS = ("none", "symmetric", "symmetric_readout")
 
 
 def interaction_item_vectors(dataset, dim: int, normalization: str = "none") -> torch.Tensor:
     """[n_items, dim] float32: the top ``dim`` right-singular vectors of the binary training
     matrix (both domains; ``normalization`` ``symmetric`` scales it by its user and item degrees
-    first), scaled so that an item with interactions has a vector of mean norm 1;
+    first, ``symmetric_readout`` also multiplies the vectors by the square roots of the item
+    degrees), scaled so that an item with interactions has a vector of mean norm 1;
     zeros for items without training interactions. Deterministic up to floating-point noise: a
     fixed ARPACK start vector and a fixed sign per vector."""
     feat = dataset.inter_feat
@@ -50,12 +57,14 @@ def interaction_item_vectors(dataset, dim: int, normalization: str = "none") -> 
             f"{normalization!r}"
         )
     seen = np.asarray(matrix.sum(0)).ravel() > 0
-    if normalization == "symmetric":
-        matrix, _ = degree_normalised(matrix)
+    if normalization != "none":
+        matrix, item_degree = degree_normalised(matrix)
     k = min(dim, min(matrix.shape) - 1)
     if k < 1:
         raise ValueError(f"interaction vectors need a matrix larger than {matrix.shape}")
     vectors = leading_right_singular_vectors(matrix, k)  # [n_items, k]
+    if normalization == "symmetric_readout":
+        vectors = vectors * np.sqrt(item_degree)[:, None]  # D_i^1/2 V, GF-CF's read-out
     # A singular vector's sign is arbitrary, and ARPACK's varies from call to call (its
     # arithmetic is not bit-for-bit repeatable): fix it, as sklearn's svd_flip does, so that the
     # largest entry of each vector is positive and the same data gives the same vectors.
