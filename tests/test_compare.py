@@ -644,3 +644,38 @@ def test_a_run_that_ended_at_its_epoch_limit_is_marked_and_survives_the_cells_cs
     calls.clear()
     assert cli.main(argv) == 0 and not calls
     check()
+
+
+def test_a_composed_cell_is_noted_and_survives_the_cells_csv(root, monkeypatch):
+    calls: list[list[str]] = []
+
+    def fake(command, cwd):
+        calls.append(command)
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        run_record = {"model_selection": "best epoch", "best_epoch": 1}
+        if opts["model"] == "CMF":  # as a cell put together from a search's candidates
+            run_record["composed_from"] = "the candidates' own runs"
+        payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": run_record}
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    argv = _argv(root, "--models=TargetMF,CMF", "--tables=main", "--cells-from-csv")
+    assert cli.main(argv) == 0
+    folder = root / "out" / "tiny"
+
+    def check():
+        text = (folder / "main.md").read_text()
+        assert "Composed cells: CMF 1." in text and "TargetMF 1" not in text
+        cells = {r[0]: r for r in _read_csv(folder / "main_cells.csv")}
+        column = cells["model"].index("composed")
+        assert cells["CMF"][column] == "composed" and cells["TargetMF"][column] == ""
+
+    check()
+    import shutil
+
+    shutil.rmtree(root / "work")  # a fresh machine: the flag comes back from the cells CSV
+    calls.clear()
+    assert cli.main(argv) == 0 and not calls
+    check()

@@ -17,6 +17,7 @@ from pathlib import Path
 from _grid import load_cell, write_json
 
 from .plan import Entry
+from .tables import COMPOSED, COMPOSED_KEY
 from .tasks import Task
 
 IMPORTED = "imported_from"
@@ -69,6 +70,8 @@ def _result(line: dict, metrics, source: Path) -> dict:
         run["best_epoch"] = int(line["best_epoch"])
     if line.get("stopped_by"):
         run["stopped_by"] = line["stopped_by"]
+    if line.get(COMPOSED):
+        run[COMPOSED_KEY] = f"{COMPOSED} (the line of {source.name})"
     return {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
 
 

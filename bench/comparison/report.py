@@ -18,6 +18,7 @@ from .tables import (
     AT_LIMIT_MARK,
     add_improvement,
     collect,
+    composed_by_row,
     render_markdown,
     write_cells_csv,
     write_csv,
@@ -163,6 +164,16 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"{AT_LIMIT_MARK} runs that ended at their epoch limit (`epochs`) rather than by "
                 f"early stopping, so not converged: {runs}. The cells CSV's `stopped_by` says "
                 "which; rerun them after raising the limit (delete their lines and cache files)."
+            )
+        composed = composed_by_row(by_row, results)
+        if composed:
+            notes.append(
+                "Composed cells: "
+                + ", ".join(f"{row} {n}" for row, n in composed.items())
+                + ". Each is the candidate its size search chooses on the validation users, taken "
+                "from that candidate's own run (the candidates were run one by one); the cells "
+                "CSV's `composed` marks them, the cell's JSON (`run.composed_from`) names the "
+                "runs, and its seconds are the sum of those runs."
             )
         if name == "dual":
             notes.append(

@@ -31,6 +31,10 @@ class Table:
 
 
 AT_LIMIT_MARK = "‡"  # after a row label: some of its runs ended at their epoch limit
+# A cell put together from runs made one by one (a size search's candidates, each run on its own,
+# the search's choice taken on validation) says so in its JSON; the cells CSV keeps the flag.
+COMPOSED_KEY = "composed_from"
+COMPOSED = "composed"
 
 
 def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) -> Table:
@@ -129,13 +133,22 @@ def write_csv(table: Table, path: Path, first_header: str) -> None:
             out.writerow([*line, ""])
 
 
+def composed_by_row(by_row: dict[str, set], results: dict) -> dict[str, int]:
+    """Row label -> how many of its finished cells were composed (rows with none left out)."""
+    counts = {
+        row: sum(bool((results.get(key, {}).get("run") or {}).get(COMPOSED_KEY)) for key in keys)
+        for row, keys in by_row.items()
+    }
+    return {row: n for row, n in counts.items() if n}
+
+
 def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, first: str) -> int:
     """One line per finished run of ``table`` (row, β, seed): its validation and test metrics,
     best epoch and seconds, so that pairs of rows can be compared seed by seed. Returns the
     number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
-    header += ["best_epoch", "stopped_by", "seconds"]
+    header += ["best_epoch", "stopped_by", "composed", "seconds"]
     lines = []
     for entry in entries:
         result = results.get(f"{task.name}/{entry.cell.key()}")
@@ -148,6 +161,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         run = result.get("run") or {}
         epoch = run.get("best_epoch")
         line += ["" if epoch is None else epoch, run.get("stopped_by") or ""]
+        line.append(COMPOSED if run.get(COMPOSED_KEY) else "")
         line.append(f"{result.get('seconds', float('nan')):.1f}")
         lines.append(line)
     with open(path, "w", newline="") as handle:
