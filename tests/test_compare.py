@@ -605,30 +605,41 @@ def test_cells_from_csv_rebuild_a_table_with_new_rows_without_rerunning_the_old(
     assert len(calls) == 3
 
 
-def test_a_run_that_ended_at_its_epoch_limit_is_marked_and_survives_the_cells_csv(
-    root, monkeypatch
-):
+def _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check):
+    """Run TargetMF and CMF through a fake executor whose result JSON carries
+    ``run_of_model(model)``, check the report, then delete the cache (a fresh machine) and
+    check that the same report comes back from the committed cells CSV without a run."""
     calls: list[list[str]] = []
 
     def fake(command, cwd):
         calls.append(command)
         opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
-        ended = "epoch limit" if opts["model"] == "CMF" else "early stopping"
-        payload = {
-            "valid": {"rmse": 1.0},
-            "test": {"rmse": 1.0},
-            "run": {"model_selection": "best epoch", "best_epoch": 1, "stopped_by": ended},
-        }
+        record = {"model_selection": "best epoch", "best_epoch": 1, **run_of_model(opts["model"])}
+        payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": record}
         Path(opts["result_json"]).write_text(json.dumps(payload))
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(_grid, "execute", fake)
     monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
     argv = _argv(root, "--models=TargetMF,CMF", "--tables=main", "--cells-from-csv")
-    assert cli.main(argv) == 0
     folder = root / "out" / "tiny"
+    assert cli.main(argv) == 0
+    check(folder)
+    import shutil
 
-    def check():
+    shutil.rmtree(root / "work")
+    calls.clear()
+    assert cli.main(argv) == 0 and not calls
+    check(folder)
+
+
+def test_a_run_that_ended_at_its_epoch_limit_is_marked_and_survives_the_cells_csv(
+    root, monkeypatch
+):
+    def run_of_model(model):
+        return {"stopped_by": "epoch limit" if model == "CMF" else "early stopping"}
+
+    def check(folder):
         text = (folder / "main.md").read_text()
         assert "| CMF ‡ |" in text and "| TargetMF |" in text  # only the row at its limit
         assert "ended at their epoch limit" in text and "CMF 1" in text
@@ -637,45 +648,18 @@ def test_a_run_that_ended_at_its_epoch_limit_is_marked_and_survives_the_cells_cs
         assert cells["CMF"][column] == "epoch limit"
         assert cells["TargetMF"][column] == "early stopping"
 
-    check()
-    import shutil
-
-    shutil.rmtree(root / "work")  # a fresh machine: the mark comes back from the cells CSV
-    calls.clear()
-    assert cli.main(argv) == 0 and not calls
-    check()
+    _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check)
 
 
 def test_a_composed_cell_is_noted_and_survives_the_cells_csv(root, monkeypatch):
-    calls: list[list[str]] = []
+    def run_of_model(model):  # CMF as a cell put together from a search's candidates
+        return {"composed_from": "the candidates' own runs"} if model == "CMF" else {}
 
-    def fake(command, cwd):
-        calls.append(command)
-        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
-        run_record = {"model_selection": "best epoch", "best_epoch": 1}
-        if opts["model"] == "CMF":  # as a cell put together from a search's candidates
-            run_record["composed_from"] = "the candidates' own runs"
-        payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": run_record}
-        Path(opts["result_json"]).write_text(json.dumps(payload))
-        return subprocess.CompletedProcess(command, 0, "", "")
-
-    monkeypatch.setattr(_grid, "execute", fake)
-    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
-    argv = _argv(root, "--models=TargetMF,CMF", "--tables=main", "--cells-from-csv")
-    assert cli.main(argv) == 0
-    folder = root / "out" / "tiny"
-
-    def check():
+    def check(folder):
         text = (folder / "main.md").read_text()
         assert "Composed cells: CMF 1." in text and "TargetMF 1" not in text
         cells = {r[0]: r for r in _read_csv(folder / "main_cells.csv")}
         column = cells["model"].index("composed")
         assert cells["CMF"][column] == "composed" and cells["TargetMF"][column] == ""
 
-    check()
-    import shutil
-
-    shutil.rmtree(root / "work")  # a fresh machine: the flag comes back from the cells CSV
-    calls.clear()
-    assert cli.main(argv) == 0 and not calls
-    check()
+    _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check)

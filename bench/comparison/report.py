@@ -172,8 +172,8 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 + ", ".join(f"{row} {n}" for row, n in composed.items())
                 + ". Each is the candidate its size search chooses on the validation users, taken "
                 "from that candidate's own run (the candidates were run one by one); the cells "
-                "CSV's `composed` marks them, the cell's JSON (`run.composed_from`) names the "
-                "runs, and its seconds are the sum of those runs."
+                "CSV's `composed` marks them, and the cell's JSON (`run.composed_from`) names the "
+                "runs and how its seconds were counted."
             )
         if name == "dual":
             notes.append(

@@ -148,7 +148,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
     number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
-    header += ["best_epoch", "stopped_by", "composed", "seconds"]
+    header += ["best_epoch", "stopped_by", COMPOSED, "seconds"]
     lines = []
     for entry in entries:
         result = results.get(f"{task.name}/{entry.cell.key()}")
