@@ -115,7 +115,13 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
     # and NoSuchModel never runs
     assert len(counted) == 3
     assert "skip NoSuchModel, not registered" in out
-    assert "[1/4] tiny · ItemMean · β=20% seed=1:" in out  # a progress line per cell
+    assert "[1/3] tiny · ItemMean · β=20% seed=1:" in out  # a progress line per cell
+    # the sweep's T = 2 runs after the full model, at the sizes its search chose, no search
+    full = json.loads(next((root / "work" / "tiny").glob("MuSiC-epochs*seed1-*.json")).read_text())
+    chosen = next(c["settings"] for c in full["run"]["size_search"] if c["chosen"])
+    t2 = counted[-1]
+    assert "--diffusion_steps=2" in t2 and "--interaction_size_search=[]" in t2
+    assert all(f"--{key}={value}" in t2 for key, value in chosen.items())
 
     folder = root / "out" / "tiny"
     main_md = (folder / "main.md").read_text()
@@ -663,3 +669,51 @@ def test_a_composed_cell_is_noted_and_survives_the_cells_csv(root, monkeypatch):
         assert cells["CMF"][column] == "composed" and cells["TargetMF"][column] == ""
 
     _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check)
+
+
+def test_ablation_variants_train_at_the_sizes_the_full_model_chose(root, monkeypatch):
+    chosen = {
+        "interaction_vector_dim": 128,
+        "embedding_size": 64,
+        "interaction_vector_normalization": "symmetric_readout",
+    }
+    calls: list[list[str]] = []
+
+    def fake(command, cwd):
+        calls.append(command)
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        searched = "interaction_size_search" not in opts  # the full model searches
+        candidates = [{"settings": chosen, "chosen": True}, {"settings": {}, "chosen": False}]
+        record = {
+            "model_selection": "best epoch",
+            **({"size_search": candidates} if searched else {}),
+        }
+        payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": record}
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    argv = _argv(root, "--models=MuSiC", "--tables=ablation", "--cells-from-csv")
+    # --report-only before anything ran: the variants wait for the full model, nothing runs
+    assert cli.main([*argv, "--report-only"]) == 0 and not calls
+    assert cli.main(argv) == 0
+    sizes = ["--interaction_size_search=[]", *(f"--{k}={v}" for k, v in chosen.items())]
+    assert len(calls) == 5  # the full model first, then its four variants
+    assert not any(s in calls[0] for s in sizes)
+    assert all(all(s in command for s in sizes) for command in calls[1:])
+    folder = root / "out" / "tiny"
+    cells = {r[0]: r for r in _read_csv(folder / "ablation_cells.csv")}
+    column = cells["variant"].index("chosen")
+    text = "interaction_vector_dim=128;embedding_size=64;interaction_vector_normalization=symmetric_readout"
+    assert cells["MuSiC (full, interaction vectors)"][column] == text
+    assert cells["w/o side"][column] == ""  # the variants searched nothing
+    assert "train at the sizes its size search chose" in (folder / "ablation.md").read_text()
+    # a fresh machine: the full model's choice comes back from the CSV, so do its variants' cells
+    before = (folder / "ablation_cells.csv").read_text()
+    import shutil
+
+    shutil.rmtree(root / "work")
+    calls.clear()
+    assert cli.main(argv) == 0 and not calls
+    assert (folder / "ablation_cells.csv").read_text() == before

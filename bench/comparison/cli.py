@@ -37,6 +37,7 @@ from pathlib import Path
 from _grid import (
     RESERVED,
     ROOT,
+    load_cell,
 )
 
 from .catalogue import (
@@ -260,23 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.figures_from_csv:
         return redraw_figures(args)
     started = time.perf_counter()
-    planned: list[tuple[Task, list[Entry]]] = []
-    for name in args.tasks:
-        task = prepare_task(name, args)
-        if task is None:
-            continue
-        models = select_models(task, args)
-        if "main" in args.tables and not models:
-            print(f"{name}: no runnable model for the main table")
-        entries = plan(task, models, args)
-        if args.cells_from_csv:
-            n = import_cells(task, entries, Path(args.out), Path(args.work))
-            print(f"{name}: {n} cell(s) taken from the committed *_cells.csv files")
-        planned.append((task, entries))
-    if not planned:
+    tasks = prepare_tasks(args)
+    if not tasks:
         print("nothing to do: no task could run")
         return 1
+    planned, waiting = plan_tasks(tasks, args)
     results, failures = run_all(planned, args)
+    if waiting:  # the full model's cells have run: plan its variants again, run the new ones
+        done = {cell_id(task, entry) for task, entries in planned for entry in entries}
+        planned, waiting = plan_tasks(tasks, args, quiet=True)
+        new = [(t, [e for e in es if cell_id(t, e) not in done]) for t, es in planned]
+        more, more_failures = run_all(new, args)
+        results.update(more)
+        failures.update(more_failures)
+    for task, _ in planned:
+        if n := waiting.get(task.name):
+            print(f"{task.name}: {n} variant cell(s) wait for the full model's cell (not run yet)")
     wall = time.perf_counter() - started
     for task, entries in planned:
         for path in write_reports(task, entries, results, failures, args, wall):
@@ -287,6 +287,49 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {ident.split('/')[0]}: {failure}")
         return 1
     return 0
+
+
+def prepare_tasks(args) -> list[tuple[Task, list[str]]]:
+    """Each task whose data is there (built on first use), with the models it runs."""
+    tasks = []
+    for name in args.tasks:
+        task = prepare_task(name, args)
+        if task is None:
+            continue
+        models = select_models(task, args)
+        if "main" in args.tables and not models:
+            print(f"{name}: no runnable model for the main table")
+        tasks.append((task, models))
+    return tasks
+
+
+def cell_id(task: Task, entry: Entry) -> str:
+    return f"{task.name}/{entry.cell.key()}"
+
+
+def plan_tasks(tasks, args, quiet: bool = False) -> tuple[list[tuple[Task, list[Entry]]], dict]:
+    """Each task's entries, and per task the number of variant cells that wait for the full
+    model's cell (they train at the sizes it chose; see ``plan``)."""
+    planned: list[tuple[Task, list[Entry]]] = []
+    waiting: dict[str, int] = {}
+    for task, models in tasks:
+        work = Path(args.work) / task.name
+
+        def cached(cell, work=work):
+            return load_cell(work / cell.filename())
+
+        entries, waits = plan(task, models, args, result_of=cached)
+        if args.cells_from_csv:
+            n = import_cells(task, entries, Path(args.out), Path(args.work))
+            if waits and n:  # a full model's cell from the CSV: plan its variants again
+                entries, waits = plan(task, models, args, result_of=cached)
+                n += import_cells(task, entries, Path(args.out), Path(args.work))
+            if not quiet:
+                print(f"{task.name}: {n} cell(s) taken from the committed *_cells.csv files")
+        planned.append((task, entries))
+        if waits:
+            waiting[task.name] = waits
+    return planned, waiting
 
 
 def redraw_figures(args) -> int:

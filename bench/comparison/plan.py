@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from _grid import (
@@ -96,6 +97,39 @@ def sweep_rows(table: str, args, defaults: dict) -> list[tuple[str, tuple[str, .
     ]
 
 
+def chosen_settings(run: dict) -> dict:
+    """The settings a run's size search chose; {} when it searched nothing."""
+    candidates = run.get("size_search") or []
+    return next((c["settings"] for c in candidates if c.get("chosen")), None) or {}
+
+
+def settings_text(settings: dict) -> str:
+    return ";".join(f"{key}={value}" for key, value in settings.items())
+
+
+def settings_of_text(text: str) -> dict:
+    """The inverse of :func:`settings_text` (integers back as integers)."""
+    pairs = (item.split("=", 1) for item in text.split(";") if "=" in item)
+    return {key: int(value) if value.lstrip("-").isdigit() else value for key, value in pairs}
+
+
+SIZES_FIXED = "--interaction_size_search=[]"  # a variant of the full model searches no sizes
+
+
+def chosen_size_overrides(result: dict | None) -> tuple[str, ...] | None:
+    """The overrides that train a variant of the full model at the sizes the full model's own
+    size search chose on the validation users (its result's ``run.size_search``), with no search
+    of its own; () when the full model searched nothing (content vectors), None when its cell
+    has not run yet. Ablating one part then changes that part alone, and each variant costs one
+    training instead of one per candidate."""
+    if result is None:
+        return None
+    chosen = chosen_settings(result.get("run") or {})
+    if not chosen:
+        return ()
+    return (SIZES_FIXED, *(f"--{k}={v}" for k, v in chosen.items()))
+
+
 def model_overrides(model: str, args) -> tuple[str, ...]:
     """Every cell's extra overrides: --epochs (MuSiC: both stages), the user's own, then the
     ones ``--model-arg`` gives this model alone."""
@@ -108,10 +142,20 @@ def model_overrides(model: str, args) -> tuple[str, ...]:
     return (*extra, *args.overrides, *own)
 
 
-def plan(task: Task, models: list[str], args) -> list[Entry]:
+def plan(
+    task: Task,
+    models: list[str],
+    args,
+    result_of: Callable[[Cell], dict | None] = lambda cell: None,
+) -> tuple[list[Entry], int]:
     """Every table's entries, β by β and seed by seed (so a partial grid is a complete
-    comparison of its first splits); a cell several tables need is one entry per table."""
+    comparison of its first splits); a cell several tables need is one entry per table.
+
+    The variants of the full model (ablation, sweeps) train at the sizes its cell chose
+    (:func:`chosen_size_overrides`, the full cell's result read by ``result_of``); a variant
+    whose full cell has not run yet is left out and counted: the second number returned."""
     entries: list[Entry] = []
+    waiting = 0
     variants = music_variants(task, args.with_fused)
     full = variants[0][1]
     music_extra = model_overrides(OURS, args)
@@ -136,13 +180,22 @@ def plan(task: Task, models: list[str], args) -> list[Entry]:
                     overrides = (f"--config_files={PAPER_CONFIG}", *extra, *music_extra)
                     cell = Cell(task.name, OURS, beta, seed, overrides)
                     entries.append(Entry(table, PAPER_ROW, beta, seed, cell))
+            full_cell = Cell(task.name, OURS, beta, seed, (*full, *music_extra))
+            sizes = chosen_size_overrides(result_of(full_cell))
+            rows = []
             if "ablation" in args.tables and beta in args.betas:
-                for label, overrides in variants:
-                    cell = Cell(task.name, OURS, beta, seed, (*overrides, *music_extra))
-                    entries.append(Entry("ablation", label, beta, seed, cell))
+                rows += [("ablation", label, overrides) for label, overrides in variants]
             if beta in args.steps_betas:
-                for table, rows in sweeps.items():
-                    for label, own in rows:
-                        cell = Cell(task.name, OURS, beta, seed, (*full, *own, *music_extra))
-                        entries.append(Entry(table, label, beta, seed, cell))
-    return entries
+                rows += [
+                    (t, label, (*full, *own)) for t, sweep in sweeps.items() for label, own in sweep
+                ]
+            for table, label, overrides in rows:
+                if tuple(overrides) == tuple(full):
+                    cell = full_cell
+                elif sizes is None:
+                    waiting += 1
+                    continue
+                else:
+                    cell = Cell(task.name, OURS, beta, seed, (*overrides, *sizes, *music_extra))
+                entries.append(Entry(table, label, beta, seed, cell))
+    return entries, waiting

@@ -13,7 +13,7 @@ from _grid import (
 from .catalogue import OURS, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
 from .imported import imported_count
-from .plan import SWEEPS, music_variants
+from .plan import SIZES_FIXED, SWEEPS, music_variants
 from .tables import (
     AT_LIMIT_MARK,
     add_improvement,
@@ -197,6 +197,13 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
         if name == "ablation":
             spec = {label: o for label, o in music_variants(task, args.with_fused)}
             notes += [f"{label}: `{' '.join(o)}`" for label, o in spec.items()]
+        if any(SIZES_FIXED in e.cell.overrides for e in entries if e.table == name):
+            notes.append(
+                f"The variants of the full model train at the sizes its size search chose on the "
+                "validation users of the same β and seed (the cells CSV's `chosen` column), with "
+                f"`{SIZES_FIXED}` and those sizes added to their overrides: each changes one "
+                "part of the model and nothing else."
+            )
         notes.append(
             f"Every run's validation and test metrics, seed by seed: [{name}_cells.csv]({name}_cells.csv)."
         )

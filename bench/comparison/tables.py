@@ -16,7 +16,7 @@ from _grid import (
 )
 
 from .catalogue import OURS, beta_label, metric_label
-from .plan import Entry
+from .plan import Entry, chosen_settings, settings_text
 from .tasks import Task
 
 
@@ -35,6 +35,9 @@ AT_LIMIT_MARK = "‡"  # after a row label: some of its runs ended at their epoc
 # the search's choice taken on validation) says so in its JSON; the cells CSV keeps the flag.
 COMPOSED_KEY = "composed_from"
 COMPOSED = "composed"
+# The settings a run's size search chose on the validation users (``run.size_search``), kept in
+# the cells CSV as ``key=value;key=value`` so that the full model's variants can train at them.
+CHOSEN = "chosen"
 
 
 def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) -> Table:
@@ -148,7 +151,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
     number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
-    header += ["best_epoch", "stopped_by", COMPOSED, "seconds"]
+    header += ["best_epoch", "stopped_by", COMPOSED, CHOSEN, "seconds"]
     lines = []
     for entry in entries:
         result = results.get(f"{task.name}/{entry.cell.key()}")
@@ -162,6 +165,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         epoch = run.get("best_epoch")
         line += ["" if epoch is None else epoch, run.get("stopped_by") or ""]
         line.append(COMPOSED if run.get(COMPOSED_KEY) else "")
+        line.append(settings_text(chosen_settings(run)))
         line.append(f"{result.get('seconds', float('nan')):.1f}")
         lines.append(line)
     with open(path, "w", newline="") as handle:
