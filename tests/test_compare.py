@@ -611,22 +611,31 @@ def test_cells_from_csv_rebuild_a_table_with_new_rows_without_rerunning_the_old(
     assert len(calls) == 3
 
 
-def _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check):
-    """Run TargetMF and CMF through a fake executor whose result JSON carries
-    ``run_of_model(model)``, check the report, then delete the cache (a fresh machine) and
-    check that the same report comes back from the committed cells CSV without a run."""
+def _fake_records(monkeypatch, record_of) -> list[list[str]]:
+    """Replace the subprocess by a stub whose result JSON has RMSE 1.0 and the run record
+    ``record_of(options)``; every model counts as registered. Returns the commands run."""
     calls: list[list[str]] = []
 
     def fake(command, cwd):
         calls.append(command)
         opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
-        record = {"model_selection": "best epoch", "best_epoch": 1, **run_of_model(opts["model"])}
+        record = {"model_selection": "best epoch", **record_of(opts)}
         payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": record}
         Path(opts["result_json"]).write_text(json.dumps(payload))
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(_grid, "execute", fake)
     monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    return calls
+
+
+def _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check):
+    """Run TargetMF and CMF through a fake executor whose result JSON carries
+    ``run_of_model(model)``, check the report, then delete the cache (a fresh machine) and
+    check that the same report comes back from the committed cells CSV without a run."""
+    calls = _fake_records(
+        monkeypatch, lambda opts: {"best_epoch": 1, **run_of_model(opts["model"])}
+    )
     argv = _argv(root, "--models=TargetMF,CMF", "--tables=main", "--cells-from-csv")
     folder = root / "out" / "tiny"
     assert cli.main(argv) == 0
@@ -677,23 +686,13 @@ def test_ablation_variants_train_at_the_sizes_the_full_model_chose(root, monkeyp
         "embedding_size": 64,
         "interaction_vector_normalization": "symmetric_readout",
     }
-    calls: list[list[str]] = []
+    candidates = [{"settings": chosen, "chosen": True}, {"settings": {}, "chosen": False}]
 
-    def fake(command, cwd):
-        calls.append(command)
-        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
-        searched = "interaction_size_search" not in opts  # the full model searches
-        candidates = [{"settings": chosen, "chosen": True}, {"settings": {}, "chosen": False}]
-        record = {
-            "model_selection": "best epoch",
-            **({"size_search": candidates} if searched else {}),
-        }
-        payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": record}
-        Path(opts["result_json"]).write_text(json.dumps(payload))
-        return subprocess.CompletedProcess(command, 0, "", "")
+    def record_of(opts):  # the full model searches, its variants do not
+        searched = "interaction_size_search" not in opts
+        return {"size_search": candidates} if searched else {}
 
-    monkeypatch.setattr(_grid, "execute", fake)
-    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    calls = _fake_records(monkeypatch, record_of)
     argv = _argv(root, "--models=MuSiC", "--tables=ablation", "--cells-from-csv")
     # --report-only before anything ran: the variants wait for the full model, nothing runs
     assert cli.main([*argv, "--report-only"]) == 0 and not calls
