@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +116,9 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
     # and NoSuchModel never runs
     assert len(counted) == 3
     assert "skip NoSuchModel, not registered" in out
-    assert "[1/3] tiny · ItemMean · β=20% seed=1:" in out  # a progress line per cell
+    assert "[1/3] tiny · ItemMean · β=20% seed=1: started " in out  # progress lines per cell
+    ended = re.search(r"ItemMean · β=20% seed=1: [\d.]+ s, ", out)
+    assert ended and out.index("ItemMean · β=20% seed=1: started") < ended.start()
     # the sweep's T = 2 runs after the full model, at the sizes its search chose, no search
     full = json.loads(next((root / "work" / "tiny").glob("MuSiC-epochs*seed1-*.json")).read_text())
     chosen = next(c["settings"] for c in full["run"]["size_search"] if c["chosen"])
