@@ -196,7 +196,10 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 )
         if name == "ablation":
             spec = {label: o for label, o in music_variants(task, args.with_fused)}
-            notes += [f"{label}: `{' '.join(o)}`" for label, o in spec.items()]
+            notes += [
+                f"{label}: `{' '.join(o)}`" if o else f"{label}: the defaults"
+                for label, o in spec.items()
+            ]
         if any(SIZES_FIXED in e.cell.overrides for e in entries if e.table == name):
             notes.append(
                 f"The variants of the full model train at the sizes its size search chose on the "
