@@ -365,6 +365,22 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     ]
 
 
+def test_variants_runs_the_full_model_and_the_chosen_ablation_rows_only(root, monkeypatch):
+    calls = _fake_runs(monkeypatch, lambda model, opts: {"ndcg@20": 0.03})
+    argv = _argv(root, "--models=MuSiC", "--tables=ablation", "--seeds=1")
+    assert cli.main([*argv, "--variants", "W/O SIDE", "direct"]) == 0
+    ran = sorted(" ".join(a for a in c if a.startswith(("--use_side", "--direct"))) for c in calls)
+    assert ran == ["", "--direct_transfer=True", "--use_side_users=False"]  # full model first
+    ablation = _rows((root / "out" / "tiny" / "ablation.md").read_text())
+    assert list(ablation) == [
+        "MuSiC (full, interaction vectors)",
+        "direct transfer (ours)",
+        "w/o side",
+    ]
+    with pytest.raises(SystemExit):
+        cli.parse_args([*argv, "--variants", "w/o everything"])  # names no row
+
+
 def test_flags_and_skipped_tasks(root, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(["--seed=3"])  # the grid sets the seed itself

@@ -51,7 +51,7 @@ from .catalogue import (
 )
 from .figures import figures_from_csv
 from .imported import import_cells
-from .plan import Entry, plan
+from .plan import Entry, plan, variant_labels
 from .report import write_reports
 from .run import run_all
 from .tasks import SHARED_DATA, Task, prepare_task, select_models
@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="add MuSiC on fused features (multimodal + ID embeddings) to the ablation table",
     )
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="ablation table: run the full model and only the rows whose label contains one of "
+        "these (case-insensitive), e.g. --variants 'w/o side' 'direct'; default: every row",
+    )
+    parser.add_argument(
         "--model-arg",
         action="append",
         default=[],
@@ -247,6 +254,10 @@ def parse_args(argv: list[str]):
     args.activations = _split_list(args.activations)
     args.metrics = _split_list(args.metrics) or None
     args.tables = _split_list(args.tables)
+    labels = variant_labels(with_fused=True)
+    unmatched = [w for w in args.variants or [] if not any(w.lower() in x.lower() for x in labels)]
+    if unmatched:
+        parser.error(f"--variants: {unmatched} match no ablation row; the rows: {labels}")
     unknown = [t for t in args.tables if t not in TABLES]
     if unknown:
         parser.error(f"--tables: unknown {unknown}; choose from {TABLES}")

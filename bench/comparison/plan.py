@@ -24,15 +24,38 @@ class Entry:
 
 
 def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tuple[str, ...]]]:
-    """The ablation rows (paper Table 3) as (label, overrides); the full model first;
-    ``with_fused`` adds MuSiC on the fused feature source (multimodal + ID embeddings).
+    """The ablation rows (paper Table 3) of ``task`` as (label, overrides); see
+    :func:`_variants`."""
+    return _variants(task.has_features, task.feedback == "explicit", with_fused)
+
+
+def variant_labels(with_fused: bool = False) -> list[str]:
+    """Every ablation row's label, whatever the data (the choices of ``--variants``)."""
+    rows = [_variants(f, e, with_fused) for f in (True, False) for e in (True, False)]
+    return list(dict.fromkeys(label for variants in rows for label, _ in variants))
+
+
+def selected_variants(variants, wanted) -> list[tuple[str, tuple[str, ...]]]:
+    """The full model and the rows whose label contains one of ``wanted`` (case-insensitive;
+    every row when ``wanted`` is empty): ``--variants`` runs some rows of the table only."""
+    if not wanted:
+        return variants
+    picked = [v for v in variants[1:] if any(w.lower() in v[0].lower() for w in wanted)]
+    return [variants[0], *picked]
+
+
+def _variants(
+    has_features: bool, explicit: bool, with_fused: bool
+) -> list[tuple[str, tuple[str, ...]]]:
+    """The ablation rows as (label, overrides); the full model first; ``with_fused`` adds MuSiC
+    on the fused feature source (multimodal + ID embeddings).
 
     The full model is what MuSiC's defaults run (``feature_source: auto``): the multimodal
     vectors on explicit data with content tables (written out, as the paper's), the item vectors
     from the training interactions on implicit data or without content tables; ID embeddings
     are the row that replaces them, and on implicit data with content tables the content vectors
     are a row of their own."""
-    if task.has_features and task.feedback == "explicit":
+    if has_features and explicit:
         full = ("--feature_source=multimodal",)
         fused = [("fused features", ("--feature_source=fused",))] if with_fused else []
         return [
@@ -45,7 +68,7 @@ def music_variants(task: Task, with_fused: bool = False) -> list[tuple[str, tupl
     full: tuple[str, ...] = ()
     content = (
         [("content vectors instead (the paper's features)", ("--feature_source=multimodal",))]
-        if task.has_features
+        if has_features
         else []
     )
     return [
@@ -158,6 +181,7 @@ def plan(
     waiting = 0
     variants = music_variants(task, args.with_fused)
     full = variants[0][1]
+    variants = selected_variants(variants, args.variants)
     music_extra = model_overrides(OURS, args)
     defaults = music_defaults()
     sweeps = {t: sweep_rows(t, args, defaults) for t in SWEEPS if t in args.tables}
