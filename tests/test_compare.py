@@ -370,7 +370,7 @@ def test_variants_runs_the_full_model_and_the_chosen_ablation_rows_only(root, mo
     argv = _argv(root, "--models=MuSiC", "--tables=ablation", "--seeds=1")
     assert cli.main([*argv, "--variants", "W/O SIDE", "direct"]) == 0
     ran = sorted(" ".join(a for a in c if a.startswith(("--use_side", "--direct"))) for c in calls)
-    assert ran == ["", "--direct_transfer=True", "--use_side_users=False"]  # full model first
+    assert ran == ["", "--direct_transfer=True", "--use_side_users=False"]  # "": the full model
     ablation = _rows((root / "out" / "tiny" / "ablation.md").read_text())
     assert list(ablation) == [
         "MuSiC (full, interaction vectors)",

@@ -51,7 +51,7 @@ from .catalogue import (
 )
 from .figures import figures_from_csv
 from .imported import import_cells
-from .plan import Entry, plan, variant_labels
+from .plan import Entry, names_variant, plan, variant_labels
 from .report import write_reports
 from .run import run_all
 from .tasks import SHARED_DATA, Task, prepare_task, select_models
@@ -255,7 +255,7 @@ def parse_args(argv: list[str]):
     args.metrics = _split_list(args.metrics) or None
     args.tables = _split_list(args.tables)
     labels = variant_labels(with_fused=True)
-    unmatched = [w for w in args.variants or [] if not any(w.lower() in x.lower() for x in labels)]
+    unmatched = [w for w in args.variants or [] if not any(names_variant(w, x) for x in labels)]
     if unmatched:
         parser.error(f"--variants: {unmatched} match no ablation row; the rows: {labels}")
     unknown = [t for t in args.tables if t not in TABLES]

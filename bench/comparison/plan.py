@@ -35,12 +35,17 @@ def variant_labels(with_fused: bool = False) -> list[str]:
     return list(dict.fromkeys(label for variants in rows for label, _ in variants))
 
 
+def names_variant(word: str, label: str) -> bool:
+    """``--variants``' rule: a word names a row when its label contains it, case-insensitive."""
+    return word.lower() in label.lower()
+
+
 def selected_variants(variants, wanted) -> list[tuple[str, tuple[str, ...]]]:
     """The full model and the rows whose label contains one of ``wanted`` (case-insensitive;
     every row when ``wanted`` is empty): ``--variants`` runs some rows of the table only."""
     if not wanted:
         return variants
-    picked = [v for v in variants[1:] if any(w.lower() in v[0].lower() for w in wanted)]
+    picked = [v for v in variants[1:] if any(names_variant(w, v[0]) for w in wanted)]
     return [variants[0], *picked]
 
 
