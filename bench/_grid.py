@@ -88,9 +88,19 @@ class Cell:
         return f"{self.model} β={self.beta:g} seed={self.seed}{extra}"
 
 
-def execute(command: list[str], cwd: str | Path) -> subprocess.CompletedProcess:
-    """Run one cell's command (the seam the tests replace to count runs)."""
-    return subprocess.run(command, cwd=str(cwd), capture_output=True, text=True)
+def execute(command: list[str], cwd: str | Path, log: Path) -> int:
+    """Run one cell's command, its output appended to ``log`` as it comes (an hour-long run
+    can be followed with ``tail -f``); the exit status. The seam the tests replace."""
+    with open(log, "a") as handle:
+        return subprocess.run(
+            command, cwd=str(cwd), stdout=handle, stderr=subprocess.STDOUT
+        ).returncode
+
+
+def log_path(path: Path) -> Path:
+    """The output of the run behind the cell cached at ``path``: written while it runs, kept
+    after it (the run's epochs and warnings), the reason when it failed."""
+    return path.with_suffix(".log")
 
 
 def load_cell(path: Path) -> dict | None:
@@ -114,8 +124,8 @@ def write_json(payload: dict, path: Path) -> None:
 def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
     """The cell's result: read from ``path`` when cached, else run and cache it there.
 
-    Raises :class:`CellFailed` (the stderr tail in the message; the whole stderr in
-    ``<path>.err``) when the run fails; a failed cell is not cached and runs again next time.
+    Raises :class:`CellFailed` (the output's tail in the message; the whole output in
+    :func:`log_path`) when the run fails; a failed cell is not cached and runs again next time.
     """
     cached = load_cell(path)
     if cached is not None:
@@ -131,17 +141,17 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
         f"--checkpoint_dir={scratch / 'saved'}",
         "--state=WARNING",
     ]
+    log = log_path(path)
+    log.write_text(f"$ {' '.join(command)}\n\n")
     start = time.perf_counter()
     try:
-        done = execute(command, cwd)
+        returncode = execute(command, cwd, log)
         seconds = time.perf_counter() - start
-        if done.returncode != 0 or not result_json.is_file():
-            err = path.with_suffix(".err")
-            err.write_text(f"$ {' '.join(command)}\n\n{done.stdout}\n{done.stderr}")
-            tail = (done.stderr or done.stdout or "")[-3000:]
+        if returncode != 0 or not result_json.is_file():
+            tail = log.read_text(errors="replace")[-3000:]
             raise CellFailed(
-                f"{cell.describe()} on {cell.dataset} failed (exit {done.returncode}; "
-                f"full output in {err}):\n{tail}"
+                f"{cell.describe()} on {cell.dataset} failed (exit {returncode}; "
+                f"full output in {log}):\n{tail}"
             )
         result = json.loads(result_json.read_text())
     finally:
@@ -156,7 +166,6 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
         "command": "python run_recbole_music.py " + " ".join(cell.argv()),
     }
     write_json(result, path)
-    path.with_suffix(".err").unlink(missing_ok=True)
     return result
 
 

@@ -70,9 +70,9 @@ def counted(monkeypatch):
     calls: list[list[str]] = []
     real = _grid.execute
 
-    def spy(command, cwd):
+    def spy(command, cwd, log):
         calls.append(command)
-        return real(command, cwd)
+        return real(command, cwd, log)
 
     monkeypatch.setattr(_grid, "execute", spy)
     return calls
@@ -83,18 +83,20 @@ def _fake_runs(monkeypatch, metrics_of, fail=()):
     every model counts as registered. Returns the list of commands run."""
     calls: list[list[str]] = []
 
-    def fake(command, cwd):
+    def fake(command, cwd, log):
         calls.append(command)
         opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
         if opts["model"] in fail:
-            return subprocess.CompletedProcess(command, 1, "", "boom: broken model")
+            with open(log, "a") as handle:
+                handle.write("boom: broken model\n")
+            return 1
         payload = {
             "valid": {},
             "test": metrics_of(opts["model"], opts),
             "run": {"model_selection": "best epoch on the validation users"},
         }
         Path(opts["result_json"]).write_text(json.dumps(payload))
-        return subprocess.CompletedProcess(command, 0, "", "")
+        return 0
 
     monkeypatch.setattr(_grid, "execute", fake)
     monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
@@ -150,7 +152,7 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
     assert "interaction vectors" in steps_md  # tiny has no feature tables: says what MuSiC ran on
 
     # second invocation: every cell comes from the cache, nothing runs
-    def no_run(command, cwd):
+    def no_run(command, cwd, log):
         raise AssertionError(f"ran {command}")
 
     monkeypatch.setattr(_grid, "execute", no_run)
@@ -224,7 +226,7 @@ def test_every_table_gets_a_figure_rebuilt_from_the_cache_or_the_csv(root, monke
     assert all(_is_png(folder / f"{name}.png") for name in names)
 
     # --figures-from-csv: from the tables' CSVs (no cells), the image line added once
-    monkeypatch.setattr(_grid, "execute", lambda command, cwd: pytest.fail(f"ran {command}"))
+    monkeypatch.setattr(_grid, "execute", lambda command, cwd, log: pytest.fail(f"ran {command}"))
     for path in folder.glob("*.png"):
         path.unlink()
     main_md = (folder / "main.md").read_text().replace("\n![Key metric per model](main.png)\n", "")
@@ -306,7 +308,7 @@ def test_a_partial_row_is_not_bolded_even_with_the_best_mean():
     assert "**0.0800" in markdown and "**0.0500" not in markdown
 
 
-def test_ablation_rows_failures_and_retry(root, monkeypatch):
+def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys):
     seen = []
 
     def metrics(model, opts):
@@ -316,6 +318,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     calls = _fake_runs(monkeypatch, metrics, fail={"TargetMF"})
     argv = _argv(root, "--models=TargetMF,MuSiC", "--tables=main,ablation", "--seeds=1,2")
     assert cli.main(argv) == 1  # a failed cell: reported, not cached
+    out = capsys.readouterr().out
     # 2 seeds × (TargetMF, MuSiC full; w/o interaction vectors, w/o diffusion, direct
     # transfer, w/o side) — full MuSiC is one cell for both tables; tiny has no content
     # features, so full MuSiC reads the interaction vectors and ID embeddings are a row
@@ -336,7 +339,11 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     assert "failed: `TargetMF β=0.2 seed=1" in main_md
     assert "2 of 4 runs not finished (failed, skipped or not run yet): TargetMF 0 of 2." in main_md
     assert list(_rows(main_md)) == ["MuSiC"]
-    assert list((root / "work" / "tiny").glob("TargetMF*.err"))
+    # the failed run's output stays in its log, which the failure message names
+    logs = list((root / "work" / "tiny").glob("TargetMF*.log"))
+    assert logs and all("boom: broken model" in log.read_text() for log in logs)
+    assert all(f"full output in {log}" in out for log in logs)
+    assert all(f", output in {log}" in out for log in logs)  # named when the run started
 
     # the failed cells run again next time (the rest is cached), and the error notes go
     calls = _fake_runs(monkeypatch, metrics)
@@ -345,7 +352,7 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch):
     main_md = (folder / "main.md").read_text()
     assert "failed" not in main_md
     assert list(_rows(main_md)) == ["TargetMF", "MuSiC", "*MuSiC vs best other*"]
-    assert not list((root / "work" / "tiny").glob("*.err"))
+    assert not any("boom" in log.read_text() for log in (root / "work" / "tiny").glob("*.log"))
 
     # with feature tables, the full model is multimodal and w/o MLLM is a row
     features = root / "dataset" / "tiny" / "features"
@@ -635,13 +642,13 @@ def _fake_records(monkeypatch, record_of) -> list[list[str]]:
     ``record_of(options)``; every model counts as registered. Returns the commands run."""
     calls: list[list[str]] = []
 
-    def fake(command, cwd):
+    def fake(command, cwd, log):
         calls.append(command)
         opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
         record = {"model_selection": "best epoch", **record_of(opts)}
         payload = {"valid": {"rmse": 1.0}, "test": {"rmse": 1.0}, "run": record}
         Path(opts["result_json"]).write_text(json.dumps(payload))
-        return subprocess.CompletedProcess(command, 0, "", "")
+        return 0
 
     monkeypatch.setattr(_grid, "execute", fake)
     monkeypatch.setattr(run, "unavailable_reason", lambda model: None)

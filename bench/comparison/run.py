@@ -9,6 +9,7 @@ from pathlib import Path
 from _grid import (
     CellFailed,
     load_cell,
+    log_path,
     run_cell,
 )
 
@@ -69,8 +70,10 @@ def run_all(tasks: list[tuple[Task, list[Entry]]], args) -> tuple[dict, list[str
     def run_one(job):
         ident, task, cell, path, head = job
         started = time.perf_counter()
-        # a cell may train for an hour: say when it starts, not only when it ends
-        print(f"{head}: started {time.strftime('%H:%M:%S')}", flush=True)
+        # a cell may train for an hour: say when it starts and where its epochs show
+        print(
+            f"{head}: started {time.strftime('%H:%M:%S')}, output in {log_path(path)}", flush=True
+        )
         try:
             return job, run_cell(cell, path, cwd=args.cwd), None, started
         except CellFailed as error:
