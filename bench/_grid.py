@@ -3,8 +3,11 @@
 
 A cell is (dataset, model, RecBole overrides, β, seed). Its JSON is written only once the run
 has finished (atomically), so a cached file is always a complete result and an interrupted grid
-resumes where it stopped. Each run's checkpoint goes to a temporary folder beside the cell file
-and is deleted afterwards (a grid of hundreds of runs would otherwise fill ``saved/``).
+resumes where it stopped. Each run's checkpoints go to a working folder beside the cell file,
+``.<cell>.partial/``, deleted once the cell is cached (a grid of hundreds of runs would otherwise
+fill ``saved/``); it holds the run's ``resume_dir`` too, so a cell interrupted mid-training (a
+killed grid, a reboot) continues from its last epoch when the grid runs again, with the numbers
+an uninterrupted run gives.
 """
 
 from __future__ import annotations
@@ -130,33 +133,40 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
     cached = load_cell(path)
     if cached is not None:
         return cached
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}."))
+    scratch = partial_folder(path)
+    resume_dir = scratch / "resume"
+    resumed = resume_dir.is_dir() and any(resume_dir.iterdir())
+    scratch.mkdir(parents=True, exist_ok=True)
     result_json = scratch / "result.json"
+    result_json.unlink(missing_ok=True)
     command = [
         sys.executable,
         str(ROOT / "run_recbole_music.py"),
         *cell.argv(),
         f"--result_json={result_json}",
         f"--checkpoint_dir={scratch / 'saved'}",
+        f"--resume_dir={resume_dir}",
         "--state=WARNING",
     ]
     log = log_path(path)
-    log.write_text(f"$ {' '.join(command)}\n\n")
+    if resumed:  # the earlier tries' output stays above
+        with open(log, "a") as handle:
+            handle.write(f"\n$ {' '.join(command)}  (resumes the try above)\n\n")
+    else:
+        log.write_text(f"$ {' '.join(command)}\n\n")
     start = time.perf_counter()
-    try:
-        returncode = execute(command, cwd, log)
-        seconds = time.perf_counter() - start
-        if returncode != 0 or not result_json.is_file():
-            tail = log.read_text(errors="replace")[-3000:]
-            raise CellFailed(
-                f"{cell.describe()} on {cell.dataset} failed (exit {returncode}; "
-                f"full output in {log}):\n{tail}"
-            )
-        result = json.loads(result_json.read_text())
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    result["seconds"] = seconds
+    returncode = execute(command, cwd, log)
+    seconds = time.perf_counter() - start
+    if returncode != 0 or not result_json.is_file():
+        tail = log.read_text(errors="replace")[-3000:]
+        raise CellFailed(  # the working folder stays: the next try resumes from it
+            f"{cell.describe()} on {cell.dataset} failed (exit {returncode}; "
+            f"full output in {log}):\n{tail}"
+        )
+    result = json.loads(result_json.read_text())
+    result["seconds"] = seconds  # of this try: a resumed cell's earlier tries are not counted
+    if resumed:
+        result["resumed"] = True
     result["cell"] = {
         "dataset": cell.dataset,
         "model": cell.model,
@@ -166,7 +176,13 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
         "command": "python run_recbole_music.py " + " ".join(cell.argv()),
     }
     write_json(result, path)
+    shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def partial_folder(path: Path) -> Path:
+    """The working folder of the cell cached at ``path``: checkpoints and resume state."""
+    return path.parent / f".{path.stem}.partial"
 
 
 # --- statistics and tables --------------------------------------------------------------------

@@ -308,6 +308,38 @@ def test_a_partial_row_is_not_bolded_even_with_the_best_mean():
     assert "**0.0800" in markdown and "**0.0500" not in markdown
 
 
+def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
+    """A cell whose run dies keeps its ``.partial`` folder (checkpoints, resume state); the next
+    try hands the run the same ``resume_dir`` and the cell records that it resumed."""
+    tries: list[dict] = []
+
+    def fake(command, cwd, log):
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        resume_dir = Path(opts["resume_dir"])
+        tries.append({"resume_dir": resume_dir, "had_state": resume_dir.is_dir()})
+        if len(tries) == 1:  # dies mid-training, after saving the state of an epoch
+            resume_dir.mkdir(parents=True)
+            (resume_dir / "TargetMF-0123.pth").write_bytes(b"state")
+            return -9
+        payload = {"valid": {}, "test": {"rmse": 1.0}, "run": {}}
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return 0
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    argv = _argv(root, "--models=TargetMF", "--tables=main")
+    assert cli.main(argv) == 1
+    work = root / "work" / "tiny"
+    (partial,) = work.glob(".*.partial")
+    assert tries[0]["resume_dir"] == partial / "resume" and not tries[0]["had_state"]
+
+    assert cli.main(argv) == 0
+    assert tries[1]["resume_dir"] == tries[0]["resume_dir"] and tries[1]["had_state"]
+    (cell,) = work.glob("TargetMF*.json")
+    assert json.loads(cell.read_text())["resumed"] is True
+    assert not partial.exists()  # removed once the cell is cached
+
+
 def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys):
     seen = []
 

@@ -15,6 +15,8 @@
   test the other's model, silently. At its first save a run claims the name with an exclusive
   create (``-2``, ``-3`` … appended when it is taken), and every save goes through a temporary
   file and ``os.replace``, so an interrupted save leaves the previous best checkpoint whole;
+* with ``resume_dir`` set, each fit keeps its state there before every epoch and a rerun
+  continues from it (:mod:`recbole_music.trainer.resume`);
 * with several processes (``--nproc``, :mod:`recbole_music.distributed`): the DDP wrapper fits
   the device (RecBole's pins a GPU per process), rank 0 alone validates and saves, and every
   process receives its validation result.
@@ -39,6 +41,7 @@ from recbole_music.distributed import (
     wrap_for_processes,
 )
 from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
+from recbole_music.trainer.resume import TrainingResume
 
 
 class ColdStartEvaluationMixin:
@@ -49,6 +52,8 @@ class ColdStartEvaluationMixin:
     _checkpoint_reserved = False  # set once this run owns saved_model_file
     best_epoch = None  # the epoch of the last checkpoint saved (the best, or the last one)
     epochs_trained = 0  # epochs of the last fit (a resumed run counts from its start epoch)
+    _resume: TrainingResume | None = None  # during a fit with resume_dir set
+    _fits = 0  # fits started by this trainer: a staged trainer's fits resume apart
 
     def __init__(self, config, model):
         if not is_distributed(config):
@@ -64,7 +69,39 @@ class ColdStartEvaluationMixin:
         self.distributed_model = wrap_for_processes(self.model, config)
         self.model = self.distributed_model.module
 
+    def fit(
+        self,
+        train_data,
+        valid_data=None,
+        verbose=True,
+        saved=True,
+        show_progress=False,
+        callback_fn=None,
+    ):
+        if not isinstance(self, Trainer):  # RecBole's tree trainers: no epochs, no callback
+            return super().fit(train_data, valid_data, verbose, saved, show_progress)
+        self._fits += 1
+        if self.config["resume_dir"] and is_distributed(self.config):
+            self.logger.warning("resume_dir is not used by a run on several processes (--nproc)")
+        elif self.config["resume_dir"]:
+            self._resume = TrainingResume(self, train_data, self._fits)
+            self._resume.restore(self)
+        try:
+            return super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        finally:
+            self._resume = None
+
+    def extra_resume_state(self) -> dict:
+        """What a trainer keeps across epochs besides the model and optimizer (tensors and plain
+        data), saved for a resume; :meth:`load_extra_resume_state` puts it back."""
+        return {}
+
+    def load_extra_resume_state(self, state: dict) -> None:
+        pass
+
     def _train_epoch(self, train_data, epoch_idx, *args, **kwargs):
+        if self._resume is not None:
+            self._resume.save(self, epoch_idx)
         self.epochs_trained = epoch_idx + 1
         return super()._train_epoch(train_data, epoch_idx, *args, **kwargs)
 

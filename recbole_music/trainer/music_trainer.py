@@ -78,6 +78,19 @@ class MuSiCTrainer(CrossDomainTrainer):
         self._average = WeightAverage(self.model, decay)
         return self.optimizer.register_step_post_hook(lambda *_: self._average.update())
 
+    def extra_resume_state(self) -> dict:
+        if self._average is None:
+            return {}
+        return {"average": list(self._average.average), "updates": self._average.updates}
+
+    @torch.no_grad()
+    def load_extra_resume_state(self, state: dict) -> None:
+        if self._average is None or "average" not in state:
+            return
+        for averaged, saved in zip(self._average.average, state["average"]):
+            averaged.copy_(saved)
+        self._average.updates = state["updates"]
+
     @torch.no_grad()
     def _load_average(self):
         """Training weights aside, averaged ones in: validation and the checkpoint see these."""

@@ -1,0 +1,137 @@
+"""``resume_dir``: a run interrupted mid-training continues where it stopped, with the numbers of
+an uninterrupted run; another run's settings never pick up its state; bad input is refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import recbole_music  # noqa: F401  (registers the plugin)
+import run_recbole_music
+from recbole_music.checkpoint import CheckpointError, read_checkpoint
+from recbole_music.quick_start import run_recbole_music as run
+from recbole_music.trainer.resume import TrainingResume
+
+pytestmark = [
+    pytest.mark.usefixtures("restore_root_logger", "tiny_data_root"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+# long enough that validation keeps improving for a while; stopping_step high: every epoch runs
+SETTINGS = {
+    "state": "ERROR",
+    "epochs": 6,
+    "stopping_step": 50,
+    "train_batch_size": 32,  # several batches: the shuffling order matters
+    "interaction_size_search": [],
+}
+
+
+class Interrupted(Exception):
+    """Stands in for a killed process."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def epochs_started(monkeypatch):
+    """Epoch indices each fit starts (the state saved before each), in order; ``stop_at`` makes
+    the run die right after saving the state of that epoch."""
+    started: list[int] = []
+    stop_at: dict[str, int | None] = {"epoch": None}
+    save = TrainingResume.save
+
+    def recording(self, trainer, epoch):
+        save(self, trainer, epoch)
+        started.append(epoch)
+        if epoch == stop_at["epoch"]:
+            raise Interrupted
+
+    monkeypatch.setattr(TrainingResume, "save", recording)
+    return started, stop_at
+
+
+def _metrics(result: dict) -> tuple[dict, dict]:
+    return result["best_valid_result"], result["test_result"]
+
+
+@pytest.mark.parametrize(
+    ("model", "dataset", "own"),
+    [
+        # RecBole's BPR: shuffling, negative sampling. Its best validation epoch on this data is
+        # the first, so it keeps its last epoch instead (no validation: eval_step 0)
+        ("BPR", "tiny_implicit", {"eval_step": 0}),
+        ("MuSiC", "tiny", {}),  # stage 1, the weight average, diffusion noise; best epoch 5
+    ],
+)
+def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
+    tmp_path, epochs_started, model, dataset, own
+):
+    started, stop_at = epochs_started
+    settings = {**SETTINGS, **own, "resume_dir": str(tmp_path / "a")}
+    whole = run(model, dataset, config_dict=settings)
+    assert started == list(range(6))
+
+    started.clear()
+    stop_at["epoch"] = 3
+    settings["resume_dir"] = str(tmp_path / "b")
+    with pytest.raises(Interrupted):
+        run(model, dataset, config_dict=settings)
+    stop_at["epoch"] = None
+    started.clear()
+    resumed = run(model, dataset, config_dict=settings)
+
+    assert started == [3, 4, 5]  # epochs 0-2 were not trained again
+    assert _metrics(resumed) == _metrics(whole)
+    assert resumed["run"]["best_epoch"] == whole["run"]["best_epoch"] >= 3
+    # the best epochs' weights are the same to the bit (the metrics above are rounded)
+    weights = [read_checkpoint(r["run"]["checkpoint"])["state_dict"] for r in (whole, resumed)]
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
+
+
+def test_a_run_with_other_settings_starts_from_scratch(tmp_path, epochs_started):
+    started, stop_at = epochs_started
+    folder = tmp_path / "resume"
+    stop_at["epoch"] = 2
+    with pytest.raises(Interrupted):
+        run("BPR", "tiny_implicit", config_dict={**SETTINGS, "resume_dir": str(folder)})
+    stop_at["epoch"] = None
+    started.clear()
+    other = {**SETTINGS, "resume_dir": str(folder), "learning_rate": 0.01}
+    run("BPR", "tiny_implicit", config_dict=other)
+    assert started[0] == 0
+    assert len(list(folder.glob("BPR-*.pth"))) == 2  # one state per run, none overwritten
+
+
+def test_a_resume_state_whose_best_checkpoint_is_gone_is_refused(tmp_path, epochs_started):
+    started, stop_at = epochs_started
+    settings = {
+        **SETTINGS,
+        "resume_dir": str(tmp_path / "resume"),
+        "checkpoint_dir": str(tmp_path / "saved"),
+    }
+    stop_at["epoch"] = 2
+    with pytest.raises(Interrupted):
+        run("BPR", "tiny_implicit", config_dict=settings)
+    stop_at["epoch"] = None
+    for checkpoint in (tmp_path / "saved").glob("*.pth"):
+        checkpoint.unlink()
+    with pytest.raises(CheckpointError, match="delete the resume state"):
+        run("BPR", "tiny_implicit", config_dict=settings)
+
+
+def test_a_resume_dir_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    not_a_folder = tmp_path / "state.txt"
+    not_a_folder.write_text("x")
+    code = run_recbole_music.main(
+        ["--model=BPR", "--dataset=tiny_implicit", "--epochs=1", f"--resume_dir={not_a_folder}"]
+    )
+    assert code == 2
+    assert f"resume_dir {not_a_folder} is a file" in capsys.readouterr().err
