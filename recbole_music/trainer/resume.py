@@ -15,8 +15,9 @@ The file is named by a fingerprint of the run — its settings (less the ones th
 output goes), the training interactions themselves, and which ``fit`` of the trainer it is — so a
 rerun of the same command on the same data finds it and any other run cannot. A rerun of a
 finished run finds the state before its last epoch, trains that one epoch again and ends as it
-did. Files are safe checkpoints (tensors and plain data, :mod:`recbole_music.checkpoint`),
-written atomically.
+did. What a trainer does before its fit's epochs runs again on a resume (MuSiC's stage 1, a
+mapping baseline's base MFs: minutes), and is then replaced by the saved state. Files are safe
+checkpoints (tensors and plain data, :mod:`recbole_music.checkpoint`), written atomically.
 """
 
 from __future__ import annotations
