@@ -44,14 +44,16 @@ def epochs_started(monkeypatch):
     """Epoch indices each fit starts (the state saved before each), in order; ``stop_at`` makes
     the run die right after saving the state of that epoch."""
     started: list[int] = []
-    stop_at: dict[str, int | None] = {"epoch": None}
+    stop_at: dict[str, int | None] = {"epoch": None, "pass": 0}  # pass: times to let it by
     save = TrainingResume.save
 
     def recording(self, trainer, epoch):
         save(self, trainer, epoch)
         started.append(epoch)
         if epoch == stop_at["epoch"]:
-            raise Interrupted
+            if not stop_at["pass"]:
+                raise Interrupted
+            stop_at["pass"] -= 1
 
     monkeypatch.setattr(TrainingResume, "save", recording)
     return started, stop_at
@@ -95,6 +97,33 @@ def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
     weights = [read_checkpoint(r["run"]["checkpoint"])["state_dict"] for r in (whole, resumed)]
     for name, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][name]), name
+
+
+def test_a_size_search_interrupted_in_its_second_candidate_resumes_both(tmp_path, epochs_started):
+    """Each candidate of MuSiC's size search is a fit of its own: the finished one comes back
+    from its state before its last epoch, the interrupted one from where it stopped."""
+    started, stop_at = epochs_started
+    search = {
+        **SETTINGS,
+        "epochs": 3,
+        "train_batch_size": 4096,  # one batch: the bookkeeping of two fits is the point here
+        "stage1_epochs": 1,
+        "interaction_vector_dim": 4,
+        "interaction_size_search": [[8, 16]],
+    }
+    whole = run("MuSiC", "tiny_implicit", config_dict={**search, "resume_dir": str(tmp_path / "a")})
+    assert started == [0, 1, 2] * 2
+    settings = {**search, "resume_dir": str(tmp_path / "b")}
+    started.clear()
+    stop_at.update(epoch=1, **{"pass": 1})  # the first candidate passes epoch 1, the second dies
+    with pytest.raises(Interrupted):
+        run("MuSiC", "tiny_implicit", config_dict=settings)
+    stop_at["epoch"] = None
+    started.clear()
+    resumed = run("MuSiC", "tiny_implicit", config_dict=settings)
+    assert started == [2, 1, 2]  # the first candidate's last epoch, the second's rest
+    assert resumed["run"]["size_search"] == whole["run"]["size_search"]
+    assert _metrics(resumed) == _metrics(whole)
 
 
 def test_a_run_with_other_settings_starts_from_scratch(tmp_path, epochs_started):
