@@ -3,6 +3,8 @@ an uninterrupted run; another run's settings never pick up its state; bad input 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -74,7 +76,7 @@ def _metrics(result: dict) -> tuple[dict, dict]:
     ],
 )
 def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
-    tmp_path, epochs_started, model, dataset, own
+    tmp_path, epochs_started, caplog, model, dataset, own
 ):
     started, stop_at = epochs_started
     settings = {**SETTINGS, **own, "resume_dir": str(tmp_path / "a")}
@@ -88,9 +90,11 @@ def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
         run(model, dataset, config_dict=settings)
     stop_at["epoch"] = None
     started.clear()
-    resumed = run(model, dataset, config_dict=settings)
+    with caplog.at_level(logging.WARNING):
+        resumed = run(model, dataset, config_dict=settings)
 
     assert started == [3, 4, 5]  # epochs 0-2 were not trained again
+    assert "resume: continuing from epoch 3" in caplog.text  # on the console too
     assert _metrics(resumed) == _metrics(whole)
     assert resumed["run"]["best_epoch"] == whole["run"]["best_epoch"] >= 3
     # the best epochs' weights are the same to the bit (the metrics above are rounded)

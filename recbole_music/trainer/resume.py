@@ -132,7 +132,11 @@ class TrainingResume:
             trainer._checkpoint_reserved = True
         trainer.load_extra_resume_state(state["extra"])
         self._pending_random = state["random"]
-        trainer.logger.info(f"resume: continuing from epoch {state['epoch']} ({self.path})")
+        # a warning: the console shows it, so nobody mistakes the run for a fresh one
+        trainer.logger.warning(
+            f"resume: continuing from epoch {state['epoch']}, the state saved in {self.path} "
+            "(delete it to train from the start)"
+        )
 
     def save(self, trainer, epoch: int) -> None:
         """The state epoch ``epoch`` starts from (random generators first restored, on the
