@@ -303,6 +303,7 @@ def run_recbole_music(
             },
             "best_epoch": getattr(trainer, "best_epoch", None),
             "stopped_by": trainer.stopped_by() if hasattr(trainer, "stopped_by") else None,
+            "resumed_from_epoch": getattr(trainer, "resumed_from_epoch", None),
             "checkpoint": trainer.saved_model_file
             if saved and os.path.isfile(trainer.saved_model_file)
             else None,

@@ -95,6 +95,8 @@ def test_an_interrupted_run_resumes_with_the_numbers_of_an_uninterrupted_one(
 
     assert started == [3, 4, 5]  # epochs 0-2 were not trained again
     assert "resume: continuing from epoch 3" in caplog.text  # on the console too
+    assert resumed["run"]["resumed_from_epoch"] == 3  # and in the result
+    assert whole["run"]["resumed_from_epoch"] is None
     assert _metrics(resumed) == _metrics(whole)
     assert resumed["run"]["best_epoch"] == whole["run"]["best_epoch"] >= 3
     # the best epochs' weights are the same to the bit (the metrics above are rounded)

@@ -54,6 +54,7 @@ class ColdStartEvaluationMixin:
     epochs_trained = 0  # epochs of the last fit (a resumed run counts from its start epoch)
     _resume: TrainingResume | None = None  # during a fit with resume_dir set
     _fits = 0  # fits started by this trainer: a staged trainer's fits resume apart
+    resumed_from_epoch = None  # the epoch a resumed fit continued from (resume_dir)
 
     def __init__(self, config, model):
         if not is_distributed(config):

@@ -132,6 +132,7 @@ class TrainingResume:
             trainer._checkpoint_reserved = True
         trainer.load_extra_resume_state(state["extra"])
         self._pending_random = state["random"]
+        trainer.resumed_from_epoch = state["epoch"]
         # a warning: the console shows it, so nobody mistakes the run for a fresh one
         trainer.logger.warning(
             f"resume: continuing from epoch {state['epoch']}, the state saved in {self.path} "
