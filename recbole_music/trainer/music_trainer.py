@@ -79,17 +79,11 @@ class MuSiCTrainer(CrossDomainTrainer):
         return self.optimizer.register_step_post_hook(lambda *_: self._average.update())
 
     def extra_resume_state(self) -> dict:
-        if self._average is None:
-            return {}
-        return {"average": list(self._average.average), "updates": self._average.updates}
+        return self._average.state_dict() if self._average is not None else {}
 
-    @torch.no_grad()
     def load_extra_resume_state(self, state: dict) -> None:
-        if self._average is None or "average" not in state:
-            return
-        for averaged, saved in zip(self._average.average, state["average"]):
-            averaged.copy_(saved)
-        self._average.updates = state["updates"]
+        if self._average is not None and state:
+            self._average.load_state_dict(state)
 
     @torch.no_grad()
     def _load_average(self):

@@ -35,7 +35,6 @@ from recbole_music.checkpoint import (
     CheckpointError,
     checkpoint_state,
     plain_settings,
-    read_checkpoint,
     write_checkpoint,
 )
 
@@ -112,15 +111,13 @@ class TrainingResume:
         if not self.path.is_file():
             trainer.logger.info(f"resume: no saved state for this run yet, {self.path} from now")
             return
-        state = read_checkpoint(self.path, map_location=trainer.device)
+        state = trainer.load_checkpoint(self.path)  # model weights and other parameters
         best_file = state["saved_model_file"]
         if state["best_epoch"] is not None and not os.path.isfile(best_file):
             raise CheckpointError(
                 f"resume state {self.path} needs the best epoch's checkpoint {best_file}, which "
                 "is gone; delete the resume state to train from the start"
             )
-        trainer.model.load_state_dict(state["state_dict"])
-        trainer.model.load_other_parameter(state.get("other_parameter"))
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.start_epoch = state["epoch"]
         trainer.cur_step = state["cur_step"]

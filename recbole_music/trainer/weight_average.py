@@ -32,3 +32,11 @@ class WeightAverage:
         else:
             self._update(self.average, current, self.updates)
         self.updates += 1
+
+    def state_dict(self) -> dict:
+        return {"average": list(self.average), "updates": self.updates}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        torch._foreach_copy_(self.average, state["average"])
+        self.updates = state["updates"]
