@@ -43,6 +43,10 @@ RESERVED = {
 }
 
 
+# A resumed cell's ``seconds_counted`` when its earlier tries' time is unknown.
+LAST_TRY_ONLY = "the last try only"
+
+
 def smaller_is_better(metric: str) -> bool:
     return metric.split("@")[0].lower() in SMALLER_IS_BETTER
 
@@ -137,6 +141,7 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
     resume_dir = scratch / "resume"
     resumed = resume_dir.is_dir() and any(resume_dir.iterdir())
     scratch.mkdir(parents=True, exist_ok=True)
+    earlier = record_try(scratch, resume_dir, resumed)
     result_json = scratch / "result.json"
     result_json.unlink(missing_ok=True)
     command = [
@@ -164,9 +169,17 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
             f"full output in {log}):\n{tail}"
         )
     result = json.loads(result_json.read_text())
-    result["seconds"] = seconds  # of this try: a resumed cell's earlier tries are not counted
+    result["seconds"] = seconds
     if resumed:
         result["resumed"] = True
+        if earlier is None:  # a try before the tries were recorded
+            result["seconds_counted"] = LAST_TRY_ONLY
+        else:
+            result["seconds"] += earlier
+            result["seconds_counted"] = (
+                f"every try: {earlier:.0f} s of earlier tries, each until the last training "
+                "state it saved"
+            )
     result["cell"] = {
         "dataset": cell.dataset,
         "model": cell.model,
@@ -178,6 +191,23 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
     write_json(result, path)
     shutil.rmtree(scratch, ignore_errors=True)
     return result
+
+
+def record_try(scratch: Path, resume_dir: Path, resumed: bool) -> float | None:
+    """Record in ``scratch`` that a try of the cell starts now; the seconds its earlier tries
+    contributed. A try that was killed cannot say when it ended, so each counts from its start
+    to the last training state it saved (the newest file in ``resume_dir``): what came after
+    that is trained again, and counted in the try that does. None when an earlier try's start
+    was not recorded (a working folder older than this record)."""
+    record_path = scratch / "tries.json"
+    record = load_cell(record_path) or {"tries": [], "unrecorded": resumed}
+    tries = record["tries"]
+    if tries and "seconds" not in tries[-1]:  # the try before this one
+        saved = max((f.stat().st_mtime for f in resume_dir.rglob("*") if f.is_file()), default=0)
+        tries[-1]["seconds"] = max(0.0, saved - tries[-1]["started"])
+    tries.append({"started": time.time()})
+    write_json(record, record_path)
+    return None if record["unrecorded"] else sum(t["seconds"] for t in tries[:-1])
 
 
 def partial_folder(path: Path) -> Path:

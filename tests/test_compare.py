@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -310,7 +312,8 @@ def test_a_partial_row_is_not_bolded_even_with_the_best_mean():
 
 def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
     """A cell whose run dies keeps its ``.partial`` folder (checkpoints, resume state); the next
-    try hands the run the same ``resume_dir`` and the cell records that it resumed."""
+    try hands the run the same ``resume_dir`` and the cell records that it resumed, its seconds
+    counting the first try until the last state it saved."""
     tries: list[dict] = []
 
     def fake(command, cwd, log):
@@ -319,7 +322,10 @@ def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
         tries.append({"resume_dir": resume_dir, "had_state": resume_dir.is_dir()})
         if len(tries) == 1:  # dies mid-training, after saving the state of an epoch
             resume_dir.mkdir(parents=True)
-            (resume_dir / "TargetMF-0123.pth").write_bytes(b"state")
+            state = resume_dir / "TargetMF-0123.pth"
+            state.write_bytes(b"state")
+            saved_at = time.time() + 100  # as if that state were saved 100 s into the try
+            os.utime(state, (saved_at, saved_at))
             return -9
         payload = {"valid": {}, "test": {"rmse": 1.0}, "run": {}}
         Path(opts["result_json"]).write_text(json.dumps(payload))
@@ -336,8 +342,45 @@ def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
     assert cli.main(argv) == 0
     assert tries[1]["resume_dir"] == tries[0]["resume_dir"] and tries[1]["had_state"]
     (cell,) = work.glob("TargetMF*.json")
-    assert json.loads(cell.read_text())["resumed"] is True
+    result = json.loads(cell.read_text())
+    assert result["resumed"] is True
+    assert 100 <= result["seconds"] < 160, result["seconds"]
+    assert result["seconds_counted"].startswith("every try: 100 s of earlier tries")
     assert not partial.exists()  # removed once the cell is cached
+    assert "last try only" not in (root / "out" / "tiny" / "main.md").read_text()
+
+
+def test_a_resumed_cell_whose_first_try_was_not_recorded_says_so(root, monkeypatch):
+    """A working folder with a saved state but no record of its tries (older than the record):
+    the seconds are the last try's, and the table says that s/run understates the row."""
+    tries = []
+
+    def fake(command, cwd, log):
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        tries.append(opts)
+        if len(tries) == 1:  # dies after saving a state, 100 s into the try
+            resume_dir = Path(opts["resume_dir"])
+            resume_dir.mkdir(parents=True)
+            (resume_dir / "TargetMF-0123.pth").write_bytes(b"state")
+            (resume_dir.parent / "tries.json").unlink()  # as a folder older than the record
+            saved_at = time.time() + 100
+            os.utime(resume_dir / "TargetMF-0123.pth", (saved_at, saved_at))
+            return -9
+        payload = {"valid": {}, "test": {"rmse": 1.0}, "run": {}}
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return 0
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    argv = _argv(root, "--models=TargetMF", "--tables=main")
+    assert cli.main(argv) == 1
+    assert cli.main(argv) == 0
+    (cell,) = (root / "work" / "tiny").glob("TargetMF*.json")
+    result = json.loads(cell.read_text())
+    assert result["resumed"] is True and result["seconds_counted"] == _grid.LAST_TRY_ONLY
+    assert result["seconds"] < 60
+    markdown = (root / "out" / "tiny" / "main.md").read_text()
+    assert "were not recorded), so s/run understates them: TargetMF 1." in markdown
 
 
 def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys):

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from _grid import (
+    LAST_TRY_ONLY,
     data_kind,
 )
 
@@ -101,6 +102,14 @@ compute in all (sum of per-run times, cached runs included).
 {notes_block}"""
 
 
+def counts_last_try_only(result: dict) -> bool:
+    """A resumed cell whose seconds are its last try's (cells cached before the tries were
+    recorded say nothing of how they were counted)."""
+    return bool(result.get("resumed")) and (
+        result.get("seconds_counted", LAST_TRY_ONLY) == LAST_TRY_ONLY
+    )
+
+
 def planned_by_row(task: Task, entries, table: str) -> dict[str, set[str]]:
     """The cache keys of each row of ``table``, in row order."""
     keys: dict[str, set[str]] = {}
@@ -157,6 +166,17 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"{imported} of the {len(used)} runs were read from the committed "
                 f"{name}_cells.csv of an earlier invocation (`--cells-from-csv`): their metrics, "
                 "best epoch and seconds as that file gives them."
+            )
+        last_try_only = {
+            row: n
+            for row, keys in by_row.items()
+            if (n := sum(counts_last_try_only(results[k]) for k in keys & finished))
+        }
+        if last_try_only:
+            runs = ", ".join(f"{row} {n}" for row, n in last_try_only.items())
+            notes.append(
+                f"Resumed after an interruption, with the seconds of their last try only (the "
+                f"earlier tries' were not recorded), so s/run understates them: {runs}."
             )
         if table.at_epoch_limit:
             runs = ", ".join(f"{row} {n}" for row, n in table.at_epoch_limit.items())
