@@ -310,22 +310,24 @@ def test_a_partial_row_is_not_bolded_even_with_the_best_mean():
     assert "**0.0800" in markdown and "**0.0500" not in markdown
 
 
-def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
-    """A cell whose run dies keeps its ``.partial`` folder (checkpoints, resume state); the next
-    try hands the run the same ``resume_dir`` and the cell records that it resumed, its seconds
-    counting the first try until the last state it saved."""
+def _dies_once_then_finishes(monkeypatch, forget_tries: bool = False) -> list[dict]:
+    """Cell runs whose first try saves a training state 100 s in and is killed, and whose
+    second finishes; ``forget_tries`` deletes the working folder's record of the tries, as in a
+    folder older than the record. Returns each try's resume folder and whether it had a state."""
     tries: list[dict] = []
 
     def fake(command, cwd, log):
         opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
         resume_dir = Path(opts["resume_dir"])
         tries.append({"resume_dir": resume_dir, "had_state": resume_dir.is_dir()})
-        if len(tries) == 1:  # dies mid-training, after saving the state of an epoch
+        if len(tries) == 1:
             resume_dir.mkdir(parents=True)
             state = resume_dir / "TargetMF-0123.pth"
             state.write_bytes(b"state")
             saved_at = time.time() + 100  # as if that state were saved 100 s into the try
             os.utime(state, (saved_at, saved_at))
+            if forget_tries:
+                (resume_dir.parent / "tries.json").unlink()
             return -9
         payload = {"valid": {}, "test": {"rmse": 1.0}, "run": {}}
         Path(opts["result_json"]).write_text(json.dumps(payload))
@@ -333,6 +335,14 @@ def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
 
     monkeypatch.setattr(_grid, "execute", fake)
     monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    return tries
+
+
+def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
+    """A cell whose run dies keeps its ``.partial`` folder (checkpoints, resume state); the next
+    try hands the run the same ``resume_dir`` and the cell records that it resumed, its seconds
+    counting the first try until the last state it saved."""
+    tries = _dies_once_then_finishes(monkeypatch)
     argv = _argv(root, "--models=TargetMF", "--tables=main")
     assert cli.main(argv) == 1
     work = root / "work" / "tiny"
@@ -353,25 +363,7 @@ def test_an_interrupted_cell_resumes_from_its_working_folder(root, monkeypatch):
 def test_a_resumed_cell_whose_first_try_was_not_recorded_says_so(root, monkeypatch):
     """A working folder with a saved state but no record of its tries (older than the record):
     the seconds are the last try's, and the table says that s/run understates the row."""
-    tries = []
-
-    def fake(command, cwd, log):
-        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
-        tries.append(opts)
-        if len(tries) == 1:  # dies after saving a state, 100 s into the try
-            resume_dir = Path(opts["resume_dir"])
-            resume_dir.mkdir(parents=True)
-            (resume_dir / "TargetMF-0123.pth").write_bytes(b"state")
-            (resume_dir.parent / "tries.json").unlink()  # as a folder older than the record
-            saved_at = time.time() + 100
-            os.utime(resume_dir / "TargetMF-0123.pth", (saved_at, saved_at))
-            return -9
-        payload = {"valid": {}, "test": {"rmse": 1.0}, "run": {}}
-        Path(opts["result_json"]).write_text(json.dumps(payload))
-        return 0
-
-    monkeypatch.setattr(_grid, "execute", fake)
-    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    _dies_once_then_finishes(monkeypatch, forget_tries=True)
     argv = _argv(root, "--models=TargetMF", "--tables=main")
     assert cli.main(argv) == 1
     assert cli.main(argv) == 0
