@@ -24,6 +24,7 @@ from recbole_music.model.item_mean import ItemMean
 from recbole_music.model.llmemf import LLMEMF
 from recbole_music.model.music import MuSiC
 from recbole_music.model.neighbourhood import NEIGHBOURHOOD_MODELS
+from recbole_music.model.neumf import NeuMF
 from recbole_music.model.target_mf import TargetMF
 from recbole_music.trainer.cold_start_trainer import with_cold_start_evaluation
 from recbole_music.trainer.exact_pop_trainer import ExactPopTrainer
@@ -73,3 +74,6 @@ def register_all() -> None:
     # RecBole's own Pop, with exact counts (its calculate_loss undercounts): not a plugin model,
     # only its trainer is replaced
     recbole.trainer.PopTrainer = with_cold_start_evaluation(ExactPopTrainer)
+    # RecBole's own NeuMF with a full-ranking scorer (same model, same checkpoints): not a plugin
+    # model either, only the module RecBole's get_model imports it from is replaced
+    sys.modules["recbole.model.general_recommender.neumf"] = sys.modules[NeuMF.__module__]
