@@ -75,3 +75,9 @@ def test_evaluator_metrics_equal_the_pairwise_path(tiny_data_root, monkeypatch):
     assert fast.keys() == slow.keys() and "ndcg@20" in fast
     for name in fast:
         assert fast[name] == pytest.approx(slow[name], abs=1e-6), name
+
+
+def test_neumf_gets_its_own_patience(tiny_data_root):
+    # properties/model/NeuMF.yaml: its validation score can dip for several epochs first
+    assert make_config("NeuMF", "tiny_implicit")["stopping_step"] == 20
+    assert make_config("BPR", "tiny_implicit")["stopping_step"] == 5
