@@ -23,7 +23,7 @@ pytestmark = [
 
 def make_neumf(**overrides):
     config = make_config("NeuMF", "tiny_implicit", state="INFO", show_progress=False, **overrides)
-    train_data, valid, test = prepare_data(config, CrossDomainDataset(config))
+    train_data, valid, _ = prepare_data(config, CrossDomainDataset(config))
     torch.manual_seed(0)
     model = get_model("NeuMF")(config, train_data._dataset)
     with torch.no_grad():  # RecBole's init (std 0.01) scores every pair alike: spread them
