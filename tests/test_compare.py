@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -373,6 +374,12 @@ def test_a_resumed_cell_whose_first_try_was_not_recorded_says_so(root, monkeypat
     assert result["seconds"] < 60
     markdown = (root / "out" / "tiny" / "main.md").read_text()
     assert "were not recorded), so s/run understates them: TargetMF 1." in markdown
+    # a fresh machine: the cells CSV keeps the flag, so the rebuilt table keeps the note
+    shutil.rmtree(root / "work")
+    assert cli.main([*argv, "--cells-from-csv", "--report-only"]) == 0
+    rebuilt = (root / "out" / "tiny" / "main.md").read_text()
+    assert "1 of the 1 runs were read from the committed main_cells.csv" in rebuilt
+    assert "were not recorded), so s/run understates them: TargetMF 1." in rebuilt
 
 
 def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys):

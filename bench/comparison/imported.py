@@ -4,9 +4,9 @@ The cell cache under ``--work`` lives on one machine; the per-seed cells committ
 table are what survives. With ``--cells-from-csv`` a planned cell that is not cached is read
 from the line of its row, β and seed in ``<out>/<task>/<table>_cells.csv`` (when there is one),
 so that a table gains rows or β columns without rerunning the grid. Such a line carries the
-metrics, the best epoch, how training ended, the size search's choice and the seconds, not the
-run's other records; the table's notes count
-the imported cells. Only a line of the same row label, β and seed is taken: the overrides are
+metrics, the best epoch, how training ended, the size search's choice and the seconds (and
+whether they count a resumed run's last try only), not the run's other records; the table's
+notes count the imported cells. Only a line of the same row label, β and seed is taken: the overrides are
 not in the file, so the command must be the one that wrote it (the table's own **Command**).
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from _grid import load_cell, write_json
 
 from .plan import Entry, settings_of_text
-from .tables import CHOSEN, COMPOSED, COMPOSED_KEY
+from .tables import CHOSEN, COMPOSED, COMPOSED_KEY, SECONDS_COUNTED
 from .tasks import Task
 
 IMPORTED = "imported_from"
@@ -75,7 +75,10 @@ def _result(line: dict, metrics, source: Path) -> dict:
         run[COMPOSED_KEY] = f"{COMPOSED} (the line of {source.name})"
     if line.get(CHOSEN):  # the size search's choice alone: the other candidates are not kept
         run["size_search"] = [{"settings": settings_of_text(line[CHOSEN]), "chosen": True}]
-    return {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
+    result = {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
+    if line.get(SECONDS_COUNTED):  # a resumed cell whose earlier tries' seconds are unknown
+        result.update(resumed=True, seconds_counted=line[SECONDS_COUNTED])
+    return result
 
 
 def imported_count(results: list[dict]) -> int:

@@ -6,10 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
-from _grid import (
-    LAST_TRY_ONLY,
-    data_kind,
-)
+from _grid import data_kind
 
 from .catalogue import OURS, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
@@ -20,6 +17,7 @@ from .tables import (
     add_improvement,
     collect,
     composed_by_row,
+    counts_last_try_only,
     render_markdown,
     write_cells_csv,
     write_csv,
@@ -100,14 +98,6 @@ NDCG@20/Recall@20 = full ranking over all target items.{feature_line}
 **Wall time:** {wall:.0f} s for this invocation; the runs in this table took {compute:.0f} s of
 compute in all (sum of per-run times, cached runs included).
 {notes_block}"""
-
-
-def counts_last_try_only(result: dict) -> bool:
-    """A resumed cell whose seconds are its last try's (cells cached before the tries were
-    recorded say nothing of how they were counted)."""
-    return bool(result.get("resumed")) and (
-        result.get("seconds_counted", LAST_TRY_ONLY) == LAST_TRY_ONLY
-    )
 
 
 def planned_by_row(task: Task, entries, table: str) -> dict[str, set[str]]:

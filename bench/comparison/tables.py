@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _grid import (
+    LAST_TRY_ONLY,
     Row,
     best_rows,
     fmt_stat,
@@ -38,6 +39,17 @@ COMPOSED = "composed"
 # The settings a run's size search chose on the validation users (``run.size_search``), kept in
 # the cells CSV as ``key=value;key=value`` so that the full model's variants can train at them.
 CHOSEN = "chosen"
+# A resumed cell whose earlier tries' seconds were not recorded; the cells CSV keeps the flag so
+# that the table's note on understated seconds survives a rebuild from the CSV.
+SECONDS_COUNTED = "seconds_counted"
+
+
+def counts_last_try_only(result: dict) -> bool:
+    """A resumed cell whose seconds are its last try's (cells cached before the tries were
+    recorded say nothing of how they were counted)."""
+    return bool(result.get("resumed")) and (
+        result.get(SECONDS_COUNTED, LAST_TRY_ONLY) == LAST_TRY_ONLY
+    )
 
 
 def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) -> Table:
@@ -151,7 +163,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
     number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
-    header += ["best_epoch", "stopped_by", COMPOSED, CHOSEN, "seconds"]
+    header += ["best_epoch", "stopped_by", COMPOSED, CHOSEN, "seconds", SECONDS_COUNTED]
     lines = []
     for entry in entries:
         result = results.get(f"{task.name}/{entry.cell.key()}")
@@ -167,6 +179,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         line.append(COMPOSED if run.get(COMPOSED_KEY) else "")
         line.append(settings_text(chosen_settings(run)))
         line.append(f"{result.get('seconds', float('nan')):.1f}")
+        line.append(LAST_TRY_ONLY if counts_last_try_only(result) else "")
         lines.append(line)
     with open(path, "w", newline="") as handle:
         out = csv.writer(handle)
