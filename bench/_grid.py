@@ -43,7 +43,9 @@ RESERVED = {
 }
 
 
-# A resumed cell's ``seconds_counted`` when its earlier tries' time is unknown.
+# How a resumed cell's seconds were counted (the result's key), and its value when the earlier
+# tries' time is unknown.
+SECONDS_COUNTED = "seconds_counted"
 LAST_TRY_ONLY = "the last try only"
 
 
@@ -173,10 +175,10 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
     if resumed:
         result["resumed"] = True
         if earlier is None:  # a try before the tries were recorded
-            result["seconds_counted"] = LAST_TRY_ONLY
+            result[SECONDS_COUNTED] = LAST_TRY_ONLY
         else:
             result["seconds"] += earlier
-            result["seconds_counted"] = (
+            result[SECONDS_COUNTED] = (
                 f"every try: {earlier:.0f} s of earlier tries, each until the last training "
                 "state it saved"
             )

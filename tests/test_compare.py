@@ -691,8 +691,6 @@ def test_cells_from_csv_rebuild_a_table_with_new_rows_without_rerunning_the_old(
     folder = root / "out" / "tiny"
     before = _rows((folder / "main.md").read_text())
     # a fresh machine: the cache is gone, the committed per-seed cells remain
-    import shutil
-
     shutil.rmtree(root / "work")
     calls.clear()
     argv = _argv(root, "--models=TargetMF,MuSiC,CMF", "--tables=main", "--cells-from-csv")
@@ -740,8 +738,6 @@ def _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check):
     folder = root / "out" / "tiny"
     assert cli.main(argv) == 0
     check(folder)
-    import shutil
-
     shutil.rmtree(root / "work")
     calls.clear()
     assert cli.main(argv) == 0 and not calls
@@ -810,8 +806,6 @@ def test_ablation_variants_train_at_the_sizes_the_full_model_chose(root, monkeyp
     assert "train at the sizes its size search chose" in (folder / "ablation.md").read_text()
     # a fresh machine: the full model's choice comes back from the CSV, so do its variants' cells
     before = (folder / "ablation_cells.csv").read_text()
-    import shutil
-
     shutil.rmtree(root / "work")
     calls.clear()
     assert cli.main(argv) == 0 and not calls

@@ -6,8 +6,9 @@ from the line of its row, β and seed in ``<out>/<task>/<table>_cells.csv`` (whe
 so that a table gains rows or β columns without rerunning the grid. Such a line carries the
 metrics, the best epoch, how training ended, the size search's choice and the seconds (and
 whether they count a resumed run's last try only), not the run's other records; the table's
-notes count the imported cells. Only a line of the same row label, β and seed is taken: the overrides are
-not in the file, so the command must be the one that wrote it (the table's own **Command**).
+notes count the imported cells. Only a line of the same row label, β and seed is taken: the
+overrides are not in the file, so the command must be the one that wrote it (the table's own
+**Command**).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from _grid import load_cell, write_json
+from _grid import SECONDS_COUNTED, load_cell, write_json
 
 from .plan import Entry, settings_of_text
-from .tables import CHOSEN, COMPOSED, COMPOSED_KEY, SECONDS_COUNTED
+from .tables import CHOSEN, COMPOSED, COMPOSED_KEY
 from .tasks import Task
 
 IMPORTED = "imported_from"
@@ -77,7 +78,7 @@ def _result(line: dict, metrics, source: Path) -> dict:
         run["size_search"] = [{"settings": settings_of_text(line[CHOSEN]), "chosen": True}]
     result = {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
     if line.get(SECONDS_COUNTED):  # a resumed cell whose earlier tries' seconds are unknown
-        result.update(resumed=True, seconds_counted=line[SECONDS_COUNTED])
+        result.update({"resumed": True, SECONDS_COUNTED: line[SECONDS_COUNTED]})
     return result
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from _grid import (
     LAST_TRY_ONLY,
+    SECONDS_COUNTED,
     Row,
     best_rows,
     fmt_stat,
@@ -39,9 +40,6 @@ COMPOSED = "composed"
 # The settings a run's size search chose on the validation users (``run.size_search``), kept in
 # the cells CSV as ``key=value;key=value`` so that the full model's variants can train at them.
 CHOSEN = "chosen"
-# A resumed cell whose earlier tries' seconds were not recorded; the cells CSV keeps the flag so
-# that the table's note on understated seconds survives a rebuild from the CSV.
-SECONDS_COUNTED = "seconds_counted"
 
 
 def counts_last_try_only(result: dict) -> bool:
