@@ -4,13 +4,14 @@ Given the user's auxiliary-domain history (items, and ratings on explicit data) 
 model's user vectors come from review text, their auxiliary-domain reviews, the user's
 auxiliary feature ``u_A`` is *folded in*:
 
-* exactly, by the model's own path, with multimodal features: the user vector that
+* exactly, by the model's own path, when a user's feature is their frozen vector through the
+  user MLP (multimodal, interaction or hybrid features): the user vector that
   ``user_vectors`` builds (``history``: from the items and ratings; ``reviews``: the reviews
   re-embedded by the encoder, prompt and merging rule of the ``users_aux`` table's manifest,
   :mod:`recbole_music.review_vectors`; ``both``: the two side by side) through the user MLP;
-* otherwise (ID embeddings, or a review model given no reviews — said in the log) as the ridge
-  solution that best explains the history under the model's own rating function, with the item
-  features frozen.
+* otherwise (ID embeddings, fused features, or a review model given no reviews — said in the
+  log) as the ridge solution that best explains the history under the model's own rating
+  function, with the item features frozen.
 
 The diffusion model then generates ``u_T`` from noise, conditioned on ``u_A``, and the top-N
 target items follow from the dot products.
@@ -34,6 +35,7 @@ from dataset_prep.features.sources import reviews_by_user
 from dataset_prep.layout import AUX, review_file
 from recbole_music.checkpoint import CheckpointError, config_from_checkpoint, read_checkpoint
 from recbole_music.data.dataset import CrossDomainDataset
+from recbole_music.model.music.features import USER_VECTOR_SOURCES
 from recbole_music.quick_start import prepare_data
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.review_vectors import ReviewVectorizer
@@ -116,8 +118,8 @@ class ColdStartRecommender:
     ) -> torch.Tensor:
         """``u_A`` of a new user from their auxiliary history (item ids, ratings on explicit
         data) and, for a model whose user vectors read reviews, their auxiliary reviews as
-        (timestamp, text) pairs: exact by the model's own path with multimodal features, else
-        the ridge fit of ``u_A`` to the history with item features frozen."""
+        (timestamp, text) pairs: exact by the model's own path where a user's feature is their
+        frozen vector through the user MLP, else the ridge fit of ``u_A`` to the history with item features frozen."""
         check_history(items, ratings, self.rating_range if self.model.explicit else None)
         known, unknown = self.split_known(items)
         if not known:
@@ -178,13 +180,16 @@ class ColdStartRecommender:
 
     @property
     def reads_reviews(self) -> bool:
-        """Whether the model's user vectors start from review text (multimodal features)."""
+        """Whether the model's user vectors start from review text."""
         model = self.model
-        return model.feature_source == "multimodal" and model.user_vectors in ("reviews", "both")
+        return model.feature_source in USER_VECTOR_SOURCES and model.user_vectors in (
+            "reviews",
+            "both",
+        )
 
     def _exact_fold_in(self, reviews) -> bool:
         model = self.model
-        return model.feature_source == "multimodal" and (
+        return model.feature_source in USER_VECTOR_SOURCES and (
             model.user_vectors == "history" or reviews is not None
         )
 

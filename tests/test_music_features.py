@@ -24,7 +24,10 @@ from recbole_music.model.music.features import (
     resolve_feature_source,
     resolve_user_vectors,
 )
-from recbole_music.model.music.interaction_vectors import interaction_item_vectors
+from recbole_music.model.music.interaction_vectors import (
+    interaction_item_vectors,
+    interaction_vector_tables,
+)
 from recbole_music.model.music.user_history_vectors import history_vector_dim, user_history_vectors
 from recbole_music.quick_start import prepare_data
 
@@ -407,9 +410,61 @@ def test_readout_interaction_vectors_are_the_symmetric_ones_times_root_item_degr
     assert torch.isclose(readout[seen].norm(dim=1).mean(), torch.tensor(1.0, dtype=torch.float64))
 
 
+def test_filter_interaction_vectors_score_with_the_readout_and_fold_in_users_side(
+    tiny_data_root,
+):
+    _, train, _ = _train_split("tiny_implicit")
+    readout = interaction_item_vectors(train, 3, "symmetric_readout")
+    items, history = interaction_vector_tables(train, 3, "symmetric_filter")
+    assert torch.equal(items, readout)  # the items keep GF-CF's read-out D_i^1/2 V
+    symmetric = interaction_item_vectors(train, 3, "symmetric").double()
+    degree = torch.bincount(train.inter_feat["item_id"], minlength=train.item_num).double()
+    seen = degree > 0
+    # the history side is the fold-in D_i^-1/2 V, with the read-out's sign per vector
+    folded = torch.zeros_like(symmetric)
+    folded[seen] = symmetric[seen] / degree[seen].sqrt()[:, None]
+    ratio = (history.double() * folded).sum(0) / (folded * folded).sum(0)
+    assert torch.allclose(history.double(), folded * ratio, atol=1e-5)
+    assert torch.allclose(ratio.abs(), ratio.abs()[0].expand(3), rtol=1e-4)
+    assert (torch.sign(ratio) == torch.sign((items.double() * symmetric).sum(0))).all()
+    assert (history[~seen] == 0).all()
+    assert torch.isclose(history[seen].norm(dim=1).mean(), torch.tensor(1.0))
+    # every other normalization averages the item vectors themselves
+    for rule in ("none", "symmetric", "symmetric_readout"):
+        same, side = interaction_vector_tables(train, 3, rule)
+        assert side is same
+
+
+def test_filter_builds_users_from_the_fold_in_side_and_new_users_alike(tiny_data_root):
+    from recbole_music.inference import ColdStartRecommender
+
+    config, train, test = _train_split(
+        "tiny_implicit",
+        interaction_vector_dim=3,
+        interaction_vector_normalization="symmetric_filter",
+    )
+    model = MuSiC(config, train).eval()
+    items, history = interaction_vector_tables(train, 3, "symmetric_filter")
+    assert torch.allclose(model.features.item_vectors, items)
+    assert torch.allclose(model.features.history_items, history)
+    expected = user_history_vectors(train, history, target=False)
+    assert torch.allclose(model.features.user_aux_vectors, expected)
+    assert not torch.allclose(expected, user_history_vectors(train, items, target=False))
+    # a new user's vector is folded in from the same side (their u_A as in training)
+    recommender = ColdStartRecommender(model, train)
+    user = int(torch.unique(test.inter_feat["user_id"])[0])
+    aux_items, ratings = recommender.history_of(train.id2token("user_id", user))
+    folded = recommender.fold_in_aux_feature(aux_items, ratings)
+    with torch.no_grad():
+        assert torch.allclose(folded, model.features.users_aux(torch.tensor([user]))[0], atol=1e-5)
+    # other normalizations keep no second table
+    config, train, _ = _train_split("tiny_implicit", interaction_vector_dim=3)
+    assert MuSiC(config, train).features.history_only_vectors is None
+
+
 def test_music_reads_the_configured_interaction_normalization(tiny_data_root):
     built = {}
-    for rule in ("none", "symmetric", "symmetric_readout"):
+    for rule in ("none", "symmetric", "symmetric_readout", "symmetric_filter"):
         config, train, _ = _train_split(
             "tiny_implicit", interaction_vector_dim=3, interaction_vector_normalization=rule
         )

@@ -37,7 +37,7 @@ from recbole_music.model.music.content_mapping import (
     items_with_training_interactions,
     map_content_to_interactions,
 )
-from recbole_music.model.music.interaction_vectors import interaction_item_vectors
+from recbole_music.model.music.interaction_vectors import interaction_vector_tables
 from recbole_music.model.music.projection import ProjectionMLP
 from recbole_music.model.music.user_history_vectors import (
     ROW_CHUNK,
@@ -49,6 +49,8 @@ FEATURE_SOURCES = ("multimodal", "collaborative", "fused", "interactions", "hybr
 CONTENT_SOURCES = ("multimodal", "fused", "hybrid")  # read the feature tables
 INTERACTION_SOURCES = ("interactions", "hybrid")  # read the interaction vectors
 FROZEN_VECTOR_SOURCES = ("multimodal", "fused", "interactions", "hybrid")
+# a user's feature is their frozen vector through the user MLP alone (fused adds an embedding)
+USER_VECTOR_SOURCES = ("multimodal", "interactions", "hybrid")
 USER_VECTOR_RULES = ("reviews", "history", "both")
 USER_TABLES = ("users_aux", "users_target")
 COLD_ITEM_RULES = ("zero", "content")
@@ -269,21 +271,31 @@ class FeatureSource(nn.Module):
         activation = setting(config, "activation")
         n_users, n_items = dataset.user_num, dataset.item_num
         if source in FROZEN_VECTOR_SOURCES:
-            parts = []
+            parts, history_parts = [], []
             if source in CONTENT_SOURCES:
                 parts.append(dataset.load_features("items", "item_id", dtype)[0])
+                history_parts.append(parts[-1])
             if source in INTERACTION_SOURCES:
                 dim_svd = int(config["interaction_vector_dim"])
-                svd = interaction_item_vectors(
+                svd, svd_history = interaction_vector_tables(
                     dataset, dim_svd, setting(config, "interaction_vector_normalization")
                 )
+                own_history = svd_history is not svd  # symmetric_filter: a user side of its own
                 if self.maps_unseen_items:
                     svd = _mapped_from_content(dataset, svd)
                 parts.append(svd.to(dtype))
+                history_parts.append(svd_history.to(dtype) if own_history else parts[-1])
             # one part is used as is: a copy of a 4,096-dim table of the paper's 831k items
             # would double the largest allocation (13.6 GB)
             items = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            users_aux, users_target = user_vectors(user_rule, dataset, items, dtype)
+            # What users' history vectors average: the item vectors, unless the interaction
+            # vectors have a user side of their own (then kept apart, for new users' vectors).
+            separate = any(h is not p for h, p in zip(history_parts, parts))
+            history = torch.cat(history_parts, dim=1) if separate else None
+            self.register_buffer("history_only_vectors", history, persistent=False)
+            users_aux, users_target = user_vectors(
+                user_rule, dataset, items if history is None else history, dtype
+            )
             # Frozen vectors: buffers, not parameters, and left out of checkpoints (6.8-13.6 GB
             # at the paper's size): a checkpoint is always loaded into a model built from its
             # data set, which rebuilds them. Their fingerprint is kept, so a checkpoint refuses
@@ -422,6 +434,12 @@ class FeatureSource(nn.Module):
     def users_target(self, ids: torch.Tensor) -> torch.Tensor:
         return self._features("users_target", ids)
 
+    @property
+    def history_items(self) -> torch.Tensor:
+        """[n_items, D]: the vectors a user's history vector averages (the item vectors, or
+        symmetric_filter's fold-in side)."""
+        return self.item_vectors if self.history_only_vectors is None else self.history_only_vectors
+
     def new_user_aux_feature(
         self, rule: str, ids, ratings, domain_mean, review_vector=None
     ) -> torch.Tensor:
@@ -434,5 +452,5 @@ class FeatureSource(nn.Module):
                 raise ValueError(f"user_vectors={rule}: a new user's review vector is needed")
             parts.append(review_vector.float())
         if rule in ("history", "both"):
-            parts.append(history_vector(self.item_vectors[ids].float(), ratings, domain_mean))
+            parts.append(history_vector(self.history_items[ids].float(), ratings, domain_mean))
         return self.user_mlp(torch.cat(parts)[None])[0]

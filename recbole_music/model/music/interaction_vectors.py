@@ -19,6 +19,10 @@ lets the vectors follow who-chooses-what-together among all items.
 SVDTransfer's score), so a popular item keeps the weight it has in the users' choices while the
 directions still come from the normalised matrix. MuSiC reads one table for both the user's
 history vector and the item's score, so both sides get the read-out vectors.
+``symmetric_filter`` is the whole filter: the items keep the read-out vectors ``D_i^1/2 V``, and a
+user's history vector averages the fold-in vectors ``D_i^-1/2 V`` of their items instead, the
+user side of the same filter, where a popular item says less about a user's taste than a rare
+one. The user MLP then starts from the row that SVDTransfer scores with.
 
 Only training interactions enter the matrix: every auxiliary interaction and the target
 interactions of side and training-overlap users; a held-out user's target items never do.
@@ -33,16 +37,29 @@ import torch
 from recbole_music.model.degree_svd import degree_normalised, leading_right_singular_vectors
 
 # the interaction_vector_normalization setting
-NORMALIZATIONS = ("none", "symmetric", "symmetric_readout")
+NORMALIZATIONS = ("none", "symmetric", "symmetric_readout", "symmetric_filter")
+# the normalizations whose items carry GF-CF's read-out D_i^1/2 V
+READ_OUT = ("symmetric_readout", "symmetric_filter")
 
 
 def interaction_item_vectors(dataset, dim: int, normalization: str = "none") -> torch.Tensor:
-    """[n_items, dim] float32: the top ``dim`` right-singular vectors of the binary training
-    matrix (both domains; ``normalization`` ``symmetric`` scales it by its user and item degrees
-    first, ``symmetric_readout`` also multiplies the vectors by the square roots of the item
-    degrees), scaled so that an item with interactions has a vector of mean norm 1;
-    zeros for items without training interactions. Deterministic up to floating-point noise: a
-    fixed ARPACK start vector and a fixed sign per vector."""
+    """[n_items, dim] float32: the item side of :func:`interaction_vector_tables`."""
+    return interaction_vector_tables(dataset, dim, normalization)[0]
+
+
+def interaction_vector_tables(
+    dataset, dim: int, normalization: str = "none"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(item vectors, history vectors), each [n_items, dim] float32. The item vectors are the top
+    ``dim`` right-singular vectors of the binary training matrix (both domains;
+    ``normalization`` ``symmetric`` scales it by its user and item degrees first,
+    ``symmetric_readout`` and ``symmetric_filter`` also multiply the vectors by the square roots
+    of the item degrees); the history vectors are what a user's history vector averages: the
+    item vectors themselves, except with ``symmetric_filter``, whose are the normalised vectors
+    divided by the square roots of the item degrees. Each table is scaled so that an item with
+    interactions has a vector of mean norm 1; zeros for items without training interactions.
+    Deterministic up to floating-point noise: a fixed ARPACK start vector and a fixed sign per
+    vector."""
     feat = dataset.inter_feat
     users = np.asarray(feat[dataset.uid_field])
     items = np.asarray(feat[dataset.iid_field])
@@ -62,17 +79,28 @@ def interaction_item_vectors(dataset, dim: int, normalization: str = "none") -> 
     k = min(dim, min(matrix.shape) - 1)
     if k < 1:
         raise ValueError(f"interaction vectors need a matrix larger than {matrix.shape}")
-    vectors = leading_right_singular_vectors(matrix, k)  # [n_items, k]
-    if normalization == "symmetric_readout":
-        vectors = vectors * np.sqrt(item_degree)[:, None]  # D_i^1/2 V, GF-CF's read-out
+    normalised = leading_right_singular_vectors(matrix, k)  # [n_items, k]
+    vectors = normalised
+    if normalization in READ_OUT:
+        vectors = normalised * np.sqrt(item_degree)[:, None]  # D_i^1/2 V, GF-CF's read-out
     # A singular vector's sign is arbitrary, and ARPACK's varies from call to call (its
     # arithmetic is not bit-for-bit repeatable): fix it, as sklearn's svd_flip does, so that the
     # largest entry of each vector is positive and the same data gives the same vectors.
     largest = vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])]
-    vectors = vectors * np.where(largest < 0, -1.0, 1.0)
+    signs = np.where(largest < 0, -1.0, 1.0)
+    item_table = _scaled(vectors * signs, seen, dim)
+    if normalization != "symmetric_filter":
+        return item_table, item_table
+    fold_in = normalised * signs / np.sqrt(item_degree)[:, None]  # D_i^-1/2 V, GF-CF's fold-in
+    return item_table, _scaled(fold_in, seen, dim)
+
+
+def _scaled(vectors: np.ndarray, seen: np.ndarray, dim: int) -> torch.Tensor:
+    """``vectors`` at mean norm 1 over the ``seen`` items, zeros for the others, padded to
+    ``dim`` columns, as float32."""
     norms = np.linalg.norm(vectors[seen], axis=1)
     vectors = vectors / max(norms.mean(), 1e-12)
     vectors[~seen] = 0.0
-    if k < dim:
-        vectors = np.pad(vectors, ((0, 0), (0, dim - k)))
+    if vectors.shape[1] < dim:
+        vectors = np.pad(vectors, ((0, 0), (0, dim - vectors.shape[1])))
     return torch.from_numpy(vectors.astype(np.float32))
