@@ -163,19 +163,25 @@ def test_bias_coordinate_pins_the_last_item_coordinate_to_one(tiny_data_root):
     assert not torch.equal(plain.features.items(items)[:, -1], torch.ones(train.item_num))
 
 
-def test_new_user_aux_feature_from_history_equals_the_training_one(tiny_data_root):
-    """With history user vectors, folding in a user's history reproduces their u_A exactly."""
+def _assert_a_test_user_folds_in_to_their_training_u_a(model, train, test):
+    """Folding in a held-out user's auxiliary history gives the u_A the model trained on."""
     from recbole_music.inference import ColdStartRecommender
 
-    _write_item_vectors(tiny_data_root)
-    config, train, test = _train_split(feature_source="multimodal", user_vectors="history")
-    model = MuSiC(config, train).eval()
     recommender = ColdStartRecommender(model, train)
     user = int(torch.unique(test.inter_feat["user_id"])[0])
     items, ratings = recommender.history_of(train.id2token("user_id", user))
     folded = recommender.fold_in_aux_feature(items, ratings)
     with torch.no_grad():
         assert torch.allclose(folded, model.features.users_aux(torch.tensor([user]))[0], atol=1e-5)
+    return recommender, folded
+
+
+def test_new_user_aux_feature_from_history_equals_the_training_one(tiny_data_root):
+    """With history user vectors, folding in a user's history reproduces their u_A exactly."""
+    _write_item_vectors(tiny_data_root)
+    config, train, test = _train_split(feature_source="multimodal", user_vectors="history")
+    model = MuSiC(config, train).eval()
+    recommender, folded = _assert_a_test_user_folds_in_to_their_training_u_a(model, train, test)
     assert recommender.recommend(folded, topk=3).items
 
 
@@ -436,8 +442,6 @@ def test_filter_interaction_vectors_score_with_the_readout_and_fold_in_users_sid
 
 
 def test_filter_builds_users_from_the_fold_in_side_and_new_users_alike(tiny_data_root):
-    from recbole_music.inference import ColdStartRecommender
-
     config, train, test = _train_split(
         "tiny_implicit",
         interaction_vector_dim=3,
@@ -451,12 +455,7 @@ def test_filter_builds_users_from_the_fold_in_side_and_new_users_alike(tiny_data
     assert torch.allclose(model.features.user_aux_vectors, expected)
     assert not torch.allclose(expected, user_history_vectors(train, items, target=False))
     # a new user's vector is folded in from the same side (their u_A as in training)
-    recommender = ColdStartRecommender(model, train)
-    user = int(torch.unique(test.inter_feat["user_id"])[0])
-    aux_items, ratings = recommender.history_of(train.id2token("user_id", user))
-    folded = recommender.fold_in_aux_feature(aux_items, ratings)
-    with torch.no_grad():
-        assert torch.allclose(folded, model.features.users_aux(torch.tensor([user]))[0], atol=1e-5)
+    _assert_a_test_user_folds_in_to_their_training_u_a(model, train, test)
     # other normalizations keep no second table
     config, train, _ = _train_split("tiny_implicit", interaction_vector_dim=3)
     assert MuSiC(config, train).features.history_only_vectors is None
