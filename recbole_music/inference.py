@@ -119,7 +119,8 @@ class ColdStartRecommender:
         """``u_A`` of a new user from their auxiliary history (item ids, ratings on explicit
         data) and, for a model whose user vectors read reviews, their auxiliary reviews as
         (timestamp, text) pairs: exact by the model's own path where a user's feature is their
-        frozen vector through the user MLP, else the ridge fit of ``u_A`` to the history with item features frozen."""
+        frozen vector through the user MLP, else the ridge fit of ``u_A`` to the history with
+        item features frozen."""
         check_history(items, ratings, self.rating_range if self.model.explicit else None)
         known, unknown = self.split_known(items)
         if not known:

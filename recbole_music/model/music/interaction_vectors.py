@@ -79,10 +79,10 @@ def interaction_vector_tables(
     k = min(dim, min(matrix.shape) - 1)
     if k < 1:
         raise ValueError(f"interaction vectors need a matrix larger than {matrix.shape}")
-    normalised = leading_right_singular_vectors(matrix, k)  # [n_items, k]
-    vectors = normalised
+    singular = leading_right_singular_vectors(matrix, k)  # [n_items, k]
+    vectors = singular
     if normalization in READ_OUT:
-        vectors = normalised * np.sqrt(item_degree)[:, None]  # D_i^1/2 V, GF-CF's read-out
+        vectors = singular * np.sqrt(item_degree)[:, None]  # D_i^1/2 V, GF-CF's read-out
     # A singular vector's sign is arbitrary, and ARPACK's varies from call to call (its
     # arithmetic is not bit-for-bit repeatable): fix it, as sklearn's svd_flip does, so that the
     # largest entry of each vector is positive and the same data gives the same vectors.
@@ -91,7 +91,7 @@ def interaction_vector_tables(
     item_table = _scaled(vectors * signs, seen, dim)
     if normalization != "symmetric_filter":
         return item_table, item_table
-    fold_in = normalised * signs / np.sqrt(item_degree)[:, None]  # D_i^-1/2 V, GF-CF's fold-in
+    fold_in = singular * signs / np.sqrt(item_degree)[:, None]  # D_i^-1/2 V, GF-CF's fold-in
     return item_table, _scaled(fold_in, seen, dim)
 
 
