@@ -271,27 +271,24 @@ class FeatureSource(nn.Module):
         activation = setting(config, "activation")
         n_users, n_items = dataset.user_num, dataset.item_num
         if source in FROZEN_VECTOR_SOURCES:
-            parts, history_parts = [], []
+            parts = []
+            history = None  # what users' history vectors average, when not the item vectors
             if source in CONTENT_SOURCES:
                 parts.append(dataset.load_features("items", "item_id", dtype)[0])
-                history_parts.append(parts[-1])
             if source in INTERACTION_SOURCES:
                 dim_svd = int(config["interaction_vector_dim"])
                 svd, svd_history = interaction_vector_tables(
                     dataset, dim_svd, setting(config, "interaction_vector_normalization")
                 )
-                own_history = svd_history is not svd  # symmetric_filter: a user side of its own
+                if svd_history is not svd:  # symmetric_filter: users read the fold-in side
+                    history = torch.cat([*parts, svd_history.to(dtype)], dim=1)
                 if self.maps_unseen_items:
                     svd = _mapped_from_content(dataset, svd)
                 parts.append(svd.to(dtype))
-                history_parts.append(svd_history.to(dtype) if own_history else parts[-1])
             # one part is used as is: a copy of a 4,096-dim table of the paper's 831k items
             # would double the largest allocation (13.6 GB)
             items = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            # What users' history vectors average: the item vectors, unless the interaction
-            # vectors have a user side of their own (then kept apart, for new users' vectors).
-            separate = any(h is not p for h, p in zip(history_parts, parts))
-            history = torch.cat(history_parts, dim=1) if separate else None
+            # kept apart (None when it is the item table) for new users' vectors
             self.register_buffer("history_only_vectors", history, persistent=False)
             users_aux, users_target = user_vectors(
                 user_rule, dataset, items if history is None else history, dtype
