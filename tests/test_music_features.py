@@ -111,6 +111,38 @@ def test_implicit_history_vector_is_the_mean_item_vector(tiny_data_root):
     assert torch.allclose(vectors[user], items[feat["item_id"][rows]].mean(0), atol=1e-6)
 
 
+@pytest.mark.parametrize("dataset_name", ["tiny", "tiny_implicit"])
+def test_unit_history_vectors_keep_the_mean_direction_at_norm_one(tiny_data_root, dataset_name):
+    _, train, _ = _train_split(dataset_name)
+    items = torch.randn(train.item_num, ITEM_DIM, dtype=torch.float64)
+    for target in (False, True):
+        mean = user_history_vectors(train, items, target)
+        unit = user_history_vectors(train, items, target, scale="unit")
+        has_history = mean[:, :ITEM_DIM].norm(dim=1) > 0
+        assert has_history.any() and (~has_history).any()  # held-out users: no target history
+        head = unit[:, :ITEM_DIM]
+        assert torch.allclose(head[has_history].norm(dim=1), torch.ones(1, dtype=torch.float64))
+        assert (head[~has_history] == 0).all()
+        cosine = torch.nn.functional.cosine_similarity(head, mean[:, :ITEM_DIM], dim=1)
+        assert torch.allclose(cosine[has_history], torch.ones(1, dtype=torch.float64))
+        # explicit data: the rating-weighted part and the generosity keep their scale
+        assert torch.equal(unit[:, ITEM_DIM:], mean[:, ITEM_DIM:])
+    with pytest.raises(ValueError, match="history_vector_scale"):
+        user_history_vectors(train, items, False, scale="sum")
+
+
+def test_a_held_out_user_folds_in_to_their_unit_history_u_a(tiny_data_root):
+    _write_item_vectors(tiny_data_root)
+    config, train, test = _train_split(
+        feature_source="multimodal", user_vectors="history", history_vector_scale="unit"
+    )
+    model = MuSiC(config, train).eval()
+    _assert_a_test_user_folds_in_to_their_training_u_a(model, train, test)
+    # the unit table is what the model reads
+    aux = user_history_vectors(train, model.features.history_items, False, scale="unit")
+    assert torch.allclose(model.features.user_aux_vectors, aux.float())
+
+
 def test_auto_user_vectors_fall_back_to_history_without_review_tables(tiny_data_root, caplog):
     _write_item_vectors(tiny_data_root)
     _, train, _ = _train_split()

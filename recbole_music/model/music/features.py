@@ -167,7 +167,7 @@ def resolve_feature_source(
 
 
 def user_vectors(
-    rule: str, dataset, item_vectors, dtype=torch.float32
+    rule: str, dataset, item_vectors, dtype=torch.float32, history_scale: str = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(auxiliary, target) frozen user vectors by the ``user_vectors`` rule: ``reviews`` (the
     LLM tables, the paper), ``history`` (from the user's items, see user_history_vectors) or
@@ -177,7 +177,7 @@ def user_vectors(
         if rule in ("reviews", "both"):
             parts[target].append(dataset.load_features(table, "user_id", dtype)[0])
         if rule in ("history", "both"):
-            history = user_history_vectors(dataset, item_vectors, target)
+            history = user_history_vectors(dataset, item_vectors, target, history_scale)
             parts[target].append(history.to(dtype))
     return tuple(p[0] if len(p) == 1 else torch.cat(p, dim=1) for p in (parts[False], parts[True]))
 
@@ -290,8 +290,13 @@ class FeatureSource(nn.Module):
             items = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
             # kept apart (None when it is the item table) for new users' vectors
             self.register_buffer("history_only_vectors", history, persistent=False)
+            self.history_scale = setting(config, "history_vector_scale")
             users_aux, users_target = user_vectors(
-                user_rule, dataset, items if history is None else history, dtype
+                user_rule,
+                dataset,
+                items if history is None else history,
+                dtype,
+                self.history_scale,
             )
             # Frozen vectors: buffers, not parameters, and left out of checkpoints (6.8-13.6 GB
             # at the paper's size): a checkpoint is always loaded into a model built from its
@@ -449,5 +454,9 @@ class FeatureSource(nn.Module):
                 raise ValueError(f"user_vectors={rule}: a new user's review vector is needed")
             parts.append(review_vector.float())
         if rule in ("history", "both"):
-            parts.append(history_vector(self.history_items[ids].float(), ratings, domain_mean))
+            parts.append(
+                history_vector(
+                    self.history_items[ids].float(), ratings, domain_mean, self.history_scale
+                )
+            )
         return self.user_mlp(torch.cat(parts)[None])[0]

@@ -42,16 +42,32 @@ def _sum_per_user(n_users, users, items, item_vectors, weights=None) -> torch.Te
     return out
 
 
-def user_history_vectors(dataset, item_vectors: torch.Tensor, target: bool) -> torch.Tensor:
+# the history_vector_scale setting: the mean of the user's item vectors as it comes, or rescaled
+# to norm 1 (its direction only: a long, varied history does not shrink towards zero)
+HISTORY_SCALES = ("mean", "unit")
+
+
+def _scaled_mean(mean: torch.Tensor, scale: str) -> torch.Tensor:
+    if scale not in HISTORY_SCALES:
+        raise ValueError(f"history_vector_scale must be one of {HISTORY_SCALES}, not {scale!r}")
+    if scale == "mean":
+        return mean
+    return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12)  # zero rows stay zero
+
+
+def user_history_vectors(
+    dataset, item_vectors: torch.Tensor, target: bool, scale: str = "mean"
+) -> torch.Tensor:
     """[n_users, history_vector_dim]: each user's vector from their training items of one domain
-    (the target domain when ``target``, else the auxiliary one); zeros for users with none."""
+    (the target domain when ``target``, else the auxiliary one); zeros for users with none.
+    ``scale`` (history_vector_scale): ``unit`` rescales the mean part to norm 1."""
     feat = dataset.inter_feat
     rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
     users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
     n_users = dataset.user_num
     dtype = _summing_dtype(item_vectors)
     counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(dtype)[:, None]
-    mean = _sum_per_user(n_users, users, items, item_vectors) / counts
+    mean = _scaled_mean(_sum_per_user(n_users, users, items, item_vectors) / counts, scale)
     if not dataset.is_explicit:
         return mean
     ratings = feat[dataset.rating_field][rows].to(dtype)
@@ -64,11 +80,14 @@ def user_history_vectors(dataset, item_vectors: torch.Tensor, target: bool) -> t
 
 
 def history_vector(
-    item_vectors: torch.Tensor, ratings: torch.Tensor | None, domain_mean: float = 0.0
+    item_vectors: torch.Tensor,
+    ratings: torch.Tensor | None,
+    domain_mean: float = 0.0,
+    scale: str = "mean",
 ) -> torch.Tensor:
     """One user's vector (as :func:`user_history_vectors` builds it) from their items' vectors
     ``[n, D]`` and ratings (``None`` on implicit data) -- a new user at inference time."""
-    mean = item_vectors.mean(0)
+    mean = _scaled_mean(item_vectors.mean(0), scale)
     if ratings is None:
         return mean
     ratings = ratings.to(item_vectors)
