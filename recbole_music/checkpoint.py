@@ -65,8 +65,12 @@ def plain_settings(config) -> dict:
 
 
 def config_from_checkpoint(checkpoint: dict, model_class: type):
-    """RecBole's ``Config`` of the run that wrote ``checkpoint``, on the CPU."""
+    """RecBole's ``Config`` of the run that wrote ``checkpoint``, on the CPU. A setting the
+    checkpoint does not hold (one added to the plugin after it was written) takes its default
+    from the model's YAML layers: a new setting's default keeps the behaviour from before it."""
     from recbole.config import Config
+
+    from recbole_music.config import config_files
 
     saved = checkpoint["config"]
     settings = {k: v for k, v in saved.items() if k not in DERIVED_SETTINGS}
@@ -76,9 +80,16 @@ def config_from_checkpoint(checkpoint: dict, model_class: type):
     negatives = settings.get("train_neg_sample_args")
     if isinstance(negatives, dict) and negatives.get("distribution") == "none":
         settings["train_neg_sample_args"] = None  # Config's own spelling of "no sampling"
+    # The YAML layers only fill in settings the checkpoint lacks (config_dict wins over files).
+    layers = config_files(model_class, saved["dataset"], settings["data_path"])
     # Config reads --key=value overrides from sys.argv: the saved settings are the whole truth.
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        config = Config(model=model_class, dataset=saved["dataset"], config_dict=settings)
+        config = Config(
+            model=model_class,
+            dataset=saved["dataset"],
+            config_file_list=layers,
+            config_dict=settings,
+        )
     config["device"] = torch.device("cpu")
     return config
 

@@ -220,3 +220,17 @@ def test_array_and_sparse_model_parameters_survive_the_safe_format(tmp_path):
     assert other["hyper"] == {"knn_shrink": 50.0, "grid": [1, 2]}
     with pytest.raises(CheckpointError, match="cannot store a model parameter of type object"):
         _plain_parameter(object())
+
+
+def test_a_checkpoint_without_a_newer_setting_loads_with_its_default(music_checkpoint, tmp_path):
+    """A checkpoint written before a setting existed rebuilds its config with that setting's
+    default (the behaviour from before it), and its weights load."""
+    checkpoint = torch.load(music_checkpoint, weights_only=True)
+    assert checkpoint["config"].pop("history_vector_scale") == "mean"
+    older = tmp_path / "older.pth"
+    torch.save(checkpoint, older)
+    rebuilt = config_from_checkpoint(checkpoint, recbole_music.PLUGIN_MODELS["MuSiC"])
+    assert rebuilt["history_vector_scale"] == "mean"
+    recommender = ColdStartRecommender.from_checkpoint(older)
+    for name, value in recommender.model.state_dict().items():
+        assert torch.equal(checkpoint["state_dict"][name], value), name
