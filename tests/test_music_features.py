@@ -127,19 +127,28 @@ def test_unit_history_vectors_keep_the_mean_direction_at_norm_one(tiny_data_root
         assert torch.allclose(cosine[has_history], torch.ones(1, dtype=torch.float64))
         # explicit data: the rating-weighted part and the generosity keep their scale
         assert torch.equal(unit[:, ITEM_DIM:], mean[:, ITEM_DIM:])
+        # sqrt: the mean times the square root of the user's item count in that domain
+        feat = train.inter_feat
+        rows = (feat["domain"] == train.target_domain_id) == target
+        counts = torch.bincount(feat["user_id"][rows], minlength=train.user_num).double()
+        root = user_history_vectors(train, items, target, scale="sqrt")
+        expected = mean[:, :ITEM_DIM] * counts.sqrt()[:, None]
+        assert torch.allclose(root[:, :ITEM_DIM], expected)
+        assert not torch.allclose(root[:, :ITEM_DIM], mean[:, :ITEM_DIM])
     with pytest.raises(ValueError, match="history_vector_scale"):
         user_history_vectors(train, items, False, scale="sum")
 
 
-def test_a_held_out_user_folds_in_to_their_unit_history_u_a(tiny_data_root):
+@pytest.mark.parametrize("scale", ["unit", "sqrt"])
+def test_a_held_out_user_folds_in_to_their_scaled_history_u_a(tiny_data_root, scale):
     _write_item_vectors(tiny_data_root)
     config, train, test = _train_split(
-        feature_source="multimodal", user_vectors="history", history_vector_scale="unit"
+        feature_source="multimodal", user_vectors="history", history_vector_scale=scale
     )
     model = MuSiC(config, train).eval()
     _assert_a_test_user_folds_in_to_their_training_u_a(model, train, test)
-    # the unit table is what the model reads
-    aux = user_history_vectors(train, model.features.history_items, False, scale="unit")
+    # the scaled table is what the model reads
+    aux = user_history_vectors(train, model.features.history_items, False, scale=scale)
     assert torch.allclose(model.features.user_aux_vectors, aux.float())
 
 

@@ -42,17 +42,21 @@ def _sum_per_user(n_users, users, items, item_vectors, weights=None) -> torch.Te
     return out
 
 
-# the history_vector_scale setting: the mean of the user's item vectors as it comes, or rescaled
-# to norm 1 (its direction only: a long, varied history does not shrink towards zero)
-HISTORY_SCALES = ("mean", "unit")
+# the history_vector_scale setting: the mean of the user's n item vectors as it comes; rescaled
+# to norm 1 (unit: its direction only); or times sqrt(n) (sqrt: the sum over sqrt(n), the user
+# side of the symmetric normalisation D_u^-1/2 R, so a longer history speaks louder)
+HISTORY_SCALES = ("mean", "unit", "sqrt")
 
 
-def _scaled_mean(mean: torch.Tensor, scale: str) -> torch.Tensor:
+def _scaled_mean(mean: torch.Tensor, scale: str, counts: torch.Tensor) -> torch.Tensor:
+    """``mean`` [..., D] of ``counts`` [..., 1] items each, scaled by ``scale``."""
     if scale not in HISTORY_SCALES:
         raise ValueError(f"history_vector_scale must be one of {HISTORY_SCALES}, not {scale!r}")
-    if scale == "mean":
-        return mean
-    return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12)  # zero rows stay zero
+    if scale == "sqrt":
+        return mean * counts.sqrt()
+    if scale == "unit":
+        return mean / mean.norm(dim=-1, keepdim=True).clamp(min=1e-12)  # zero rows stay zero
+    return mean
 
 
 def user_history_vectors(
@@ -60,14 +64,15 @@ def user_history_vectors(
 ) -> torch.Tensor:
     """[n_users, history_vector_dim]: each user's vector from their training items of one domain
     (the target domain when ``target``, else the auxiliary one); zeros for users with none.
-    ``scale`` (history_vector_scale): ``unit`` rescales the mean part to norm 1."""
+    ``scale`` (history_vector_scale) rescales the mean part: ``unit`` to norm 1, ``sqrt`` by the
+    square root of the user's item count."""
     feat = dataset.inter_feat
     rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
     users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
     n_users = dataset.user_num
     dtype = _summing_dtype(item_vectors)
     counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(dtype)[:, None]
-    mean = _scaled_mean(_sum_per_user(n_users, users, items, item_vectors) / counts, scale)
+    mean = _scaled_mean(_sum_per_user(n_users, users, items, item_vectors) / counts, scale, counts)
     if not dataset.is_explicit:
         return mean
     ratings = feat[dataset.rating_field][rows].to(dtype)
@@ -87,7 +92,8 @@ def history_vector(
 ) -> torch.Tensor:
     """One user's vector (as :func:`user_history_vectors` builds it) from their items' vectors
     ``[n, D]`` and ratings (``None`` on implicit data) -- a new user at inference time."""
-    mean = _scaled_mean(item_vectors.mean(0), scale)
+    count = torch.tensor([float(len(item_vectors))], dtype=item_vectors.dtype)
+    mean = _scaled_mean(item_vectors.mean(0), scale, count)
     if ratings is None:
         return mean
     ratings = ratings.to(item_vectors)
