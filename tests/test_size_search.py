@@ -95,7 +95,16 @@ def test_no_search_without_validation_users_or_without_interaction_vectors(tiny_
 
 @pytest.mark.parametrize(
     "value",
-    [[[128]], [[0, 32]], "big", [["a", 3]], [[64, 32, "row"]], [[64, 32, "none", 1]], "[[1, 2"],
+    [
+        [[128]],
+        [[0, 32]],
+        "big",
+        [["a", 3]],
+        [[64, 32, "row"]],
+        [[64, 32, "none", 1]],
+        [[64, 32, "none", "unit", 5]],
+        "[[1, 2",
+    ],
 )
 def test_a_malformed_size_list_is_refused_with_its_form(value):
     with pytest.raises(ValueError, match=r"interaction_size_search must be a list of"):
@@ -103,16 +112,17 @@ def test_a_malformed_size_list_is_refused_with_its_form(value):
 
 
 def test_size_candidates_read_the_yaml_form():
-    # a pair keeps the run's own normalisation; a third element names one
-    assert size_candidates_of([[128, 64]], "none") == [(128, 64, "none")]
-    assert size_candidates_of([[128, 64]], "symmetric") == [(128, 64, "symmetric")]
-    assert size_candidates_of([[128, 64], [64, 32, "symmetric"]], "none") == [
-        (128, 64, "none"),
-        (64, 32, "symmetric"),
+    # a pair keeps the run's own normalisation; a third element names one, a fourth the
+    # history_vector_scale (None: the run's own)
+    assert size_candidates_of([[128, 64]], "none") == [(128, 64, "none", None)]
+    assert size_candidates_of([[128, 64]], "symmetric") == [(128, 64, "symmetric", None)]
+    assert size_candidates_of([[128, 64], [64, 32, "symmetric", "sqrt"]], "none") == [
+        (128, 64, "none", None),
+        (64, 32, "symmetric", "sqrt"),
     ]
     assert size_candidates_of([], "none") == [] == size_candidates_of(None, "none")
     # the command line's unquoted form is read as YAML (never evaluated)
-    assert size_candidates_of("[[64, 32, symmetric]]", "none") == [(64, 32, "symmetric")]
+    assert size_candidates_of("[[64, 32, symmetric]]", "none") == [(64, 32, "symmetric", None)]
 
 
 def test_the_search_can_choose_the_matrix_of_the_interaction_vectors(tiny_data_root):
@@ -142,3 +152,29 @@ def test_the_search_can_choose_the_matrix_of_the_interaction_vectors(tiny_data_r
     assert rows[1]["valid_score"] == alone["best_valid_score"]
     chosen = next(row for row in rows if row["chosen"])
     assert chosen["valid_score"] == max(row["valid_score"] for row in rows)
+
+
+def test_the_search_can_choose_the_history_vector_scale(tiny_data_root):
+    """An entry that names a history_vector_scale: every candidate carries one (the run's own
+    where not named, so a candidate never inherits the one before it), and the candidate equals
+    the run given its settings."""
+    config = {
+        **FAST,
+        "interaction_vector_dim": 4,
+        "interaction_size_search": [[4, 32, "none", "sqrt"], [4, 16]],
+    }
+    searched = run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=False)
+    rows = searched["run"]["size_search"]
+    assert [row["settings"]["history_vector_scale"] for row in rows] == ["mean", "sqrt", "mean"]
+    alone = run_recbole_music(
+        "MuSiC",
+        "tiny_implicit",
+        config_dict={
+            **FAST,
+            "interaction_vector_dim": 4,
+            "history_vector_scale": "sqrt",
+            "interaction_size_search": [],
+        },
+        saved=False,
+    )
+    assert rows[1]["valid_score"] == alone["best_valid_score"]

@@ -53,15 +53,17 @@ from recbole_music.model.music.features import (
     rows_of,
 )
 from recbole_music.model.music.interaction_vectors import NORMALIZATIONS
+from recbole_music.model.music.user_history_vectors import HISTORY_SCALES
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 logger = logging.getLogger()
 
 
-def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, str]]:
-    """``interaction_size_search`` as (interaction_vector_dim, embedding_size, normalization)
-    triples: an entry is ``[dim, size]`` (the run's own ``interaction_vector_normalization``)
-    or ``[dim, size, normalization]``."""
+def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, str, str | None]]:
+    """``interaction_size_search`` as (interaction_vector_dim, embedding_size, normalization,
+    history scale) tuples: an entry is ``[dim, size]`` (the run's own
+    ``interaction_vector_normalization``), ``[dim, size, normalization]`` or ``[dim, size,
+    normalization, history_vector_scale]``; the scale is None where the entry names none."""
     if isinstance(value, str):  # the command line's unquoted form, [[64, 32, symmetric]]
         try:
             value = yaml.safe_load(value)
@@ -70,22 +72,31 @@ def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, st
     entries = [] if value is None else value
     try:
         parsed = [
-            (int(entry[0]), int(entry[1]), str(entry[2]) if len(entry) == 3 else own_normalization)
+            (
+                int(entry[0]),
+                int(entry[1]),
+                str(entry[2]) if len(entry) >= 3 else own_normalization,
+                str(entry[3]) if len(entry) == 4 else None,
+            )
             for entry in entries
-            if len(entry) in (2, 3)
+            if 2 <= len(entry) <= 4
         ]
     except (TypeError, ValueError, KeyError, IndexError):
         parsed = None
     if (
         parsed is None
         or len(parsed) != len(entries)
-        or any(a <= 0 or b <= 0 or n not in NORMALIZATIONS for a, b, n in parsed)
+        or any(
+            a <= 0 or b <= 0 or n not in NORMALIZATIONS or s not in (None, *HISTORY_SCALES)
+            for a, b, n, s in parsed
+        )
     ):
         raise ValueError(
             "interaction_size_search must be a list of [interaction_vector_dim, embedding_size] "
             "pairs of positive integers, each optionally with an interaction_vector_normalization "
-            f"({' | '.join(NORMALIZATIONS)}) third, e.g. [[128, 64], [64, 32, symmetric]], or [] "
-            f"for none; got {value!r}"
+            f"({' | '.join(NORMALIZATIONS)}) third and a history_vector_scale "
+            f"({' | '.join(HISTORY_SCALES)}) fourth, e.g. [[128, 64], [64, 32, symmetric]], or "
+            f"[] for none; got {value!r}"
         )
     return parsed
 
@@ -217,14 +228,20 @@ class MuSiC(TargetDomainRecommender):
         with interaction vectors only -- content vectors come in their encoder's size."""
         if self.feature_source not in INTERACTION_SOURCES:
             return []
-        return [
-            {
+        # where an entry names a history_vector_scale, every candidate carries one (the run's own
+        # where not named): a candidate's settings stay in the config for the next one
+        names_scale = any(scale is not None for *_, scale in self.interaction_size_search)
+        candidates = []
+        for vector_dim, embedding_size, normalization, scale in self.interaction_size_search:
+            candidate = {
                 "interaction_vector_dim": vector_dim,
                 "embedding_size": embedding_size,
                 "interaction_vector_normalization": normalization,
             }
-            for vector_dim, embedding_size, normalization in self.interaction_size_search
-        ]
+            if names_scale:
+                candidate["history_vector_scale"] = scale or self.features.history_scale
+            candidates.append(candidate)
+        return candidates
 
     @property
     def unseen_item_scoring(self) -> str | None:
