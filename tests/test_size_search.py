@@ -125,29 +125,26 @@ def test_size_candidates_read_the_yaml_form():
     assert size_candidates_of("[[64, 32, symmetric]]", "none") == [(64, 32, "symmetric", None)]
 
 
+def _searched_and_alone(search: list, **candidate) -> tuple[list[dict], dict]:
+    """(the size search's rows of a tiny run searching ``search``, the result of a run given
+    ``candidate``'s settings with no search)."""
+
+    def run(**settings):
+        config = {**FAST, "interaction_vector_dim": 4, **settings}
+        return run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=False)
+
+    searched = run(interaction_size_search=search)
+    return searched["run"]["size_search"], run(**candidate, interaction_size_search=[])
+
+
 def test_the_search_can_choose_the_matrix_of_the_interaction_vectors(tiny_data_root):
-    config = {
-        **FAST,
-        "interaction_vector_dim": 4,
-        "interaction_size_search": [[4, 32, "symmetric"]],
-    }
-    searched = run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=False)
-    rows = searched["run"]["size_search"]
+    rows, alone = _searched_and_alone(
+        [[4, 32, "symmetric"]], interaction_vector_normalization="symmetric"
+    )
     assert [row["settings"]["interaction_vector_normalization"] for row in rows] == [
         "none",
         "symmetric",
     ]
-    alone = run_recbole_music(
-        "MuSiC",
-        "tiny_implicit",
-        config_dict={
-            **FAST,
-            "interaction_vector_dim": 4,
-            "interaction_vector_normalization": "symmetric",
-            "interaction_size_search": [],
-        },
-        saved=False,
-    )
     # the candidate equals the run given its settings, and the choice is the validation argmax
     assert rows[1]["valid_score"] == alone["best_valid_score"]
     chosen = next(row for row in rows if row["chosen"])
@@ -158,23 +155,8 @@ def test_the_search_can_choose_the_history_vector_scale(tiny_data_root):
     """An entry that names a history_vector_scale: every candidate carries one (the run's own
     where not named, so a candidate never inherits the one before it), and the candidate equals
     the run given its settings."""
-    config = {
-        **FAST,
-        "interaction_vector_dim": 4,
-        "interaction_size_search": [[4, 32, "none", "sqrt"], [4, 16]],
-    }
-    searched = run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=False)
-    rows = searched["run"]["size_search"]
-    assert [row["settings"]["history_vector_scale"] for row in rows] == ["mean", "sqrt", "mean"]
-    alone = run_recbole_music(
-        "MuSiC",
-        "tiny_implicit",
-        config_dict={
-            **FAST,
-            "interaction_vector_dim": 4,
-            "history_vector_scale": "sqrt",
-            "interaction_size_search": [],
-        },
-        saved=False,
+    rows, alone = _searched_and_alone(
+        [[4, 32, "none", "sqrt"], [4, 16]], history_vector_scale="sqrt"
     )
+    assert [row["settings"]["history_vector_scale"] for row in rows] == ["mean", "sqrt", "mean"]
     assert rows[1]["valid_score"] == alone["best_valid_score"]

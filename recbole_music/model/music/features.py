@@ -167,11 +167,12 @@ def resolve_feature_source(
 
 
 def user_vectors(
-    rule: str, dataset, item_vectors, dtype=torch.float32, history_scale: str = "mean"
+    rule: str, dataset, item_vectors, dtype: torch.dtype, history_scale: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(auxiliary, target) frozen user vectors by the ``user_vectors`` rule: ``reviews`` (the
     LLM tables, the paper), ``history`` (from the user's items, see user_history_vectors) or
-    ``both`` (the two side by side), in ``dtype``."""
+    ``both`` (the two side by side), in ``dtype``; history vectors scaled by ``history_scale``
+    (history_vector_scale)."""
     parts = {True: [], False: []}
     for target, table in ((False, "users_aux"), (True, "users_target")):
         if rule in ("reviews", "both"):

@@ -56,8 +56,9 @@ def interaction_vector_tables(
     ``symmetric_readout`` and ``symmetric_filter`` also multiply the vectors by the square roots
     of the item degrees); the history vectors are what a user's history vector averages: the
     item table itself (the same tensor), except with ``symmetric_filter``, where they are the
-    normalised matrix's vectors divided by the square roots of the item degrees. Each table is scaled so that an item with
-    interactions has a vector of mean norm 1; zeros for items without training interactions.
+    normalised matrix's vectors divided by the square roots of the item degrees. Each table is
+    scaled so that an item with interactions has a vector of mean norm 1; zeros for items
+    without training interactions.
     Deterministic up to floating-point noise: a fixed ARPACK start vector and a fixed sign per
     vector."""
     feat = dataset.inter_feat
