@@ -67,8 +67,9 @@ def _test_pairs(split):
     return users, items, ratings
 
 
-def _hand_ranking(data, split, table, seen, ks, mask=True):
-    """Per-user full ranking over target items minus seen ones; mean NDCG/Recall/Hit/MRR/P@K."""
+def _hand_ranking(data, split, table, seen, ks, mask=True, per_user=False):
+    """Per-user full ranking over target items minus seen ones; mean NDCG/Recall/Hit/MRR/P@K
+    (``per_user``: each user's values, in ascending user order, instead of the means)."""
     users, items, _ = _test_pairs(split)
     target = np.flatnonzero(data.target_item_mask.numpy())
     out = {f"{m}@{k}": [] for m in ("ndcg", "recall", "hit", "mrr", "precision") for k in ks}
@@ -90,6 +91,8 @@ def _hand_ranking(data, split, table, seen, ks, mask=True):
             out[f"hit@{k}"].append(float(any(hits)))
             out[f"mrr@{k}"].append(0.0 if first is None else 1 / (first + 1))
             out[f"precision@{k}"].append(sum(hits) / k)
+    if per_user:
+        return out
     return {key: float(np.mean(values)) for key, values in out.items()}
 
 
@@ -159,6 +162,28 @@ def test_evaluator_matches_hand_values(tiny_split):
     assert result["ndcg@3"] != pytest.approx(
         _hand_ranking(data, view, table, {}, KS)["ndcg@3"], abs=1e-8
     )  # the seen-item mask changes the numbers
+
+
+def test_per_user_ranking_gives_each_users_hand_values_and_the_reported_means(tiny_split):
+    from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
+
+    data, _, test, config = tiny_split
+    view, seen = _with_seen_target_items(data, test)
+    table = _score_table(data, seen)
+    evaluator = ColdStartEvaluator(config)
+    users, values = evaluator.per_user_ranking(FixedScores(table, data), view)
+
+    assert users.tolist() == sorted(set(_test_pairs(view)[0].tolist()))
+    expected = _hand_ranking(data, view, table, seen, KS, per_user=True)
+    assert set(values) == set(expected)
+    reported = evaluator.evaluate(FixedScores(table, data), view)
+    for key, per_user in expected.items():
+        assert values[key] == pytest.approx(per_user, abs=1e-9), key
+        assert values[key].mean() == pytest.approx(reported[key], abs=1e-9), key
+    assert len(set(values["ndcg@10"].round(9))) > 1  # users differ: a broadcast mean would fail
+
+    _, (_, empty, _) = build_split(valid_ratio=0.0)
+    assert evaluator.per_user_ranking(FixedScores(table, data), empty)[1] == {}
 
 
 def test_predict_fallback_gives_the_same_numbers_and_scores_only_target_items(tiny_split):

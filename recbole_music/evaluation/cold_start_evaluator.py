@@ -17,6 +17,7 @@ what its untrained parameters would say.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 
 import numpy as np
@@ -159,6 +160,36 @@ class ColdStartEvaluator:
 
     # -- ranking pass ----------------------------------------------------------------------
     def _ranking_pass(self, model, dataset) -> dict:
+        _, struct = self._ranked_hits(model, dataset)
+        out = {}
+        for name in self.ranking_metrics:
+            out.update(metrics_dict[name](self.config).calculate_metric(struct))
+        return out
+
+    @torch.no_grad()
+    def per_user_ranking(self, model, dataset) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each held-out user's full-ranking metrics, for paired comparisons of two models on
+        the same users: (user ids in ascending order, {"ndcg@20": one value per user, ...}).
+        Their means are the numbers :meth:`evaluate` reports (before its rounding)."""
+        if len(dataset) == 0:
+            return np.empty(0, dtype=np.int64), {}
+        model.eval()
+        users, struct = self._ranked_hits(model, dataset)
+        out = {}
+        for name in self.ranking_metrics:
+            metric = metrics_dict[name](self.config)
+            pos_index, pos_len = metric.used_info(struct)
+            # Hit, MRR and Precision need the hits only; NDCG, Recall and MAP the count too
+            wants_count = len(inspect.signature(metric.metric_info).parameters) > 1
+            args = (pos_index, pos_len) if wants_count else (pos_index,)
+            values = metric.metric_info(*args)  # [users, max K]
+            for k in self.config["topk"]:
+                out[f"{name}@{k}"] = values[:, k - 1]
+        return users, out
+
+    def _ranked_hits(self, model, dataset) -> tuple[np.ndarray, DataStruct]:
+        """(held-out users, ascending; the ``rec.topk`` struct RecBole's top-K metrics read: per
+        user, whether each of the top max(K) target items is a held-out one, then their count)."""
         uid, iid = dataset.uid_field, dataset.iid_field
         users = dataset.inter_feat[uid].numpy()
         items = dataset.inter_feat[iid].numpy()
@@ -192,10 +223,7 @@ class ColdStartEvaluator:
             rows.append(torch.cat([top_hits, pos_len], dim=1))
         struct = DataStruct()
         struct.set("rec.topk", torch.cat(rows))
-        out = {}
-        for name in self.ranking_metrics:
-            out.update(metrics_dict[name](self.config).calculate_metric(struct))
-        return out
+        return eval_users, struct
 
     def _full_scores(self, model, dataset, batch_users, target_items, unseen=None):
         """Scores [batch, n_items]; ``unseen`` items (a mask) get each user's mean score over the
