@@ -28,7 +28,12 @@ from recbole_music.model.music.interaction_vectors import (
     interaction_item_vectors,
     interaction_vector_tables,
 )
-from recbole_music.model.music.user_history_vectors import history_vector_dim, user_history_vectors
+from recbole_music.model.music.user_history_vectors import (
+    dropped_history_vectors,
+    history_rows,
+    history_vector_dim,
+    user_history_vectors,
+)
 from recbole_music.quick_start import prepare_data
 
 FAST = {"epochs": 1, "stage1_epochs": 1, "state": "ERROR", "show_progress": False}
@@ -150,6 +155,54 @@ def test_a_held_out_user_folds_in_to_their_scaled_history_u_a(tiny_data_root, sc
     # the scaled table is what the model reads
     aux = user_history_vectors(train, model.features.history_items, False, scale=scale)
     assert torch.allclose(model.features.user_aux_vectors, aux.float())
+
+
+@pytest.mark.parametrize("scale", ["mean", "sqrt"])
+def test_dropped_histories_average_a_non_empty_part_of_the_users_own_items(tiny_data_root, scale):
+    _, train, _ = _train_split("tiny_implicit")
+    items = torch.randn(train.item_num, ITEM_DIM, dtype=torch.float64)
+    indptr, aux_items = history_rows(train, target=False)
+    users = torch.arange(train.user_num)
+    full = user_history_vectors(train, items, target=False, scale=scale)
+    # nothing dropped: the table itself
+    kept_all = dropped_history_vectors(users, indptr, aux_items, items, 0.0, scale)
+    assert torch.allclose(kept_all, full)
+    # one-hot item vectors show which items each row averaged
+    onehot = torch.eye(train.item_num, dtype=torch.float64)
+    torch.manual_seed(0)
+    fractions = []
+    for _ in range(20):
+        rows = dropped_history_vectors(users, indptr, aux_items, onehot, 0.5, "mean")
+        for user in range(train.user_num):
+            own = set(aux_items[indptr[user] : indptr[user + 1]].tolist())
+            used = set(torch.nonzero(rows[user]).flatten().tolist())
+            if not own:
+                assert not used  # no auxiliary history: zeros, as in the table
+                continue
+            assert used and used <= own  # at least one item, and only the user's own
+            assert torch.allclose(rows[user][list(used)], torch.tensor(1 / len(used)).double())
+            fractions.append(len(used) / len(own))
+    assert 0.4 < np.mean(fractions) < 0.8  # about half left out (at least one kept lifts it)
+
+
+def test_history_dropout_reads_dropped_histories_in_training_only(tiny_data_root):
+    config, train, _ = _train_split("tiny_implicit", user_vectors="history", history_dropout=0.5)
+    model = MuSiC(config, train)
+    users = torch.arange(1, train.user_num)
+    model.eval()
+    with torch.no_grad():
+        evaluated = model.features.users_aux(users)
+        assert torch.equal(evaluated, model.features.users_aux(users))
+    model.train()
+    model.features.user_mlp.eval()  # the MLP's own dropout off: only the histories vary
+    torch.manual_seed(0)
+    first, second = model.features.users_aux(users), model.features.users_aux(users)
+    assert not torch.allclose(first, second)
+    assert not torch.allclose(first, evaluated)
+    # explicit data has rating parts the dropout does not rebuild: refused, naming the setting
+    config, train, _ = _train_split("tiny", user_vectors="history", history_dropout=0.5)
+    with pytest.raises(ValueError, match="history_dropout"):
+        MuSiC(config, train)
 
 
 def test_auto_user_vectors_fall_back_to_history_without_review_tables(tiny_data_root, caplog):

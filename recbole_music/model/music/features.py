@@ -41,6 +41,8 @@ from recbole_music.model.music.interaction_vectors import interaction_vector_tab
 from recbole_music.model.music.projection import ProjectionMLP
 from recbole_music.model.music.user_history_vectors import (
     ROW_CHUNK,
+    dropped_history_vectors,
+    history_rows,
     history_vector,
     user_history_vectors,
 )
@@ -305,6 +307,7 @@ class FeatureSource(nn.Module):
             # tables that changed since it was trained.
             for name, table in zip(FROZEN_TABLES, (items, users_aux, users_target)):
                 self.register_buffer(name, table, persistent=False)
+            self._start_history_dropout(config, dataset, user_rule)
             self.register_buffer("frozen_fingerprint", fingerprint(items, users_aux, users_target))
             self.item_mlp = ProjectionMLP(items.shape[1], hidden, dim, dropout, activation)
             # One user MLP for both domains: the same LLM reads both domains' reviews.
@@ -316,6 +319,24 @@ class FeatureSource(nn.Module):
             self.user_target_embedding = nn.Embedding(n_users, dim)
             for emb in (self.item_embedding, self.user_aux_embedding, self.user_target_embedding):
                 nn.init.normal_(emb.weight, std=std)
+
+    def _start_history_dropout(self, config, dataset, user_rule: str) -> None:
+        """history_dropout > 0: in training, each user's auxiliary history vector is rebuilt
+        from a random part of their items (user_history_vectors.dropped_history_vectors)."""
+        self.history_dropout = float(setting(config, "history_dropout"))
+        if not 0.0 <= self.history_dropout < 1.0:
+            raise ValueError(f"history_dropout must be in [0, 1), got {self.history_dropout}")
+        if not self.history_dropout:
+            return
+        if user_rule != "history" or dataset.is_explicit:
+            raise ValueError(
+                "history_dropout rebuilds implicit history vectors: it needs user_vectors: "
+                f"history on implicit data (this run: user_vectors={user_rule}, "
+                f"{'explicit' if dataset.is_explicit else 'implicit'} data); set it to 0"
+            )
+        indptr, items = history_rows(dataset, target=False)
+        self.register_buffer("aux_history_indptr", indptr, persistent=False)
+        self.register_buffer("aux_history_items", items, persistent=False)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # error_msgs, the last of load_state_dict's arguments, makes it raise with our message
@@ -398,7 +419,27 @@ class FeatureSource(nn.Module):
 
     def _first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor:
         vectors, mlp, _ = self._PARTS[table]
-        return getattr(self, mlp).first_layer(getattr(self, vectors)[ids].float())
+        if table == "users_aux" and self._drops_history():
+            rows = dropped_history_vectors(
+                ids.flatten().cpu(),
+                self.aux_history_indptr.cpu(),
+                self.aux_history_items.cpu(),
+                self.history_items.cpu(),
+                self.history_dropout,
+                self.history_scale,
+            )
+            rows = rows.to(ids.device).view(*ids.shape, -1)
+        else:
+            rows = getattr(self, vectors)[ids]
+        return getattr(self, mlp).first_layer(rows.float())
+
+    def _drops_history(self) -> bool:
+        """Whether this forward pass reads dropped-out auxiliary histories: training only."""
+        return (
+            bool(getattr(self, "history_dropout", 0.0))
+            and self.training
+            and torch.is_grad_enabled()
+        )
 
     def _cached_first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor | None:
         return cached_rows(self._first_layer_cache.get(table), ids) if ids.dim() == 1 else None

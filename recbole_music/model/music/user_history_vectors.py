@@ -99,3 +99,45 @@ def history_vector(
     ratings = ratings.to(item_vectors)
     liked = ((ratings - ratings.mean())[:, None] * item_vectors).mean(0)
     return torch.cat([mean, liked, (ratings.mean() - domain_mean).view(1)])
+
+
+def history_rows(dataset, target: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indptr [n_users + 1], items): each user's training items of one domain, CSR-style."""
+    feat = dataset.inter_feat
+    rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
+    users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
+    order = torch.argsort(users, stable=True)
+    counts = torch.bincount(users, minlength=dataset.user_num)
+    indptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
+    return indptr, items[order].long()
+
+
+def dropped_history_vectors(
+    ids: torch.Tensor,
+    indptr: torch.Tensor,
+    items: torch.Tensor,
+    item_vectors: torch.Tensor,
+    drop: float,
+    scale: str,
+) -> torch.Tensor:
+    """[len(ids), D]: the users' history vectors (implicit data) from a random part of their
+    items, each item left out with probability ``drop`` and at least one kept -- the input
+    dropout of a denoising autoencoder (history_dropout), so that training meets the short
+    histories most cold users bring. Users without items get zeros, as in the full table."""
+    starts, lengths = indptr[ids], indptr[ids + 1] - indptr[ids]
+    offsets = torch.cumsum(lengths, 0) - lengths  # where each user's rows start in the flat list
+    owner = torch.repeat_interleave(torch.arange(len(ids)), lengths)
+    position = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(len(owner))
+    keep = torch.rand(len(owner)) >= drop
+    kept = torch.zeros(len(ids)).index_add_(0, owner, keep.float())
+    # a user whose every item was dropped keeps one of them, drawn uniformly
+    emptied = torch.nonzero((kept == 0) & (lengths > 0)).flatten()
+    if len(emptied):
+        pick = (torch.rand(len(emptied)) * lengths[emptied]).long()
+        keep[offsets[emptied] + pick] = True
+        kept[emptied] = 1
+    dtype = _summing_dtype(item_vectors)
+    sums = torch.zeros(len(ids), item_vectors.shape[1], dtype=dtype)
+    sums.index_add_(0, owner[keep], item_vectors[items[position[keep]]].to(dtype))
+    counts = kept.clamp(min=1).to(dtype)[:, None]
+    return _scaled_mean(sums / counts, scale, counts)
