@@ -201,7 +201,13 @@ def test_history_dropout_reads_dropped_histories_in_training_only(tiny_data_root
     assert not torch.allclose(first, evaluated)
     # explicit data has rating parts the dropout does not rebuild: refused, naming the setting
     config, train, _ = _train_split("tiny", user_vectors="history", history_dropout=0.5)
-    with pytest.raises(ValueError, match="history_dropout"):
+    with pytest.raises(ValueError, match="history_dropout.*explicit data"):
+        MuSiC(config, train)
+    # ID embeddings have no history to drop from: refused too, not ignored
+    config, train, _ = _train_split(
+        "tiny_implicit", feature_source="collaborative", history_dropout=0.5
+    )
+    with pytest.raises(ValueError, match="history_dropout.*feature_source=collaborative"):
         MuSiC(config, train)
 
 

@@ -307,7 +307,6 @@ class FeatureSource(nn.Module):
             # tables that changed since it was trained.
             for name, table in zip(FROZEN_TABLES, (items, users_aux, users_target)):
                 self.register_buffer(name, table, persistent=False)
-            self._start_history_dropout(config, dataset, user_rule)
             self.register_buffer("frozen_fingerprint", fingerprint(items, users_aux, users_target))
             self.item_mlp = ProjectionMLP(items.shape[1], hidden, dim, dropout, activation)
             # One user MLP for both domains: the same LLM reads both domains' reviews.
@@ -319,6 +318,7 @@ class FeatureSource(nn.Module):
             self.user_target_embedding = nn.Embedding(n_users, dim)
             for emb in (self.item_embedding, self.user_aux_embedding, self.user_target_embedding):
                 nn.init.normal_(emb.weight, std=std)
+        self._start_history_dropout(config, dataset, user_rule)
 
     def _start_history_dropout(self, config, dataset, user_rule: str) -> None:
         """history_dropout > 0: in training, each user's auxiliary history vector is rebuilt
@@ -328,10 +328,15 @@ class FeatureSource(nn.Module):
             raise ValueError(f"history_dropout must be in [0, 1), got {self.history_dropout}")
         if not self.history_dropout:
             return
-        if user_rule != "history" or dataset.is_explicit:
+        if (
+            self.source not in FROZEN_VECTOR_SOURCES
+            or user_rule != "history"
+            or dataset.is_explicit
+        ):
             raise ValueError(
                 "history_dropout rebuilds implicit history vectors: it needs user_vectors: "
-                f"history on implicit data (this run: user_vectors={user_rule}, "
+                "history, a feature source of frozen vectors and implicit data (this run: "
+                f"user_vectors={user_rule}, feature_source={self.source}, "
                 f"{'explicit' if dataset.is_explicit else 'implicit'} data); set it to 0"
             )
         indptr, items = history_rows(dataset, target=False)
