@@ -103,6 +103,9 @@ def test_no_search_without_validation_users_or_without_interaction_vectors(tiny_
         [[64, 32, "row"]],
         [[64, 32, "none", 1]],
         [[64, 32, "none", "unit", 5]],
+        [[64, 32, "none", "unit", True]],
+        [[64, 32, "none", "unit", "half"]],
+        [[64, 32, "none", "unit", 0.5, 1]],
         "[[1, 2",
     ],
 )
@@ -113,16 +116,21 @@ def test_a_malformed_size_list_is_refused_with_its_form(value):
 
 def test_size_candidates_read_the_yaml_form():
     # a pair keeps the run's own normalisation; a third element names one, a fourth the
-    # history_vector_scale (None: the run's own)
-    assert size_candidates_of([[128, 64]], "none") == [(128, 64, "none", None)]
-    assert size_candidates_of([[128, 64]], "symmetric") == [(128, 64, "symmetric", None)]
-    assert size_candidates_of([[128, 64], [64, 32, "symmetric", "sqrt"]], "none") == [
-        (128, 64, "none", None),
-        (64, 32, "symmetric", "sqrt"),
+    # history_vector_scale, a fifth the history_dropout (None: the run's own)
+    assert size_candidates_of([[128, 64]], "none") == [(128, 64, "none", None, None)]
+    assert size_candidates_of([[128, 64]], "symmetric") == [(128, 64, "symmetric", None, None)]
+    assert size_candidates_of(
+        [[128, 64], [64, 32, "symmetric", "sqrt"], [64, 32, "none", "sqrt", 0.5]], "none"
+    ) == [
+        (128, 64, "none", None, None),
+        (64, 32, "symmetric", "sqrt", None),
+        (64, 32, "none", "sqrt", 0.5),
     ]
     assert size_candidates_of([], "none") == [] == size_candidates_of(None, "none")
     # the command line's unquoted form is read as YAML (never evaluated)
-    assert size_candidates_of("[[64, 32, symmetric]]", "none") == [(64, 32, "symmetric", None)]
+    assert size_candidates_of("[[64, 32, symmetric]]", "none") == [
+        (64, 32, "symmetric", None, None)
+    ]
 
 
 def _searched_and_alone(search: list, **candidate) -> tuple[list[dict], dict]:
@@ -159,4 +167,15 @@ def test_the_search_can_choose_the_history_vector_scale(tiny_data_root):
         [[4, 32, "none", "sqrt"], [4, 16]], history_vector_scale="sqrt"
     )
     assert [row["settings"]["history_vector_scale"] for row in rows] == ["mean", "sqrt", "mean"]
+    assert rows[1]["valid_score"] == alone["best_valid_score"]
+
+
+def test_the_search_can_choose_the_history_dropout(tiny_data_root):
+    """An entry that names a history_dropout: every candidate carries one (the run's own where
+    not named), and the candidate equals the run given its settings."""
+    search = [[4, 32, "none", "sqrt", 0.5], [4, 16, "none", "sqrt"]]
+    rows, alone = _searched_and_alone(
+        search, history_vector_scale="sqrt", history_dropout=0.5, user_vectors="history"
+    )
+    assert [row["settings"]["history_dropout"] for row in rows] == [0.0, 0.5, 0.0]
     assert rows[1]["valid_score"] == alone["best_valid_score"]

@@ -59,11 +59,14 @@ from recbole_music.model.target_domain_base import TargetDomainRecommender
 logger = logging.getLogger()
 
 
-def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, str, str | None]]:
+def size_candidates_of(
+    value, own_normalization: str
+) -> list[tuple[int, int, str, str | None, float | None]]:
     """``interaction_size_search`` as (interaction_vector_dim, embedding_size, normalization,
-    history scale) tuples: an entry is ``[dim, size]`` (the run's own
-    ``interaction_vector_normalization``), ``[dim, size, normalization]`` or ``[dim, size,
-    normalization, history_vector_scale]``; the scale is None where the entry names none."""
+    history scale, history dropout) tuples: an entry is ``[dim, size]`` (the run's own
+    ``interaction_vector_normalization``), ``[dim, size, normalization]``, ``[dim, size,
+    normalization, history_vector_scale]`` or ``[..., history_vector_scale, history_dropout]``;
+    the scale and the dropout are None where the entry names none."""
     if isinstance(value, str):  # the command line's unquoted form, [[64, 32, symmetric]]
         try:
             value = yaml.safe_load(value)
@@ -76,10 +79,11 @@ def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, st
                 int(entry[0]),
                 int(entry[1]),
                 str(entry[2]) if len(entry) >= 3 else own_normalization,
-                str(entry[3]) if len(entry) == 4 else None,
+                str(entry[3]) if len(entry) >= 4 else None,
+                _dropout(entry[4]) if len(entry) == 5 else None,
             )
             for entry in entries
-            if 2 <= len(entry) <= 4
+            if 2 <= len(entry) <= 5
         ]
     except (TypeError, ValueError, KeyError, IndexError):
         parsed = None
@@ -88,17 +92,24 @@ def size_candidates_of(value, own_normalization: str) -> list[tuple[int, int, st
         or len(parsed) != len(entries)
         or any(
             a <= 0 or b <= 0 or n not in NORMALIZATIONS or s not in (None, *HISTORY_SCALES)
-            for a, b, n, s in parsed
+            for a, b, n, s, _ in parsed
         )
     ):
         raise ValueError(
             "interaction_size_search must be a list of [interaction_vector_dim, embedding_size] "
             "pairs of positive integers, each optionally with an interaction_vector_normalization "
-            f"({' | '.join(NORMALIZATIONS)}) third and a history_vector_scale "
-            f"({' | '.join(HISTORY_SCALES)}) fourth, e.g. [[128, 64], [64, 32, symmetric]], or "
-            f"[] for none; got {value!r}"
+            f"({' | '.join(NORMALIZATIONS)}) third, a history_vector_scale "
+            f"({' | '.join(HISTORY_SCALES)}) fourth and a history_dropout (a number in [0, 1)) "
+            f"fifth, e.g. [[128, 64], [64, 32, symmetric]], or [] for none; got {value!r}"
         )
     return parsed
+
+
+def _dropout(value) -> float:
+    """A history_dropout of a search entry: a number in [0, 1) (a bool or text is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(value)
+    return float(value)
 
 
 # implicit data: bce = each positive and each sampled negative scored apart (the paper's rating
@@ -228,11 +239,14 @@ class MuSiC(TargetDomainRecommender):
         with interaction vectors only -- content vectors come in their encoder's size."""
         if self.feature_source not in INTERACTION_SOURCES:
             return []
-        # where an entry names a history_vector_scale, every candidate carries one (the run's own
-        # where not named): a candidate's settings stay in the config for the next one
-        names_scale = any(scale is not None for *_, scale in self.interaction_size_search)
+        # where an entry names a history_vector_scale (a history_dropout), every candidate
+        # carries one (the run's own where not named): a candidate's settings stay in the config
+        # for the next one
+        entries = self.interaction_size_search
+        names_scale = any(entry[3] is not None for entry in entries)
+        names_dropout = any(entry[4] is not None for entry in entries)
         candidates = []
-        for vector_dim, embedding_size, normalization, scale in self.interaction_size_search:
+        for vector_dim, embedding_size, normalization, scale, dropout in entries:
             candidate = {
                 "interaction_vector_dim": vector_dim,
                 "embedding_size": embedding_size,
@@ -240,6 +254,10 @@ class MuSiC(TargetDomainRecommender):
             }
             if names_scale:
                 candidate["history_vector_scale"] = scale or self.features.history_scale
+            if names_dropout:
+                candidate["history_dropout"] = (
+                    self.features.history_dropout if dropout is None else dropout
+                )
             candidates.append(candidate)
         return candidates
 
