@@ -426,25 +426,20 @@ class FeatureSource(nn.Module):
         vectors, mlp, _ = self._PARTS[table]
         if table == "users_aux" and self._drops_history():
             rows = dropped_history_vectors(
-                ids.flatten().cpu(),
-                self.aux_history_indptr.cpu(),
-                self.aux_history_items.cpu(),
-                self.history_items.cpu(),
+                ids.flatten(),
+                self.aux_history_indptr,
+                self.aux_history_items,
+                self.history_items,
                 self.history_dropout,
                 self.history_scale,
-            )
-            rows = rows.to(ids.device).view(*ids.shape, -1)
+            ).view(*ids.shape, -1)
         else:
             rows = getattr(self, vectors)[ids]
         return getattr(self, mlp).first_layer(rows.float())
 
     def _drops_history(self) -> bool:
         """Whether this forward pass reads dropped-out auxiliary histories: training only."""
-        return (
-            bool(getattr(self, "history_dropout", 0.0))
-            and self.training
-            and torch.is_grad_enabled()
-        )
+        return bool(self.history_dropout) and self.training and torch.is_grad_enabled()
 
     def _cached_first_layer(self, table: str, ids: torch.Tensor) -> torch.Tensor | None:
         return cached_rows(self._first_layer_cache.get(table), ids) if ids.dim() == 1 else None

@@ -124,20 +124,24 @@ def dropped_history_vectors(
     items, each item left out with probability ``drop`` and at least one kept -- the input
     dropout of a denoising autoencoder (history_dropout), so that training meets the short
     histories most cold users bring. Users without items get zeros, as in the full table."""
+    device = item_vectors.device  # everything on the vectors' device: no table is copied
+    ids, indptr, items = ids.to(device), indptr.to(device), items.to(device)
     starts, lengths = indptr[ids], indptr[ids + 1] - indptr[ids]
     offsets = torch.cumsum(lengths, 0) - lengths  # where each user's rows start in the flat list
-    owner = torch.repeat_interleave(torch.arange(len(ids)), lengths)
-    position = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(len(owner))
-    keep = torch.rand(len(owner)) >= drop
-    kept = torch.zeros(len(ids)).index_add_(0, owner, keep.float())
+    owner = torch.repeat_interleave(torch.arange(len(ids), device=device), lengths)
+    position = torch.repeat_interleave(starts - offsets, lengths) + torch.arange(
+        len(owner), device=device
+    )
+    keep = torch.rand(len(owner), device=device) >= drop
+    kept = torch.zeros(len(ids), device=device).index_add_(0, owner, keep.float())
     # a user whose every item was dropped keeps one of them, drawn uniformly
     emptied = torch.nonzero((kept == 0) & (lengths > 0)).flatten()
     if len(emptied):
-        pick = (torch.rand(len(emptied)) * lengths[emptied]).long()
+        pick = (torch.rand(len(emptied), device=device) * lengths[emptied]).long()
         keep[offsets[emptied] + pick] = True
         kept[emptied] = 1
     dtype = _summing_dtype(item_vectors)
-    sums = torch.zeros(len(ids), item_vectors.shape[1], dtype=dtype)
+    sums = torch.zeros(len(ids), item_vectors.shape[1], dtype=dtype, device=device)
     sums.index_add_(0, owner[keep], item_vectors[items[position[keep]]].to(dtype))
     counts = kept.clamp(min=1).to(dtype)[:, None]
     return _scaled_mean(sums / counts, scale, counts)
