@@ -230,9 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--about", default="", help="a paragraph under the title: which runs")
     args = parser.parse_args(argv)
+    from recbole_music.evaluation.cold_start_evaluator import RANKING_METRICS_SUPPORTED
+
     metric = args.metric.lower()
-    if "@" not in metric or not metric.split("@")[1].isdigit():
-        parser.error(f"--metric: expected a metric@K such as ndcg@20, got {args.metric!r}")
+    name, _, k = metric.partition("@")
+    if name not in RANKING_METRICS_SUPPORTED or not k.isdigit() or int(k) < 1:
+        parser.error(
+            f"--metric: expected a full-ranking metric@K, one of "
+            f"{sorted(RANKING_METRICS_SUPPORTED)} with K >= 1 (ndcg@20), got {args.metric!r}"
+        )
     for path in (p for pair in args.pair for p in pair):
         if not path.is_file():
             print(f"paired_users: no checkpoint {path}", file=sys.stderr)

@@ -78,3 +78,8 @@ def test_the_bench_pairs_two_runs_of_one_split_and_refuses_two_splits(tiny_data_
     refused = run_bench("paired_users.py", "--pair", knn, other_seed, "--out", str(out))
     assert refused.returncode == 2 and "not run on the same split" in refused.stderr
     assert "Traceback" not in refused.stderr
+    for metric in ("auc@20", "ndcg", "ndcg@0"):  # refused before any model is loaded
+        refused = run_bench(
+            "paired_users.py", "--pair", knn, knn, "--metric", metric, "--out", str(out)
+        )
+        assert refused.returncode == 2 and "--metric" in refused.stderr, metric
