@@ -68,12 +68,6 @@ def interval(means: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int, seed: int = 0):
-    """(mean of b − a, the 95 % interval of that mean over paired draws of the users)."""
-    diff_mean = float(np.mean(np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)))
-    return (diff_mean, *interval(bootstrap_means(a, b, resamples, seed)))
-
-
 def bucket_of(history: np.ndarray) -> np.ndarray:
     """Index into :data:`HISTORY_BUCKETS` of each auxiliary history length."""
     index = np.full(len(history), -1)
@@ -105,15 +99,36 @@ def per_user_values(checkpoint: Path, metric: str) -> tuple[dict, dict[str, PerU
     trainer.load_checkpoint(checkpoint)
     evaluator = ColdStartEvaluator(config)
     split = {key: config[key] for key in SPLIT_SETTINGS}
+    # every split part reads the same training matrix: each user's auxiliary items, counted once
+    aux = test_set.train_item_matrix[:, np.flatnonzero(~test_set.target_item_mask.numpy())]
+    aux_items = np.asarray((aux > 0).sum(axis=1)).ravel()
     parts = {}
     for part, dataset in zip(PARTS, (valid_set, test_set)):
         if dataset is None:
             continue
         users, values = evaluator.per_user_ranking(model, dataset)
-        aux = dataset.train_item_matrix[:, np.flatnonzero(~dataset.target_item_mask.numpy())]
-        history = np.asarray((aux[users] > 0).sum(axis=1)).ravel()
-        parts[part] = PerUser(config["model"], users, values[metric], history)
+        parts[part] = PerUser(config["model"], users, values[metric], aux_items[users])
     return split, parts
+
+
+@dataclass
+class PairedPart:
+    """Two models' per-user values on one split part; every reported number derives from them."""
+
+    split: dict
+    part: str
+    a: np.ndarray  # per user, model A
+    b: np.ndarray  # per user, model B
+    history: np.ndarray  # per user, auxiliary items
+    means: np.ndarray  # bootstrap means of b - a
+
+    @property
+    def diffs(self) -> np.ndarray:
+        return self.b - self.a
+
+    @property
+    def diff(self) -> float:
+        return float(self.diffs.mean())
 
 
 def pair_rows(a: dict[str, PerUser], b: dict[str, PerUser], split: dict, resamples: int):
@@ -124,32 +139,12 @@ def pair_rows(a: dict[str, PerUser], b: dict[str, PerUser], split: dict, resampl
         if not np.array_equal(a[part].users, b[part].users):
             raise SystemExit(f"paired_users: the two runs hold out different {part} users")
         means = bootstrap_means(a[part].values, b[part].values, resamples)
-        low, high = interval(means)
-        better = int((b[part].values > a[part].values).sum())
-        worse = int((b[part].values < a[part].values).sum())
-        rows.append(
-            {
-                "split": split,
-                "part": part,
-                "users": len(a[part].users),
-                "a": float(a[part].values.mean()),
-                "b": float(b[part].values.mean()),
-                "diff": float(np.mean(b[part].values - a[part].values)),
-                "means": means,
-                "low": low,
-                "high": high,
-                "better": better,
-                "worse": worse,
-                "bucket": bucket_of(a[part].history),
-                "diffs": b[part].values - a[part].values,
-                "a_values": a[part].values,
-            }
-        )
+        rows.append(PairedPart(split, part, a[part].values, b[part].values, a[part].history, means))
     return rows
 
 
 def report(
-    rows: list[dict], names: tuple[str, str], metric: str, command: str, about: str = ""
+    rows: list[PairedPart], names: tuple[str, str], metric: str, command: str, about: str = ""
 ) -> str:
     a_name, b_name = names
     lines = [
@@ -168,30 +163,32 @@ def report(
         "|---|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for part in PARTS:
-        part_rows = [r for r in rows if r["part"] == part]
+        part_rows = [r for r in rows if r.part == part]
         for r in part_rows:
-            s = r["split"]
+            s = r.split
+            low, high = interval(r.means)
+            a_mean = r.a.mean()
             lines.append(
-                f"| {s['dataset']} ({part}) | {s['cold_ratio']:.0%} | {s['seed']} | {r['users']:,} "
-                f"| {r['a']:.4f} | {r['b']:.4f} | {r['diff']:+.4f} | "
-                f"[{r['low']:+.4f}, {r['high']:+.4f}] | {100 * r['diff'] / r['a']:+.1f} | "
-                f"{r['better']:,} / {r['worse']:,} |"
+                f"| {s['dataset']} ({part}) | {s['cold_ratio']:.0%} | {s['seed']} | {len(r.a):,} "
+                f"| {a_mean:.4f} | {r.b.mean():.4f} | {r.diff:+.4f} | "
+                f"[{low:+.4f}, {high:+.4f}] | {100 * r.diff / a_mean:+.1f} | "
+                f"{int((r.diffs > 0).sum()):,} / {int((r.diffs < 0).sum()):,} |"
             )
         if len(part_rows) > 1:  # the tables' mean over seeds: each seed's users drawn apart
-            a_mean = np.mean([r["a"] for r in part_rows])
-            diff = np.mean([r["diff"] for r in part_rows])
-            low, high = interval(np.mean([r["means"] for r in part_rows], axis=0))
+            a_mean = np.mean([r.a.mean() for r in part_rows])
+            diff = np.mean([r.diff for r in part_rows])
+            low, high = interval(np.mean([r.means for r in part_rows], axis=0))
             lines.append(
                 f"| mean of the {len(part_rows)} rows above ({part}) | | | | {a_mean:.4f} | "
-                f"{np.mean([r['b'] for r in part_rows]):.4f} | {diff:+.4f} | "
+                f"{np.mean([r.b.mean() for r in part_rows]):.4f} | {diff:+.4f} | "
                 f"[{low:+.4f}, {high:+.4f}] | {100 * diff / a_mean:+.1f} | |"
             )
     for part in PARTS:
-        lines += history_table([r for r in rows if r["part"] == part], part, a_name)
+        lines += history_table([r for r in rows if r.part == part], part, a_name)
     return "\n".join(lines) + "\n"
 
 
-def history_table(rows: list[dict], part: str, a_name: str) -> list[str]:
+def history_table(rows: list[PairedPart], part: str, a_name: str) -> list[str]:
     """B − A by the length of the users' auxiliary history, every pair of ``rows`` pooled."""
     if not rows:
         return []
@@ -202,9 +199,9 @@ def history_table(rows: list[dict], part: str, a_name: str) -> list[str]:
         f"| auxiliary items | users | A: {a_name} | B − A | B − A (%) |",
         "|---|---:|---:|---:|---:|",
     ]
-    bucket = np.concatenate([r["bucket"] for r in rows])
-    diffs = np.concatenate([r["diffs"] for r in rows])
-    a_values = np.concatenate([r["a_values"] for r in rows])
+    bucket = bucket_of(np.concatenate([r.history for r in rows]))
+    diffs = np.concatenate([r.diffs for r in rows])
+    a_values = np.concatenate([r.a for r in rows])
     for n in range(len(HISTORY_BUCKETS)):
         chosen = bucket == n
         if not chosen.any():

@@ -41,6 +41,7 @@ from recbole_music.model.music.interaction_vectors import interaction_vector_tab
 from recbole_music.model.music.projection import ProjectionMLP
 from recbole_music.model.music.user_history_vectors import (
     ROW_CHUNK,
+    checked_history_dropout,
     dropped_history_vectors,
     history_rows,
     history_vector,
@@ -323,9 +324,7 @@ class FeatureSource(nn.Module):
     def _start_history_dropout(self, config, dataset, user_rule: str) -> None:
         """history_dropout > 0: in training, each user's auxiliary history vector is rebuilt
         from a random part of their items (user_history_vectors.dropped_history_vectors)."""
-        self.history_dropout = float(setting(config, "history_dropout"))
-        if not 0.0 <= self.history_dropout < 1.0:
-            raise ValueError(f"history_dropout must be in [0, 1), got {self.history_dropout}")
+        self.history_dropout = checked_history_dropout(setting(config, "history_dropout"))
         if not self.history_dropout:
             return
         if (

@@ -53,7 +53,10 @@ from recbole_music.model.music.features import (
     rows_of,
 )
 from recbole_music.model.music.interaction_vectors import NORMALIZATIONS
-from recbole_music.model.music.user_history_vectors import HISTORY_SCALES
+from recbole_music.model.music.user_history_vectors import (
+    HISTORY_SCALES,
+    checked_history_dropout,
+)
 from recbole_music.model.target_domain_base import TargetDomainRecommender
 
 logger = logging.getLogger()
@@ -80,7 +83,7 @@ def size_candidates_of(
                 int(entry[1]),
                 str(entry[2]) if len(entry) >= 3 else own_normalization,
                 str(entry[3]) if len(entry) >= 4 else None,
-                _dropout(entry[4]) if len(entry) == 5 else None,
+                checked_history_dropout(entry[4]) if len(entry) == 5 else None,
             )
             for entry in entries
             if 2 <= len(entry) <= 5
@@ -103,13 +106,6 @@ def size_candidates_of(
             f"fifth, e.g. [[128, 64], [64, 32, symmetric]], or [] for none; got {value!r}"
         )
     return parsed
-
-
-def _dropout(value) -> float:
-    """A history_dropout of a search entry: a number in [0, 1) (a bool or text is refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(value)
-    return float(value)
 
 
 # implicit data: bce = each positive and each sampled negative scored apart (the paper's rating

@@ -59,6 +59,20 @@ def _scaled_mean(mean: torch.Tensor, scale: str, counts: torch.Tensor) -> torch.
     return mean
 
 
+def _domain_rows(dataset, target: bool):
+    """(row mask, users, items) of the training interactions of one domain."""
+    feat = dataset.inter_feat
+    rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
+    return rows, feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
+
+
+def checked_history_dropout(value) -> float:
+    """``history_dropout`` as a float: a number in [0, 1) (a bool or text is refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"history_dropout must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
 def user_history_vectors(
     dataset, item_vectors: torch.Tensor, target: bool, scale: str = "mean"
 ) -> torch.Tensor:
@@ -67,8 +81,7 @@ def user_history_vectors(
     ``scale`` (history_vector_scale) rescales the mean part: ``unit`` to norm 1, ``sqrt`` by the
     square root of the user's item count."""
     feat = dataset.inter_feat
-    rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
-    users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
+    rows, users, items = _domain_rows(dataset, target)
     n_users = dataset.user_num
     dtype = _summing_dtype(item_vectors)
     counts = torch.bincount(users, minlength=n_users).clamp(min=1).to(dtype)[:, None]
@@ -103,9 +116,7 @@ def history_vector(
 
 def history_rows(dataset, target: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(indptr [n_users + 1], items): each user's training items of one domain, CSR-style."""
-    feat = dataset.inter_feat
-    rows = (feat[dataset.domain_field] == dataset.target_domain_id) == target
-    users, items = feat[dataset.uid_field][rows], feat[dataset.iid_field][rows]
+    _, users, items = _domain_rows(dataset, target)
     order = torch.argsort(users, stable=True)
     counts = torch.bincount(users, minlength=dataset.user_num)
     indptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.cumsum(counts, 0)])
