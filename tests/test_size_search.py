@@ -179,3 +179,26 @@ def test_the_search_can_choose_the_history_dropout(tiny_data_root):
     )
     assert [row["settings"]["history_dropout"] for row in rows] == [0.0, 0.5, 0.0]
     assert rows[1]["valid_score"] == alone["best_valid_score"]
+
+
+def test_a_dropout_entry_is_skipped_where_history_dropout_cannot_apply(tiny_data_root, caplog):
+    """On explicit data history_dropout is refused, so the search skips an entry naming one, says
+    so, and is the search without it (the default search's dropout entry on ratings data)."""
+
+    def run(search):
+        config = {
+            **FAST,
+            "interaction_vector_dim": 4,
+            "feature_source": "interactions",
+            "user_vectors": "history",
+            "interaction_size_search": search,
+        }
+        return run_recbole_music("MuSiC", "tiny", config_dict=config, saved=False)
+
+    with caplog.at_level(logging.INFO):
+        with_entry = run([[4, 32, "none", "sqrt", 0.5], [4, 16]])["run"]["size_search"]
+    assert "candidate [4, 32, 'none', 'sqrt', 0.5] skipped: history_dropout" in caplog.text
+    without = run([[4, 16]])["run"]["size_search"]
+    assert [row["settings"] for row in with_entry] == [row["settings"] for row in without]
+    assert len(with_entry) == 2 and "history_dropout" not in with_entry[1]["settings"]
+    assert [row["valid_score"] for row in with_entry] == [row["valid_score"] for row in without]

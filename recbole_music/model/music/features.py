@@ -319,25 +319,28 @@ class FeatureSource(nn.Module):
             self.user_target_embedding = nn.Embedding(n_users, dim)
             for emb in (self.item_embedding, self.user_aux_embedding, self.user_target_embedding):
                 nn.init.normal_(emb.weight, std=std)
-        self._start_history_dropout(config, dataset, user_rule)
+        # None where history_dropout can apply, else why not (the size search then skips its
+        # candidates that name one)
+        self.history_dropout_refusal = (
+            None
+            if source in FROZEN_VECTOR_SOURCES
+            and user_rule == "history"
+            and not dataset.is_explicit
+            else "history_dropout rebuilds implicit history vectors: it needs user_vectors: "
+            "history, a feature source of frozen vectors and implicit data (this run: "
+            f"user_vectors={user_rule}, feature_source={source}, "
+            f"{'explicit' if dataset.is_explicit else 'implicit'} data)"
+        )
+        self._start_history_dropout(config, dataset)
 
-    def _start_history_dropout(self, config, dataset, user_rule: str) -> None:
+    def _start_history_dropout(self, config, dataset) -> None:
         """history_dropout > 0: in training, each user's auxiliary history vector is rebuilt
         from a random part of their items (user_history_vectors.dropped_history_vectors)."""
         self.history_dropout = checked_history_dropout(setting(config, "history_dropout"))
         if not self.history_dropout:
             return
-        if (
-            self.source not in FROZEN_VECTOR_SOURCES
-            or user_rule != "history"
-            or dataset.is_explicit
-        ):
-            raise ValueError(
-                "history_dropout rebuilds implicit history vectors: it needs user_vectors: "
-                "history, a feature source of frozen vectors and implicit data (this run: "
-                f"user_vectors={user_rule}, feature_source={self.source}, "
-                f"{'explicit' if dataset.is_explicit else 'implicit'} data); set it to 0"
-            )
+        if self.history_dropout_refusal:
+            raise ValueError(f"{self.history_dropout_refusal}; set it to 0")
         indptr, items = history_rows(dataset, target=False)
         self.register_buffer("aux_history_indptr", indptr, persistent=False)
         self.register_buffer("aux_history_items", items, persistent=False)

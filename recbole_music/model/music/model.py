@@ -235,10 +235,15 @@ class MuSiC(TargetDomainRecommender):
         with interaction vectors only -- content vectors come in their encoder's size."""
         if self.feature_source not in INTERACTION_SOURCES:
             return []
+        entries = self.interaction_size_search
+        refusal = self.features.history_dropout_refusal
+        if refusal:  # e.g. a dropout entry on explicit data: the run searches the others
+            for entry in (e for e in entries if e[4]):
+                logger.info(f"MuSiC size search: candidate {list(entry)} skipped: {refusal}")
+            entries = [e for e in entries if not e[4]]
         # where an entry names a history_vector_scale (a history_dropout), every candidate
         # carries one (the run's own where not named): a candidate's settings stay in the config
         # for the next one
-        entries = self.interaction_size_search
         names_scale = any(entry[3] is not None for entry in entries)
         names_dropout = any(entry[4] is not None for entry in entries)
         candidates = []
