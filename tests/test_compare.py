@@ -810,3 +810,27 @@ def test_ablation_variants_train_at_the_sizes_the_full_model_chose(root, monkeyp
     calls.clear()
     assert cli.main(argv) == 0 and not calls
     assert (folder / "ablation_cells.csv").read_text() == before
+
+
+def test_a_variant_on_id_embeddings_leaves_out_the_chosen_history_settings(root, monkeypatch):
+    """The full model chose a candidate with history-vector settings: every variant trains at
+    its sizes, and the one on ID embeddings (no history vectors; MuSiC refuses a
+    history_dropout there) without those settings."""
+    history = {"history_vector_scale": "sqrt", "history_dropout": 0.5}
+    chosen = {"interaction_vector_dim": 128, "embedding_size": 64, **history}
+    candidates = [{"settings": chosen, "chosen": True}]
+
+    def record_of(opts):
+        return {"size_search": candidates} if "interaction_size_search" not in opts else {}
+
+    calls = _fake_records(monkeypatch, record_of)
+    assert cli.main(_argv(root, "--models=MuSiC", "--tables=ablation")) == 0
+    history_flags = [f"--{k}={v}" for k, v in history.items()]
+    variants = calls[1:]
+    on_ids = [c for c in variants if "--feature_source=collaborative" in c]
+    assert len(variants) == 4 and len(on_ids) == 1
+    assert "--embedding_size=64" in on_ids[0]
+    assert not any(flag in on_ids[0] for flag in history_flags)
+    for command in variants:
+        if command is not on_ids[0]:
+            assert all(flag in command for flag in history_flags)

@@ -40,6 +40,9 @@ def names_variant(word: str, label: str) -> bool:
     return word.lower() in label.lower()
 
 
+ID_EMBEDDINGS = "--feature_source=collaborative"  # the rows that replace the vectors
+
+
 def selected_variants(variants, wanted) -> list[tuple[str, tuple[str, ...]]]:
     """The full model and the rows whose label contains one of ``wanted`` (case-insensitive;
     every row when ``wanted`` is empty): ``--variants`` runs some rows of the table only."""
@@ -65,7 +68,7 @@ def _variants(
         fused = [("fused features", ("--feature_source=fused",))] if with_fused else []
         return [
             ("MuSiC (full)", full),
-            ("w/o MLLM", ("--feature_source=collaborative",)),
+            ("w/o MLLM", (ID_EMBEDDINGS,)),
             *fused,
             *_without_diffusion(full),
             ("w/o side", (*full, "--use_side_users=False")),
@@ -78,7 +81,7 @@ def _variants(
     )
     return [
         ("MuSiC (full, interaction vectors)", full),
-        ("w/o interaction vectors (ID embeddings)", ("--feature_source=collaborative",)),
+        ("w/o interaction vectors (ID embeddings)", (ID_EMBEDDINGS,)),
         *content,
         *_without_diffusion(full),
         ("w/o side", (*full, "--use_side_users=False")),
@@ -142,6 +145,17 @@ def settings_of_text(text: str) -> dict:
 
 
 SIZES_FIXED = "--interaction_size_search=[]"  # a variant of the full model searches no sizes
+# settings of the users' history vectors, which ID embeddings do not have (MuSiC refuses a
+# history_dropout there)
+HISTORY_SETTINGS = ("--history_vector_scale=", "--history_dropout=")
+
+
+def variant_sizes(overrides: tuple[str, ...], sizes: tuple[str, ...]) -> tuple[str, ...]:
+    """The full model's chosen settings for one variant: a variant on ID embeddings takes its
+    sizes but not the history-vector settings."""
+    if ID_EMBEDDINGS not in overrides:
+        return sizes
+    return tuple(s for s in sizes if not s.startswith(HISTORY_SETTINGS))
 
 
 def chosen_size_overrides(result: dict | None) -> tuple[str, ...] | None:
@@ -225,6 +239,7 @@ def plan(
                     waiting += 1
                     continue
                 else:
-                    cell = Cell(task.name, OURS, beta, seed, (*overrides, *sizes, *music_extra))
+                    sized = (*overrides, *variant_sizes(overrides, sizes))
+                    cell = Cell(task.name, OURS, beta, seed, (*sized, *music_extra))
                 entries.append(Entry(table, label, beta, seed, cell))
     return entries, waiting
