@@ -262,3 +262,35 @@ def test_a_checkpoint_refuses_feature_tables_changed_since_training(tiny_data_ro
     error = capsys.readouterr().err
     assert "does not fit dataset 'tiny'" in error and "'item_vectors'" in error
     assert "Traceback" not in error
+
+
+def test_a_new_users_history_folds_in_as_the_default_searchs_history_entry_trained(
+    tiny_data_root,
+):
+    """A checkpoint on interaction vectors with history vectors times sqrt(n), trained on thinned
+    histories (the default search's last entry): a held-out user's full auxiliary history folds
+    in to exactly the u_A the model evaluates them with, never a thinned one."""
+    config = {
+        **FAST,
+        "feature_source": "interactions",
+        "user_vectors": "history",
+        "interaction_size_search": [],
+        "history_vector_scale": "sqrt",
+        "history_dropout": 0.5,
+    }
+    run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=True)
+    recommender = ColdStartRecommender.from_checkpoint(glob.glob("saved/MuSiC-*.pth")[0])
+    model = recommender.model
+    assert model.features.history_scale == "sqrt"
+    held = int(torch.nonzero(model.is_held_out).flatten()[0])
+    items, ratings = recommender.history_of(recommender.dataset.id2token("user_id", held))
+    folded = recommender.fold_in_aux_feature(items, ratings)
+    with torch.no_grad():
+        trained = model.features.users_aux(torch.tensor([held]))[0]
+    assert torch.allclose(folded, trained, atol=1e-5)
+    # the same items as a shorter history: another (shorter-scaled) u_A
+    assert ratings is None  # implicit feedback: a history is its items
+    assert not torch.allclose(recommender.fold_in_aux_feature(items[:1], None), folded)
+    first = recommender.recommend_from_history(items, ratings, topk=3, seed=1)
+    again = recommender.recommend_from_history(items, ratings, topk=3, seed=1)
+    assert len(first.items) == 3 and first.items == again.items
