@@ -20,6 +20,15 @@ def checkpoint(tiny_data_root):
     return glob.glob("saved/MuSiC-*.pth")[0]
 
 
+def first_held_out_user(recommender) -> tuple[str, torch.Tensor]:
+    """A held-out (cold-start) user's token and the u_A the model evaluates them with."""
+    model = recommender.model
+    held = int(torch.nonzero(model.is_held_out).flatten()[0])
+    with torch.no_grad():
+        trained = model.features.users_aux(torch.tensor([held]))[0]
+    return recommender.dataset.id2token("user_id", held), trained
+
+
 def test_recommends_target_items_from_an_aux_history(checkpoint):
     recommender = ColdStartRecommender.from_checkpoint(checkpoint)
     dataset = recommender.dataset
@@ -131,16 +140,12 @@ def test_a_users_reviews_fold_in_to_the_u_a_the_model_trained_on(review_checkpoi
     """Re-embedding a held-out user's auxiliary reviews (encoder, prompt and merging rule read
     from the table's manifest) and their history gives exactly the u_A the model trained on."""
     recommender = ColdStartRecommender.from_checkpoint(review_checkpoint)
-    model = recommender.model
     assert recommender.reads_reviews
-    held = int(torch.nonzero(model.is_held_out).flatten()[0])
-    user = recommender.dataset.id2token("user_id", held)
+    user, trained = first_held_out_user(recommender)
     items, ratings = recommender.history_of(user)
     reviews = recommender.reviews_of(user)
     assert len(reviews) == len(items)
     folded = recommender.fold_in_aux_feature(items, ratings, reviews)
-    with torch.no_grad():
-        trained = model.features.users_aux(torch.tensor([held]))[0]
     assert torch.allclose(folded, trained, atol=1e-5)
     assert (
         recommender.fold_in_path(reviews) == "exact (the model's user MLP over reviews + history)"
@@ -280,13 +285,10 @@ def test_a_new_users_history_folds_in_as_the_default_searchs_history_entry_train
     }
     run_recbole_music("MuSiC", "tiny_implicit", config_dict=config, saved=True)
     recommender = ColdStartRecommender.from_checkpoint(glob.glob("saved/MuSiC-*.pth")[0])
-    model = recommender.model
-    assert model.features.history_scale == "sqrt"
-    held = int(torch.nonzero(model.is_held_out).flatten()[0])
-    items, ratings = recommender.history_of(recommender.dataset.id2token("user_id", held))
+    assert recommender.model.features.history_scale == "sqrt"
+    user, trained = first_held_out_user(recommender)
+    items, ratings = recommender.history_of(user)
     folded = recommender.fold_in_aux_feature(items, ratings)
-    with torch.no_grad():
-        trained = model.features.users_aux(torch.tensor([held]))[0]
     assert torch.allclose(folded, trained, atol=1e-5)
     # the same items as a shorter history: another (shorter-scaled) u_A
     assert ratings is None  # implicit feedback: a history is its items
