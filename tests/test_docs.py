@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [
@@ -101,3 +102,25 @@ def test_no_tracked_file_cites_design_notes_outside_the_repository():
         "cite docs/protocol.md or docs/music.md instead of notes a clone does not have:\n"
         + "\n".join(citing)
     )
+
+
+def documented_size_search(markdown: str) -> list:
+    """The list docs/music.md quotes as ``interaction_size_search``'s default (the code span
+    after "default"), read as YAML."""
+    flat = " ".join(markdown.split())  # the quote may wrap
+    match = re.search(r"`interaction_size_search` \(default `(\[\[.*?\]\])`", flat)
+    assert match, "docs/music.md no longer quotes interaction_size_search's default list"
+    return yaml.safe_load(match.group(1))
+
+
+def test_music_doc_quotes_the_size_search_default_of_the_yaml():
+    """docs/music.md spells out the default search; the YAML is where the default lives."""
+    documented = documented_size_search((ROOT / "docs" / "music.md").read_text(encoding="utf-8"))
+    defaults = yaml.safe_load((ROOT / "properties" / "model" / "MuSiC.yaml").read_text())
+    assert documented == defaults["interaction_size_search"]
+
+
+def test_a_changed_default_list_would_be_seen():
+    quoted = "the entries of `interaction_size_search` (default `[[128, 64], [64, 32]]`: an"
+    assert documented_size_search(quoted) == [[128, 64], [64, 32]]
+    assert documented_size_search(quoted) != [[128, 64], [64, 32, "symmetric"]]
