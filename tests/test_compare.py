@@ -834,3 +834,102 @@ def test_a_variant_on_id_embeddings_leaves_out_the_chosen_history_settings(root,
     for command in variants:
         if command is not on_ids[0]:
             assert all(flag in command for flag in history_flags)
+
+
+CANDIDATE = "interaction_vector_dim=128;embedding_size=64"
+
+
+def _fake_search(monkeypatch, valid_of, chosen=None) -> list[list[str]]:
+    """A stub executor for MuSiC's size search: a run with its search on records ``chosen``
+    as its choice, a run with fixed sizes none; validation RMSE ``valid_of(opts)`` (test RMSE
+    0.1 lower). Returns the commands run."""
+    calls: list[list[str]] = []
+    chosen = chosen or {"interaction_vector_dim": 64, "embedding_size": 32}
+
+    def fake(command, cwd, log):
+        calls.append(command)
+        opts = dict(a[2:].split("=", 1) for a in command[2:] if a.startswith("--"))
+        record = {"model_selection": "best epoch", "best_epoch": 3, "valid_metric": "RMSE"}
+        if "interaction_size_search" not in opts:
+            record["size_search"] = [{"settings": chosen, "chosen": True}]
+        rmse = valid_of(opts)
+        payload = {"valid": {"rmse": rmse}, "test": {"rmse": rmse - 0.1}, "run": record}
+        Path(opts["result_json"]).write_text(json.dumps(payload))
+        return 0
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    monkeypatch.setattr(run, "unavailable_reason", lambda model: None)
+    return calls
+
+
+def test_compose_candidate_keeps_the_better_on_validation_and_never_composes_twice(
+    root, monkeypatch
+):
+    """Seed 1: the candidate's validation RMSE is lower, it replaces the cell; seed 2: a tie,
+    the earlier choice stays. Both count both runs' seconds and say which candidate joined; a
+    second composing, here or on a fresh machine from the cells CSV, runs and changes nothing."""
+
+    def valid_of(opts):
+        if opts.get("interaction_size_search") == "[]":  # the candidate's own run
+            return 0.9 if opts["seed"] == "1" else 1.0
+        return 1.0
+
+    calls = _fake_search(monkeypatch, valid_of)
+    argv = _argv(root, "--models=MuSiC", "--tables=main", "--seeds=1,2", "--cells-from-csv")
+    assert cli.main(argv) == 0 and len(calls) == 2  # the two searching cells
+    for cached in (root / "work" / "tiny").glob("*.json"):  # as if each search took 100 s
+        cached.write_text(json.dumps({**json.loads(cached.read_text()), "seconds": 100.0}))
+    calls.clear()
+    assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
+    assert len(calls) == 2  # the candidate's own run per seed, nothing else
+    assert all("--interaction_vector_dim=128" in c and "--embedding_size=64" in c for c in calls)
+    assert all("--interaction_size_search=[]" in c for c in calls)
+    path = root / "out" / "tiny" / "main_cells.csv"
+    lines = {r[2]: r for r in _read_csv(path)}
+    header = lines["seed"]
+    col = {name: header.index(name) for name in header}
+    assert lines["1"][col["valid/rmse"]] == "0.900000"  # the candidate's cell
+    assert lines["1"][col["test/rmse"]] == "0.800000"
+    assert lines["1"][col["chosen"]] == CANDIDATE
+    assert lines["2"][col["valid/rmse"]] == "1.000000"  # a tie keeps the earlier choice
+    assert lines["2"][col["chosen"]] == "interaction_vector_dim=64;embedding_size=32"
+    for seed in ("1", "2"):
+        assert lines[seed][col["composed"]] == f"composed with {CANDIDATE}"
+        candidate_seconds = float(lines[seed][col["seconds"]]) - 100.0  # the search's, plus
+        assert 0 <= candidate_seconds < 30  # the candidate's own run (a stub: instant)
+    assert "Composed cells: MuSiC 2." in (root / "out" / "tiny" / "main.md").read_text()
+    before = path.read_text()
+    calls.clear()
+    assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
+    assert not calls and path.read_text() == before
+    shutil.rmtree(root / "work")  # a fresh machine: the committed CSV alone
+    assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
+    assert not calls and path.read_text() == before
+
+
+def test_after_composing_the_variants_train_at_the_new_choice(root, monkeypatch):
+    """The full model's choice moves to the candidate: its ablation variants run again at the
+    candidate's sizes instead of being read from the cells CSV lines trained at the old one."""
+
+    def valid_of(opts):
+        return 0.9 if opts.get("interaction_vector_dim") == "128" else 1.0
+
+    calls = _fake_search(monkeypatch, valid_of)
+    argv = _argv(root, "--models=MuSiC", "--tables=ablation", "--cells-from-csv")
+    assert cli.main(argv) == 0 and len(calls) == 5  # the full model, then its four variants
+    assert all("--interaction_vector_dim=64" in c for c in calls[1:])
+    shutil.rmtree(root / "work")  # a fresh machine: the old lines are in the CSV only
+    calls.clear()
+    assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
+    assert len(calls) == 5  # the candidate, then the four variants at its sizes
+    assert all("--interaction_vector_dim=128" in c for c in calls)
+    cells = {r[0]: r for r in _read_csv(root / "out" / "tiny" / "ablation_cells.csv")}
+    column = cells["variant"].index("valid/rmse")
+    assert all(line[column] == "0.900000" for row, line in cells.items() if row != "variant")
+
+
+def test_compose_candidate_refuses_a_malformed_candidate(root, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(_argv(root, "--models=MuSiC", "--compose-candidate=embedding_size"))
+    assert stop.value.code == 2
+    assert "expected key=value;key=value" in capsys.readouterr().err

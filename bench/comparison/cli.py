@@ -20,6 +20,8 @@ table as Markdown, CSV and a PNG figure (the key metric per row, error bars = st
     python bench/compare.py --report-only                    # tables from the cached cells
     python bench/compare.py --figures-from-csv               # figures from the tables' CSVs
     python bench/compare.py --cells-from-csv --models ...    # committed cells + the new ones
+    python bench/compare.py --cells-from-csv --compose-candidate 'interaction_vector_dim=128;...'
+                                                             # MuSiC's search gains a candidate
 
 A model that is not registered (neither a recbole-music model nor a RecBole built-in) is skipped
 with a message; so is a task whose data is absent. ``food_kitchen`` (food → kitchen) and
@@ -38,6 +40,7 @@ from _grid import (
     RESERVED,
     ROOT,
     load_cell,
+    write_json,
 )
 
 from .catalogue import (
@@ -49,9 +52,17 @@ from .catalogue import (
     DUAL_BETAS,
     TABLES,
 )
+from .compose import (
+    candidate_cell,
+    candidate_entries,
+    compose,
+    has_met,
+    parse_candidate,
+    selection_metric,
+)
 from .figures import figures_from_csv
 from .imported import import_cells
-from .plan import Entry, names_variant, plan, variant_labels
+from .plan import Entry, names_variant, plan, searches_sizes, variant_labels
 from .report import write_reports
 from .run import run_all
 from .tasks import SHARED_DATA, Task, prepare_task, select_models
@@ -191,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
         "rest",
     )
     parser.add_argument(
+        "--compose-candidate",
+        default=None,
+        metavar="KEY=VALUE;...",
+        help="one more size-search candidate for MuSiC's searching cells, e.g. "
+        "'interaction_vector_dim=128;embedding_size=64': each cell is set beside the "
+        "candidate's own run and keeps the better on the validation users "
+        "(bench/comparison/compose.py), before the tables are built",
+    )
+    parser.add_argument(
         "--figures-from-csv",
         action="store_true",
         help="draw the figures of the tables already under --out/<task>/ from their CSVs' mean "
@@ -254,6 +274,11 @@ def parse_args(argv: list[str]):
     args.activations = _split_list(args.activations)
     args.metrics = _split_list(args.metrics) or None
     args.tables = _split_list(args.tables)
+    if args.compose_candidate is not None:
+        try:
+            parse_candidate(args.compose_candidate)
+        except ValueError as error:
+            parser.error(str(error))
     labels = variant_labels(with_fused=True)
     unmatched = [w for w in args.variants or [] if not any(names_variant(w, x) for x in labels)]
     if unmatched:
@@ -276,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     if not tasks:
         print("nothing to do: no task could run")
         return 1
+    composing_failures = compose_candidate(tasks, args) if args.compose_candidate else {}
     planned, waiting = plan_tasks(tasks, args)
     results, failures = run_all(planned, args)
+    failures.update(composing_failures)
     if waiting:  # the full model's cells have run: plan its variants again, run the new ones
         done = {cell_id(task, entry) for task, entries in planned for entry in entries}
         planned, waiting = plan_tasks(tasks, args, quiet=True)
@@ -341,6 +368,56 @@ def plan_tasks(tasks, args, quiet: bool = False) -> tuple[list[tuple[Task, list[
         if waits:
             waiting[task.name] = waits
     return planned, waiting
+
+
+def compose_candidate(tasks, args) -> dict[str, str]:
+    """``--compose-candidate``: plan the tables (reading the committed cells where asked),
+    run every searching MuSiC cell that is not there and its candidate's own run, and write
+    the composed result into each searching cell's cache file. Returns the failed runs."""
+    settings = parse_candidate(args.compose_candidate)
+    planned, _ = plan_tasks(tasks, args, quiet=True)
+    searching = [
+        (task, list({e.cell.key(): e for e in entries if searches_sizes(e.cell)}.values()))
+        for task, entries in planned
+    ]
+    results, failures = run_all(searching, args)
+
+    def needs_candidate(task, entry) -> bool:
+        base = results.get(f"{task.name}/{entry.cell.key()}")
+        return base is not None and not has_met(base, settings)
+
+    jobs = [
+        (task, candidate_entries([e for e in entries if needs_candidate(task, e)], settings))
+        for task, entries in searching
+    ]
+    more, more_failures = run_all(jobs, args)
+    results.update(more)
+    failures.update(more_failures)
+    for task, entries in searching:
+        for entry in entries:
+            base = results.get(f"{task.name}/{entry.cell.key()}")
+            cand_cell = candidate_cell(entry.cell, settings)
+            candidate = results.get(f"{task.name}/{cand_cell.key()}")
+            if base is None or candidate is None:
+                continue
+            head = f"compose {task.name} · {entry.row} · β={entry.beta:g} seed={entry.seed}"
+            try:
+                composed = compose(task, base, candidate, entry.cell, settings)
+            except ValueError as error:  # e.g. no validation users: nothing to choose on
+                print(f"{head}: not composed: {error}", flush=True)
+                continue
+            if composed is base:
+                print(f"{head}: composed with this candidate already", flush=True)
+                continue
+            write_json(composed, Path(args.work) / task.name / entry.cell.filename())
+            metric = selection_metric(task, base)
+            won = composed["run"]["size_search"][-1]["chosen"]
+            print(
+                f"{head}: candidate validation {metric} {candidate['valid'][metric]:.4f} against "
+                f"{base['valid'][metric]:.4f}: {'chosen' if won else 'earlier choice kept'}",
+                flush=True,
+            )
+    return failures
 
 
 def redraw_figures(args) -> int:

@@ -8,7 +8,10 @@ metrics, the best epoch, how training ended, the size search's choice and the se
 whether they count a resumed run's last try only), not the run's other records; the table's
 notes count the imported cells. Only a line of the same row label, β and seed is taken: the
 overrides are not in the file, so the command must be the one that wrote it (the table's own
-**Command**).
+**Command**). A variant of the full model (ablation, sweeps) trains at the sizes the full model
+chose; its line is taken only while the file's full-model line of the same β and seed records
+that choice (``chosen``), so a variant whose full model has since chosen otherwise (a composed
+candidate) runs again.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 
 from _grid import SECONDS_COUNTED, load_cell, write_json
 
-from .plan import Entry, settings_of_text
-from .tables import CHOSEN, COMPOSED, COMPOSED_KEY
+from .plan import SIZES_FIXED, Entry, searches_sizes, settings_of_text, variant_sizes
+from .tables import CHOSEN, COMPOSED, COMPOSED_KEY, IMPORTED_SUFFIX
 from .tasks import Task
 
 IMPORTED = "imported_from"
@@ -29,6 +32,7 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
     """Write the cache file of every entry of ``task`` not cached whose line is in its table's
     committed cells CSV; returns how many were written."""
     lines: dict[str, dict[tuple[str, str, str], dict]] = {}
+    full_rows = {(e.table, e.beta, e.seed): e.row for e in entries if searches_sizes(e.cell)}
     written = 0
     for entry in entries:
         path = work / task.name / entry.cell.filename()
@@ -40,9 +44,22 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
         line = lines[entry.table].get((entry.row, f"{entry.beta:g}", str(entry.seed)))
         if line is None:
             continue
+        full_row = full_rows.get((entry.table, entry.beta, entry.seed))
+        if full_row is not None and SIZES_FIXED in entry.cell.overrides:
+            full_line = lines[entry.table].get((full_row, f"{entry.beta:g}", str(entry.seed)))
+            if full_line is not None and not _trained_at(entry, full_line.get(CHOSEN) or ""):
+                continue  # the line was trained at another choice of the full model
         write_json(_result(line, task.metrics, source), path)
         written += 1
     return written
+
+
+def _trained_at(entry: Entry, chosen: str) -> bool:
+    """Whether a variant entry trains at the sizes of the full model's recorded ``chosen``
+    (nothing recorded: nothing to contradict)."""
+    settings = settings_of_text(chosen)
+    sizes = variant_sizes(entry.cell.overrides, tuple(f"--{k}={v}" for k, v in settings.items()))
+    return all(size in entry.cell.overrides for size in sizes)
 
 
 def _read(path: Path) -> dict[tuple[str, str, str], dict]:
@@ -73,7 +90,7 @@ def _result(line: dict, metrics, source: Path) -> dict:
     if line.get("stopped_by"):
         run["stopped_by"] = line["stopped_by"]
     if line.get(COMPOSED):
-        run[COMPOSED_KEY] = f"{COMPOSED} (the line of {source.name})"
+        run[COMPOSED_KEY] = f"{line[COMPOSED]}{IMPORTED_SUFFIX}{source.name})"
     if line.get(CHOSEN):  # the size search's choice alone: the other candidates are not kept
         run["size_search"] = [{"settings": settings_of_text(line[CHOSEN]), "chosen": True}]
     result = {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}

@@ -150,6 +150,14 @@ SIZES_FIXED = "--interaction_size_search=[]"  # a variant of the full model sear
 HISTORY_SETTINGS = ("--history_vector_scale=", "--history_dropout=")
 
 
+def searches_sizes(cell: Cell) -> bool:
+    """A MuSiC cell that runs its size search: not a variant trained at fixed sizes, not the
+    paper's configuration."""
+    return cell.model == OURS and not any(
+        o == SIZES_FIXED or o == f"--config_files={PAPER_CONFIG}" for o in cell.overrides
+    )
+
+
 def variant_sizes(overrides: tuple[str, ...], sizes: tuple[str, ...]) -> tuple[str, ...]:
     """The full model's chosen settings for one variant: a variant on ID embeddings takes its
     sizes but not the history-vector settings."""

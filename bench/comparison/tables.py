@@ -155,6 +155,40 @@ def composed_by_row(by_row: dict[str, set], results: dict) -> dict[str, int]:
     return {row: n for row, n in counts.items() if n}
 
 
+IMPORTED_SUFFIX = " (the line of "  # how an imported line's composed_from ends (imported.py)
+
+
+COMPOSED_WITH = COMPOSED + " with "
+
+
+def composed_candidates(run: dict) -> list[str]:
+    """The candidates (``key=value;…``) that ``--compose-candidate`` composed into a cell, as
+    far as its record tells (a line composed by other means names none)."""
+    record = run.get(COMPOSED_KEY)
+    if isinstance(record, str):  # read from a cells CSV: its column's text
+        text = record.split(IMPORTED_SUFFIX)[0]
+        return text[len(COMPOSED_WITH) :].split(" | ") if text.startswith(COMPOSED_WITH) else []
+    if not isinstance(record, dict):
+        return []
+    found = []
+    for step in record.get("runs", []):
+        if "earlier" in step:
+            found += composed_candidates({COMPOSED_KEY: step["earlier"]})
+        if "candidate" in step:
+            found.append(settings_text(step["candidate"]))
+    return found
+
+
+def composed_text(run: dict) -> str:
+    """The cells CSV's ``composed`` column: empty, or ``composed``, followed by ``with`` and the
+    candidates ``--compose-candidate`` composed in, so that composing again with one of them is
+    seen on a fresh machine too."""
+    if not run.get(COMPOSED_KEY):
+        return ""
+    candidates = composed_candidates(run)
+    return COMPOSED_WITH + " | ".join(candidates) if candidates else COMPOSED
+
+
 def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, first: str) -> int:
     """One line per finished run of ``table`` (row, β, seed): its validation and test metrics,
     best epoch and seconds, so that pairs of rows can be compared seed by seed. Returns the
@@ -174,7 +208,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         run = result.get("run") or {}
         epoch = run.get("best_epoch")
         line += ["" if epoch is None else epoch, run.get("stopped_by") or ""]
-        line.append(COMPOSED if run.get(COMPOSED_KEY) else "")
+        line.append(composed_text(run))
         line.append(settings_text(chosen_settings(run)))
         line.append(f"{result.get('seconds', float('nan')):.1f}")
         line.append(LAST_TRY_ONLY if counts_last_try_only(result) else "")
