@@ -103,7 +103,7 @@ def compose(task: Task, base: dict, candidate: dict, base_cell: Cell, settings: 
         search = [{"settings": earlier_choice, "chosen": True}]
     for entry in search:
         entry["chosen"] = bool(entry.get("chosen")) and not better
-    search.append({"settings": dict(settings), "valid": {metric: new}, "chosen": better})
+    search.append({"settings": dict(settings), "valid_score": new, "chosen": better})
     composed_run["size_search"] = search
     if not runs:
         runs = [{"cell": base_cell.filename(), "earlier": earlier or "the cell's own run"}]
