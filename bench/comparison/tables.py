@@ -37,6 +37,8 @@ AT_LIMIT_MARK = "‡"  # after a row label: some of its runs ended at their epoc
 # the search's choice taken on validation) says so in its JSON; the cells CSV keeps the flag.
 COMPOSED_KEY = "composed_from"
 COMPOSED = "composed"
+COMPOSED_WITH = COMPOSED + " with "  # ... the candidates --compose-candidate added (compose.py)
+IMPORTED_SUFFIX = " (the line of "  # how an imported line's composed_from ends (imported.py)
 # The settings a run's size search chose on the validation users (``run.size_search``), kept in
 # the cells CSV as ``key=value;key=value`` so that the full model's variants can train at them.
 CHOSEN = "chosen"
@@ -153,12 +155,6 @@ def composed_by_row(by_row: dict[str, set], results: dict) -> dict[str, int]:
         for row, keys in by_row.items()
     }
     return {row: n for row, n in counts.items() if n}
-
-
-IMPORTED_SUFFIX = " (the line of "  # how an imported line's composed_from ends (imported.py)
-
-
-COMPOSED_WITH = COMPOSED + " with "
 
 
 def composed_candidates(run: dict) -> list[str]:
