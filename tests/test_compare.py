@@ -933,3 +933,17 @@ def test_compose_candidate_refuses_a_malformed_candidate(root, capsys):
         cli.main(_argv(root, "--models=MuSiC", "--compose-candidate=embedding_size"))
     assert stop.value.code == 2
     assert "expected key=value;key=value" in capsys.readouterr().err
+
+
+def test_compose_candidate_leaves_a_cell_that_searched_nothing(root, monkeypatch, capsys):
+    """A MuSiC run on content vectors (or without validation users) has no size search: the
+    search would never train the candidate, so it is neither run nor composed in."""
+    calls = _fake_records(monkeypatch, lambda opts: {})  # no run.size_search
+    argv = _argv(root, "--models=MuSiC", "--tables=main", "--cells-from-csv")
+    assert cli.main(argv) == 0 and len(calls) == 1
+    before = (root / "out" / "tiny" / "main_cells.csv").read_text()
+    calls.clear()
+    assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
+    assert not calls
+    assert "not composed: its run searched no sizes" in capsys.readouterr().out
+    assert (root / "out" / "tiny" / "main_cells.csv").read_text() == before

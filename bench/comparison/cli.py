@@ -384,7 +384,17 @@ def compose_candidate(tasks, args) -> dict[str, str]:
 
     def needs_candidate(task, entry) -> bool:
         base = results.get(f"{task.name}/{entry.cell.key()}")
-        return base is not None and not has_met(base, settings)
+        if base is None or has_met(base, settings):
+            return False
+        if not (base.get("run") or {}).get("size_search"):  # the search would not train it
+            print(
+                f"compose {task.name} · {entry.row} · β={entry.beta:g} seed={entry.seed}: "
+                "not composed: its run searched no sizes (content vectors, no validation "
+                "users or a --nproc group)",
+                flush=True,
+            )
+            return False
+        return True
 
     jobs = [
         (task, candidate_entries([e for e in entries if needs_candidate(task, e)], settings))
