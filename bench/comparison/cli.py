@@ -381,53 +381,49 @@ def compose_candidate(tasks, args) -> dict[str, str]:
         for task, entries in planned
     ]
     results, failures = run_all(searching, args)
-
-    def needs_candidate(task, entry) -> bool:
-        base = results.get(f"{task.name}/{entry.cell.key()}")
-        if base is None or has_met(base, settings):
-            return False
-        if not (base.get("run") or {}).get("size_search"):  # the search would not train it
-            print(
-                f"compose {task.name} · {entry.row} · β={entry.beta:g} seed={entry.seed}: "
-                "not composed: its run searched no sizes (content vectors, no validation "
-                "users or a --nproc group)",
-                flush=True,
-            )
-            return False
-        return True
-
-    jobs = [
-        (task, candidate_entries([e for e in entries if needs_candidate(task, e)], settings))
-        for task, entries in searching
-    ]
-    more, more_failures = run_all(jobs, args)
-    results.update(more)
-    failures.update(more_failures)
+    to_compose = []  # (task, entry, its result) of the cells the candidate joins
     for task, entries in searching:
         for entry in entries:
             base = results.get(f"{task.name}/{entry.cell.key()}")
-            cand_cell = candidate_cell(entry.cell, settings)
-            candidate = results.get(f"{task.name}/{cand_cell.key()}")
-            if base is None or candidate is None:
+            if base is None or has_met(base, settings):
                 continue
-            head = f"compose {task.name} · {entry.row} · β={entry.beta:g} seed={entry.seed}"
-            try:
-                composed = compose(task, base, candidate, entry.cell, settings)
-            except ValueError as error:  # e.g. no validation users: nothing to choose on
-                print(f"{head}: not composed: {error}", flush=True)
+            if not (base.get("run") or {}).get("size_search"):  # the search would not train it
+                print(
+                    f"{_compose_head(task, entry)}: not composed: its run searched no sizes "
+                    "(content vectors, no validation users or a --nproc group)",
+                    flush=True,
+                )
                 continue
-            if composed is base:
-                print(f"{head}: composed with this candidate already", flush=True)
-                continue
-            write_json(composed, Path(args.work) / task.name / entry.cell.filename())
-            metric = selection_metric(task, base)
-            won = composed["run"]["size_search"][-1]["chosen"]
-            print(
-                f"{head}: candidate validation {metric} {candidate['valid'][metric]:.4f} against "
-                f"{base['valid'][metric]:.4f}: {'chosen' if won else 'earlier choice kept'}",
-                flush=True,
-            )
+            to_compose.append((task, entry, base))
+    jobs = [
+        (task, candidate_entries([e for t, e, _ in to_compose if t is task], settings))
+        for task, _ in searching
+    ]
+    candidates, more_failures = run_all(jobs, args)
+    failures.update(more_failures)
+    for task, entry, base in to_compose:
+        candidate = candidates.get(f"{task.name}/{candidate_cell(entry.cell, settings).key()}")
+        if candidate is None:  # failed, or not run (--report-only)
+            continue
+        head = _compose_head(task, entry)
+        try:
+            composed = compose(task, base, candidate, entry.cell, settings)
+        except ValueError as error:  # e.g. no validation users: nothing to choose on
+            print(f"{head}: not composed: {error}", flush=True)
+            continue
+        write_json(composed, Path(args.work) / task.name / entry.cell.filename())
+        metric = selection_metric(task, base)
+        won = composed["run"]["size_search"][-1]["chosen"]
+        print(
+            f"{head}: candidate validation {metric} {candidate['valid'][metric]:.4f} against "
+            f"{base['valid'][metric]:.4f}: {'chosen' if won else 'earlier choice kept'}",
+            flush=True,
+        )
     return failures
+
+
+def _compose_head(task: Task, entry: Entry) -> str:
+    return f"compose {task.name} · {entry.row} · β={entry.beta:g} seed={entry.seed}"
 
 
 def redraw_figures(args) -> int:

@@ -21,9 +21,9 @@ from _grid import Cell, smaller_is_better
 
 from .catalogue import KEY_METRIC
 from .plan import (
-    SIZES_FIXED,
     Entry,
     chosen_settings,
+    fixed_size_overrides,
     settings_of_text,
     settings_text,
 )
@@ -47,10 +47,8 @@ def parse_candidate(text: str) -> dict:
 
 def candidate_cell(cell: Cell, settings: dict) -> Cell:
     """The candidate's own run: the cell with no search, at the candidate's settings."""
-    own = tuple(f"--{key}={value}" for key, value in settings.items())
-    return Cell(
-        cell.dataset, cell.model, cell.beta, cell.seed, (*cell.overrides, SIZES_FIXED, *own)
-    )
+    overrides = (*cell.overrides, *fixed_size_overrides(settings))
+    return Cell(cell.dataset, cell.model, cell.beta, cell.seed, overrides)
 
 
 def candidate_entries(entries: list[Entry], settings: dict) -> list[Entry]:
@@ -81,13 +79,10 @@ def has_met(result: dict, settings: dict) -> bool:
 
 
 def compose(task: Task, base: dict, candidate: dict, base_cell: Cell, settings: dict) -> dict:
-    """The cell's result once the candidate joins its search; ``base`` itself when it was
-    composed with this candidate already or its own search trained it."""
-    cand_cell = candidate_cell(base_cell, settings)
+    """The cell's result once the candidate joins its search (one it has not met:
+    :func:`has_met`); ValueError when either run has no validation score to choose on."""
     run = base.get("run") or {}
     earlier = run.get(COMPOSED_KEY)
-    if has_met(base, settings):
-        return base
     runs = list(earlier.get("runs", [])) if isinstance(earlier, dict) else []
     metric = selection_metric(task, base)
     old = (base.get("valid") or {}).get(metric)
@@ -107,7 +102,13 @@ def compose(task: Task, base: dict, candidate: dict, base_cell: Cell, settings: 
     composed_run["size_search"] = search
     if not runs:
         runs = [{"cell": base_cell.filename(), "earlier": earlier or "the cell's own run"}]
-    runs.append({"cell": cand_cell.filename(), "candidate": dict(settings), "chosen": better})
+    runs.append(
+        {
+            "cell": candidate_cell(base_cell, settings).filename(),
+            "candidate": dict(settings),
+            "chosen": better,
+        }
+    )
     composed_run[COMPOSED_KEY] = {
         "runs": runs,
         "chosen_on": f"validation {metric}, strictly better replaces (a tie keeps the earlier)",

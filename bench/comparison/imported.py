@@ -21,7 +21,14 @@ from pathlib import Path
 
 from _grid import SECONDS_COUNTED, load_cell, write_json
 
-from .plan import SIZES_FIXED, Entry, searches_sizes, settings_of_text, variant_sizes
+from .plan import (
+    SIZES_FIXED,
+    Entry,
+    fixed_size_overrides,
+    searches_sizes,
+    settings_of_text,
+    variant_sizes,
+)
 from .tables import CHOSEN, COMPOSED, COMPOSED_KEY, IMPORTED_SUFFIX
 from .tasks import Task
 
@@ -57,8 +64,7 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
 def _trained_at(entry: Entry, chosen: str) -> bool:
     """Whether a variant entry trains at the sizes of the full model's recorded ``chosen``
     (nothing recorded: nothing to contradict)."""
-    settings = settings_of_text(chosen)
-    sizes = variant_sizes(entry.cell.overrides, tuple(f"--{k}={v}" for k, v in settings.items()))
+    sizes = variant_sizes(entry.cell.overrides, fixed_size_overrides(settings_of_text(chosen)))
     return all(size in entry.cell.overrides for size in sizes)
 
 

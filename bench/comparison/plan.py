@@ -175,9 +175,12 @@ def chosen_size_overrides(result: dict | None) -> tuple[str, ...] | None:
     if result is None:
         return None
     chosen = chosen_settings(result.get("run") or {})
-    if not chosen:
-        return ()
-    return (SIZES_FIXED, *(f"--{k}={v}" for k, v in chosen.items()))
+    return fixed_size_overrides(chosen) if chosen else ()
+
+
+def fixed_size_overrides(settings: dict) -> tuple[str, ...]:
+    """The overrides of one run at ``settings`` with no size search of its own."""
+    return (SIZES_FIXED, *(f"--{k}={v}" for k, v in settings.items()))
 
 
 def model_overrides(model: str, args) -> tuple[str, ...]:
