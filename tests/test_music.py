@@ -343,3 +343,34 @@ def test_the_paper_configuration_is_one_config_file_away(tiny_data_root):
     _, model, *_ = make_model(**settings)
     assert not model.condition_residual and not model.rating_bias
     assert model.diffusion.sampling_variance == "beta"
+
+
+@pytest.mark.parametrize("rating_clip", [True, False])
+def test_predicted_ratings_are_clipped_to_the_trained_scale_rankings_are_not(
+    tiny_data_root, rating_clip
+):
+    """rating_clip (explicit data): ``predict`` stays within the lowest and highest target
+    rating seen in training, however far the scores run; ``full_sort_predict`` keeps them."""
+    _, model, train_data, *_ = make_model(rating_clip=rating_clip)
+    dataset = train_data._dataset
+    feat = dataset.inter_feat
+    target = feat[dataset.rating_field][feat[dataset.domain_field] == dataset.target_domain_id]
+    low, high = target.min().item(), target.max().item()
+    model.eval()
+    with torch.no_grad():  # two items far above the scale, one far below
+        items = model.target_items[:3]
+        model.item_bias.weight[items] = torch.tensor([[10.0], [20.0], [-20.0]])
+    users = torch.zeros(3, dtype=torch.long) + model.is_held_out.nonzero()[0, 0]
+    with torch.no_grad():
+        rated = model.predict(Interaction({"user_id": users, "item_id": items}))
+        ranked = model.full_sort_predict(Interaction({"user_id": users[:1]}))[items]
+    assert ranked[1] > ranked[0] > high and ranked[2] < low  # the scores do run off the scale
+    if rating_clip:
+        assert rated.tolist() == pytest.approx([high, high, low])
+    else:
+        assert rated.tolist() == pytest.approx(ranked.tolist())
+
+
+def test_rating_clip_leaves_implicit_data_alone(tiny_data_root):
+    _, model, *_ = make_model("tiny_implicit", rating_clip=True)
+    assert not model.rating_clip

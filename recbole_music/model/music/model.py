@@ -187,6 +187,7 @@ class MuSiC(TargetDomainRecommender):
             dropout=float(setting(config, "unet_dropout")),
         )
         self.rating_bias = bool(config["rating_bias"])
+        self.rating_clip = bool(setting(config, "rating_clip")) and self.explicit
         self.item_bias = nn.Embedding(self.n_items, 1)
         nn.init.zeros_(self.item_bias.weight)
 
@@ -295,6 +296,13 @@ class MuSiC(TargetDomainRecommender):
         self.register_buffer("target_items", torch.unique(items[is_target]))
         self.register_buffer("aux_items", torch.unique(items[~is_target]))
         self._register_domain_mean(dataset)  # [aux, target]
+        # rating_clip's bounds: the lowest and highest target rating seen in training; derived
+        # from the data and not saved, so checkpoints written before rating_clip still load
+        scale = torch.tensor([-torch.inf, torch.inf])
+        if self.explicit:
+            ratings = feat[dataset.rating_field][is_target].float()
+            scale = torch.stack([ratings.min(), ratings.max()])
+        self.register_buffer("target_rating_scale", scale, persistent=False)
 
     def train(self, mode: bool = True):
         # weights may change: generated features and item features must be recomputed
@@ -585,7 +593,10 @@ class MuSiC(TargetDomainRecommender):
     # -- prediction ----------------------------------------------------------------------------
     def predict(self, interaction):
         users = interaction[self.USER_ID]
-        return self._score(self.user_target_features(users), interaction[self.ITEM_ID], 1)
+        score = self._score(self.user_target_features(users), interaction[self.ITEM_ID], 1)
+        if self.rating_clip:  # a predicted rating beyond the scale is further from any rating
+            score = score.clamp(*self.target_rating_scale)
+        return score
 
     def full_sort_predict(self, interaction):
         users = interaction[self.USER_ID]
