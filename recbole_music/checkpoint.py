@@ -45,6 +45,10 @@ DERIVED_SETTINGS = frozenset(
     }
 )
 
+# Settings added with a default that changes what a trained model does, by model: a checkpoint
+# written before one of them gets the value that keeps its behaviour, not the new default.
+BEHAVIOUR_BEFORE_SETTING = {"MuSiC": {"rating_clip": False}}
+
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, unreadable or not in the safe format."""
@@ -67,13 +71,16 @@ def plain_settings(config) -> dict:
 def config_from_checkpoint(checkpoint: dict, model_class: type):
     """RecBole's ``Config`` of the run that wrote ``checkpoint``, on the CPU. A setting the
     checkpoint does not hold (one added to the plugin after it was written) takes its default
-    from the model's YAML layers: a new setting's default keeps the behaviour from before it."""
+    from the model's YAML layers, where that default keeps the behaviour from before it, else
+    its value in ``BEHAVIOUR_BEFORE_SETTING``."""
     from recbole.config import Config
 
     from recbole_music.config import config_files
 
     saved = checkpoint["config"]
     settings = {k: v for k, v in saved.items() if k not in DERIVED_SETTINGS}
+    for key, value in BEHAVIOUR_BEFORE_SETTING.get(saved.get("model"), {}).items():
+        settings.setdefault(key, value)
     # Config appends the dataset's name to data_path: hand it the folder above.
     settings["data_path"] = os.path.dirname(os.path.normpath(saved["data_path"]))
     settings["use_gpu"] = False

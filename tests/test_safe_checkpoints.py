@@ -234,3 +234,14 @@ def test_a_checkpoint_without_a_newer_setting_loads_with_its_default(music_check
     recommender = ColdStartRecommender.from_checkpoint(older)
     for name, value in recommender.model.state_dict().items():
         assert torch.equal(checkpoint["state_dict"][name], value), name
+
+
+def test_a_checkpoint_from_before_rating_clip_predicts_its_ratings_unclipped(music_checkpoint):
+    """rating_clip's default (True) changes what a model predicts: a checkpoint written before
+    the setting existed keeps its own behaviour (False); one that holds it keeps its value."""
+    checkpoint = torch.load(music_checkpoint, weights_only=True)
+    model_class = recbole_music.PLUGIN_MODELS["MuSiC"]
+    assert checkpoint["config"]["rating_clip"] is True
+    assert config_from_checkpoint(checkpoint, model_class)["rating_clip"] is True
+    checkpoint["config"].pop("rating_clip")
+    assert config_from_checkpoint(checkpoint, model_class)["rating_clip"] is False
