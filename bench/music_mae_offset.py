@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from datetime import date
 from pathlib import Path
 
 import torch
+from _in_process import trained_model
 from _paths import ROOT
 
 from dataset_prep.layout import DEMO_DATASET
@@ -43,34 +43,9 @@ VARIANTS = {  # Table 3's rows, by the overrides its cells pass
 
 def held_out_predictions(dataset: str, beta: float, seed: int, overrides: dict):
     """(predictions, ratings) of every held-out target rating of the test users."""
-    from recbole.config import Config
-    from recbole.utils import init_seed
-
-    import recbole_music
-    from recbole_music.quick_start import build_run, ensure_dataset, resolve_model
-
-    model_class = resolve_model("MuSiC")
-    ensure_dataset(dataset, ROOT / "dataset")  # the demo is generated on first use
-    with tempfile.TemporaryDirectory() as checkpoints:
-        config = Config(
-            model=model_class,
-            dataset=dataset,
-            config_file_list=recbole_music.config_files("MuSiC", dataset),
-            config_dict={
-                "state": "ERROR",
-                "show_progress": False,
-                "cold_ratio": beta,
-                "seed": seed,
-                "feature_source": "multimodal",
-                "checkpoint_dir": checkpoints,
-                **overrides,
-            },
-        )
-        init_seed(config["seed"], config["reproducibility"])  # as run_recbole_music
-        train_data, valid_set, test_set, model, trainer = build_run(config, model_class)
-        trainer.fit(train_data, valid_set, saved=True, verbose=False)
-        trainer.load_checkpoint(trainer.saved_model_file)
-    model.eval()
+    model, _, test_set = trained_model(
+        "MuSiC", dataset, beta, seed, {"feature_source": "multimodal", **overrides}
+    )
     feat = test_set.inter_feat
     target = feat[feat[test_set.domain_field] == test_set.target_domain_id]
     with torch.no_grad():

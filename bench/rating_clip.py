@@ -17,51 +17,21 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import sys
-import tempfile
 import time
 import warnings
 from datetime import date
 from pathlib import Path
 
 import torch
+from _grid import Stat, fmt_stat, summarise
+from _in_process import trained_model
 from _paths import ROOT
 
 from dataset_prep.layout import DEMO_DATASET
 
 BASELINES = "TargetMF,CMF,EMCDR,SSCDR,LACDR,PTUPCDR,DiffCDR"
 METRICS = ("MAE", "MAE clipped", "RMSE", "RMSE clipped", "beyond the scale")
-
-
-def trained_model(model_name: str, dataset: str, beta: float, seed: int):
-    """(model, train data, test set) of the run Table 2's cell makes, at its best epoch."""
-    from recbole.config import Config
-    from recbole.utils import init_seed
-
-    import recbole_music
-    from recbole_music.quick_start import build_run, ensure_dataset, resolve_model
-
-    model_class = resolve_model(model_name)
-    ensure_dataset(dataset, ROOT / "dataset")  # the demo is generated on first use
-    with tempfile.TemporaryDirectory() as checkpoints:
-        config = Config(
-            model=model_class,
-            dataset=dataset,
-            config_file_list=recbole_music.config_files(model_name, dataset),
-            config_dict={
-                "state": "ERROR",
-                "show_progress": False,
-                "cold_ratio": beta,
-                "seed": seed,
-                "checkpoint_dir": checkpoints,
-            },
-        )
-        init_seed(config["seed"], config["reproducibility"])  # as run_recbole_music
-        train_data, valid_set, test_set, model, trainer = build_run(config, model_class)
-        trainer.fit(train_data, valid_set, saved=True, verbose=False)
-        trainer.load_checkpoint(trainer.saved_model_file)
-    return model.eval(), train_data._dataset, test_set
 
 
 def clipping_effect(model, train, test) -> dict:
@@ -93,11 +63,6 @@ def table_cells(dataset: str) -> dict[tuple[str, float, int], float]:
             for row in csv.DictReader(handle)
             if row["test/mae"]
         }
-
-
-def mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
 
 
 def main() -> None:
@@ -137,7 +102,7 @@ def main() -> None:
         for beta in args.betas:
             cells = []
             for seed in args.seeds:
-                stats = clipping_effect(*trained_model(name, args.dataset, beta, seed))
+                stats = clipping_effect(*trained_model(name, args.dataset, beta, seed, {}))
                 cells.append(stats)
                 cell = committed.get((name, beta, seed))
                 table = "" if cell is None or abs(cell - stats["MAE"]) < 5e-5 else f"{cell:.4f}"
@@ -146,7 +111,9 @@ def main() -> None:
                 print(f"{name} beta={beta} seed={seed}: {values}", flush=True)
             summary.append(
                 f"| {name} | {beta:.0%} | "
-                + " | ".join(mean_std([c[m] for c in cells]) for m in METRICS)
+                + " | ".join(
+                    fmt_stat(Stat(*summarise([c[m] for c in cells]), len(cells))) for m in METRICS
+                )
                 + " |"
             )
     lines += [
