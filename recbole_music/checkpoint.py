@@ -50,6 +50,11 @@ DERIVED_SETTINGS = frozenset(
 BEHAVIOUR_BEFORE_SETTING = {"MuSiC": {"rating_clip": False}}
 
 
+# A score average's checkpoint (size_search_average): its members after the first, whose
+# checkpoint the file otherwise is.
+AVERAGE_MEMBERS = "average_members"
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, unreadable or not in the safe format."""
 
@@ -195,10 +200,32 @@ def read_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
             f"checkpoint {path} refused: it holds no '{FORMAT}' marker, so it was not written "
             "by recbole-music's trainers. Train the model again to get one."
         )
-    checkpoint["other_parameter"] = {
-        k: _restored_parameter(v) for k, v in (checkpoint.get("other_parameter") or {}).items()
-    }
+    for part in (checkpoint, *checkpoint.get(AVERAGE_MEMBERS, [])):
+        part["other_parameter"] = {
+            k: _restored_parameter(v) for k, v in (part.get("other_parameter") or {}).items()
+        }
     return checkpoint
+
+
+def write_average_checkpoint(member_files: list[str]) -> None:
+    """Fold the checkpoints of a score average's members (best first) into the first file: it
+    stays the best member's checkpoint (anything that loads one model loads that one), and
+    ``AVERAGE_MEMBERS`` lists the others' settings and weights, in order."""
+    first = read_checkpoint(member_files[0])
+    first[AVERAGE_MEMBERS] = []
+    for path in member_files[1:]:
+        member = read_checkpoint(path)
+        first[AVERAGE_MEMBERS].append(
+            {
+                "config": member["config"],
+                "state_dict": member["state_dict"],
+                "other_parameter": {
+                    k: _plain_parameter(v) for k, v in member["other_parameter"].items()
+                },
+            }
+        )
+    first["other_parameter"] = {k: _plain_parameter(v) for k, v in first["other_parameter"].items()}
+    write_checkpoint(first, member_files[0])
 
 
 def _load_failure_reason(error: Exception) -> str:

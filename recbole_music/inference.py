@@ -33,9 +33,15 @@ from recbole.utils import init_seed
 import recbole_music  # noqa: F401  (registers the plugin)
 from dataset_prep.features.sources import reviews_by_user
 from dataset_prep.layout import AUX, review_file
-from recbole_music.checkpoint import CheckpointError, config_from_checkpoint, read_checkpoint
+from recbole_music.checkpoint import (
+    AVERAGE_MEMBERS,
+    CheckpointError,
+    config_from_checkpoint,
+    read_checkpoint,
+)
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.model.music.features import USER_VECTOR_SOURCES
+from recbole_music.model.score_average import standardised
 from recbole_music.quick_start import prepare_data
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.review_vectors import ReviewVectorizer
@@ -94,19 +100,24 @@ class ColdStartRecommender:
             raise CheckpointError(
                 f"checkpoint {checkpoint_file} is of model {model_name!r}: use a MuSiC checkpoint"
             )
-        config = config_from_checkpoint(checkpoint, PLUGIN_MODELS[model_name])
+        model_class = PLUGIN_MODELS[model_name]
+        config = config_from_checkpoint(checkpoint, model_class)
         init_seed(config["seed"], config["reproducibility"])
         dataset = CrossDomainDataset(config)
         train_data, _, _ = prepare_data(config, dataset)
-        model = PLUGIN_MODELS[model_name](config, train_data._dataset)
-        try:
-            model.load_state_dict(checkpoint["state_dict"])
-        except RuntimeError as error:  # weights that do not fit the model rebuilt from the data
-            raise CheckpointError(
-                f"checkpoint {checkpoint_file} does not fit dataset {config['dataset']!r} as it "
-                f"is now: {str(error).strip()}"
-            ) from None
-        return cls(model, train_data._dataset)
+        dataset = train_data._dataset
+        first = cls(
+            rebuilt_model(model_class, config, dataset, checkpoint, checkpoint_file), dataset
+        )
+        parts = checkpoint.get(AVERAGE_MEMBERS) or []
+        if not parts:
+            return first
+        members = [first]
+        for part in parts:  # a score average (size_search_average): same data, other sizes
+            member_config = config_from_checkpoint(part, model_class)
+            model = rebuilt_model(model_class, member_config, dataset, part, checkpoint_file)
+            members.append(cls(model, dataset))
+        return AveragedRecommender(members)
 
     # -- u_A of a new user -------------------------------------------------------------------
     def fold_in_aux_feature(
@@ -230,11 +241,17 @@ class ColdStartRecommender:
     # -- recommend -----------------------------------------------------------------------------
     @torch.no_grad()
     def recommend(self, aux_feature: torch.Tensor, topk: int = 10, seed: int = 0) -> Recommendation:
+        target, scores = self.target_scores(aux_feature, seed)
+        return self._top(target, scores, topk)
+
+    @torch.no_grad()
+    def target_scores(self, aux_feature: torch.Tensor, seed: int = 0):
+        """(the generated ``u_T``, the scores of every target item in id order)."""
         model = self.model
         generator = torch.Generator().manual_seed(seed)
         x_T = torch.randn(1, aux_feature.shape[-1], generator=generator)
         target = model.generate(aux_feature.view(1, -1), x_T=x_T, generator=generator)[0]
-        items = torch.nonzero(self.dataset.target_item_mask).flatten()
+        items = self._target_items()
         # the item MLP over every item once per model, not per call: on the paper's 157k target
         # items of 4,096 dims each call would cost ~80 GFLOP
         scores = model._all_item_features()[items] @ target
@@ -242,6 +259,13 @@ class ColdStartRecommender:
             scores = scores + model.item_bias(items).squeeze(-1)
             if model.explicit:
                 scores = scores + model.domain_mean[1]
+        return target, scores
+
+    def _target_items(self) -> torch.Tensor:
+        return torch.nonzero(self.dataset.target_item_mask).flatten()
+
+    def _top(self, target, scores, topk: int) -> Recommendation:
+        items = self._target_items()
         top = torch.topk(scores, min(topk, len(items)))
         tokens = self.dataset.id2token(self.dataset.iid_field, items[top.indices].numpy())
         return Recommendation(target, [str(t) for t in tokens], top.values.tolist())
@@ -276,3 +300,40 @@ class ColdStartRecommender:
             has_reviews = review_file(folder, name).is_file()
             self._aux_reviews = reviews_by_user(folder, name, AUX) if has_reviews else {}
         return self._aux_reviews.get(user, [])
+
+
+class AveragedRecommender(ColdStartRecommender):
+    """A score average's checkpoint (``size_search_average``): each member folds the user in
+    and scores the target items its own way, and the ranking follows the mean of the members'
+    standardised scores, as in evaluation (recbole_music/model/score_average.py). Everything
+    else (the history checks, the fold-in path in words, ``target_feature``) is the first
+    member's, the candidate that did best alone."""
+
+    def __init__(self, members: list[ColdStartRecommender]):
+        super().__init__(members[0].model, members[0].dataset)
+        self.members = members
+
+    def recommend_from_history(
+        self, items, ratings=None, topk=10, seed=0, reviews=None
+    ) -> Recommendation:
+        first_target, total = None, None
+        for member in self.members:
+            aux_feature = member.fold_in_aux_feature(items, ratings, reviews)
+            target, scores = member.target_scores(aux_feature, seed)
+            scores = standardised(scores.view(1, -1), torch.ones(len(scores), dtype=torch.bool))
+            first_target = target if first_target is None else first_target
+            total = scores if total is None else total + scores
+        return self._top(first_target, (total / len(self.members))[0], topk)
+
+
+def rebuilt_model(model_class, config, dataset, checkpoint: dict, checkpoint_file):
+    """``model_class`` built on ``dataset`` under ``config``, with the checkpoint's weights."""
+    model = model_class(config, dataset)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:  # weights that do not fit the model rebuilt from the data
+        raise CheckpointError(
+            f"checkpoint {checkpoint_file} does not fit dataset {config['dataset']!r} as it "
+            f"is now: {str(error).strip()}"
+        ) from None
+    return model

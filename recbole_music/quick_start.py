@@ -21,12 +21,19 @@ from unittest import mock
 import torch
 from recbole.config import Config
 from recbole.data.utils import create_samplers, get_dataloader
-from recbole.utils import get_model, get_trainer, init_logger, init_seed, set_color
+from recbole.utils import (
+    calculate_valid_score,
+    get_model,
+    get_trainer,
+    init_logger,
+    init_seed,
+    set_color,
+)
 
 from dataset_prep.demo_build import ensure_demo_dataset
 from dataset_prep.layout import BUILD_RECORD, DEMO_DATASET
-from recbole_music.checkpoint import plain_settings
-from recbole_music.config import config_files, is_sequential
+from recbole_music.checkpoint import plain_settings, write_average_checkpoint
+from recbole_music.config import config_files, is_sequential, setting
 from recbole_music.data.dataset import CrossDomainDataset
 from recbole_music.data.sequence_dataset import SequentialCrossDomainDataset
 from recbole_music.distributed import (
@@ -46,6 +53,7 @@ from recbole_music.evaluation.sequential_evaluator import (
     SEQUENTIAL_CONVENTION,
     sequential_conventions,
 )
+from recbole_music.model.score_average import ScoreAverage
 from recbole_music.registry import PLUGIN_MODELS
 from recbole_music.size_search import TrainedCandidate, candidate_settings, search_sizes
 from recbole_music.trainer.cold_start_trainer import reserve_file, with_cold_start_evaluation
@@ -260,14 +268,23 @@ def run_recbole_music(
         )
         model_obj, trainer = best.model, best.trainer
         best_valid_score, best_valid_result = best.valid_score, best.valid_result
+        if len(best.members) > 1:
+            model_obj = average_of(best.members, train_data._dataset)
+            if saved:  # one file holds every member: the new-user command reads it
+                write_average_checkpoint([m.trainer.saved_model_file for m in best.members])
+                for member in best.members[1:]:
+                    os.remove(member.trainer.saved_model_file)
     trained = time.perf_counter()
     if is_distributed(config):
         check_processes_agree(model_obj, config)
     if not main_process:  # rank 0 holds the checkpoint and answers for the group
         return None
-    test_result = trainer.evaluate(
-        test_set, load_best_model=saved, show_progress=config["show_progress"]
-    )
+    if isinstance(model_obj, ScoreAverage):  # its members hold their best weights already
+        test_result = trainer.evaluate_model(model_obj, test_set)
+    else:
+        test_result = trainer.evaluate(
+            test_set, load_best_model=saved, show_progress=config["show_progress"]
+        )
     evaluated = time.perf_counter()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -354,7 +371,25 @@ def _search_sizes(config, model, model_class, first, candidates, train_data, val
         score, result = _fit(config, label, trainer, loader, valid_set, saved)
         return TrainedCandidate(candidate, trainer, score, result)
 
-    return search_sizes(first, candidates, config, train_candidate)
+    def average(members: list[TrainedCandidate]) -> tuple[float, dict]:
+        model = average_of(members, train_data._dataset)
+        result = first.trainer.evaluate_model(model, valid_set)
+        return calculate_valid_score(result, config["valid_metric"].lower()), result
+
+    use_average = setting(config, "size_search_average")
+    return search_sizes(
+        first, candidates, config, train_candidate, average if use_average else None
+    )
+
+
+def average_of(members: list[TrainedCandidate], dataset) -> ScoreAverage:
+    """The score average of the candidates' models, each at its best epoch."""
+    for member in members:
+        if member.trainer.best_epoch is not None and os.path.isfile(
+            member.trainer.saved_model_file
+        ):
+            member.trainer.load_checkpoint(member.trainer.saved_model_file)
+    return ScoreAverage([m.model for m in members], dataset.target_item_mask)
 
 
 def _fit(config, label: str, trainer, train_data, valid_set, saved: bool):

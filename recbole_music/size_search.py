@@ -8,6 +8,14 @@ keeps the earlier candidate, so the run's own settings win ties) and only it mee
 users; the others' checkpoints are removed. Without validation users, or in a ``--nproc`` group,
 there is nothing to search on (or the search is not supported) and the run's own settings are
 kept, as the log says.
+
+With ``size_search_average`` the candidates are not only compared but combined, by Caruana et
+al.'s ensemble selection (2004) without repetition: starting from the best candidate, the one
+whose addition gives the best validation score of the score average
+(:class:`recbole_music.model.score_average.ScoreAverage`) joins while that score strictly
+improves; the average of the members then meets the test users. The average can only match or
+beat the best single candidate on the validation users, and it costs evaluations only: every
+candidate is trained anyway.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ class TrainedCandidate:
     valid_score: float
     valid_result: dict | None
     settings: dict = field(default_factory=dict)
+    members: list = field(default_factory=list)  # a score average's candidates, best first
 
 
 def candidate_settings(model, config, valid_set) -> list[dict]:
@@ -62,12 +71,16 @@ def search_sizes(
     candidates: list[dict],
     config,
     train: Callable[[], TrainedCandidate],
+    average: Callable[[list[TrainedCandidate]], tuple[float, dict]] | None = None,
 ) -> tuple[TrainedCandidate, list[dict]]:
     """(the best of ``first`` and the candidates, a summary row per candidate).
 
     ``train()`` trains a fresh model under the current ``config``; each candidate's settings are
     written into ``config`` before it trains, and the chosen candidate's are left there (so the
-    run's recorded settings and checkpoint agree with the model that is tested)."""
+    run's recorded settings and checkpoint agree with the model that is tested). With
+    ``average`` (the validation score and result of a score average of the candidates given),
+    the returned candidate is the selected average (its ``members``, best first; a single member
+    when no average beats the best candidate) and the members' checkpoints are kept."""
     logger = logging.getLogger()
     name = type(first.model).__name__
     keys = sorted({key for candidate in candidates for key in candidate})
@@ -90,23 +103,62 @@ def search_sizes(
             best = candidate
     for key, value in best.settings.items():
         config[key] = value
-    for candidate in trained:
-        if candidate is not best:
-            _remove_checkpoint(candidate.trainer)
     logger.info(
         set_color(f"{name} chosen on validation users", "green")
         + f": {_fmt(best.settings)} ({config['valid_metric']}={best.valid_score:.4f})"
     )
+    members = [best]
+    if average is not None:
+        members, score, result = select_average(trained, best, average, config, logger)
+        best = TrainedCandidate(
+            best.model, best.trainer, score, result, dict(best.settings), members
+        )
+    for candidate in trained:
+        if not any(candidate is m for m in members):
+            _remove_checkpoint(candidate.trainer)
     summary = [
         {
             "settings": dict(c.settings),
             "valid_score": float(c.valid_score),
             "best_epoch": c.trainer.best_epoch,
-            "chosen": c is best,
+            "chosen": c is members[0],
+            **({"averaged": any(c is m for m in members)} if average is not None else {}),
         }
         for c in trained
     ]
     return best, summary
+
+
+def select_average(trained, best, average, config, logger):
+    """(members, best first; their average's validation score and result): ensemble selection
+    from ``best``, adding the candidate that gives the best average while it strictly beats the
+    members so far (a tie keeps the earlier candidate, as the search does)."""
+    bigger = config["valid_metric_bigger"]
+    members, score, result = [best], best.valid_score, best.valid_result
+    while True:
+        trial = None
+        for candidate in trained:
+            if any(candidate is m for m in members):
+                continue
+            trial_score, trial_result = average([*members, candidate])
+            if trial is None or _better(trial_score, trial[1], bigger):
+                trial = (candidate, trial_score, trial_result)
+        if trial is None or not _better(trial[1], score, bigger):
+            if trial is not None:
+                logger.info(
+                    f"  average + {_fmt(trial[0].settings)}: "
+                    f"{config['valid_metric']}={trial[1]:.4f}, no better: not added"
+                )
+            break
+        members.append(trial[0])
+        score, result = trial[1], trial[2]
+        logger.info(f"  average + {_fmt(trial[0].settings)}: {config['valid_metric']}={score:.4f}")
+    logger.info(
+        set_color("score average chosen on validation users", "green")
+        + f": {len(members)} of {len(trained)} candidates "
+        f"({config['valid_metric']}={score:.4f}; the best alone {best.valid_score:.4f})"
+    )
+    return members, score, result
 
 
 def _better(score: float, best: float, bigger: bool) -> bool:

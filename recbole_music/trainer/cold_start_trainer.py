@@ -170,12 +170,18 @@ class ColdStartEvaluationMixin:
             return None
         if load_best_model:
             self.load_checkpoint(model_file or self.saved_model_file)
+        result = self.evaluate_model(self.model, eval_data)
+        self.wandblogger.log_eval_metrics(result, head="eval")
+        return result
+
+    @torch.no_grad()
+    def evaluate_model(self, model, eval_data):
+        """The protocol's metrics of ``model`` (not necessarily this trainer's: a score average
+        of several, recbole_music/size_search.py) on ``eval_data``, as :meth:`evaluate` gives."""
         dataset = eval_data if isinstance(eval_data, Dataset) else eval_data._dataset
         if not hasattr(self, "_protocol_evaluator"):
             self._protocol_evaluator = self.evaluator_class(self.config)
-        result = self._protocol_evaluator.evaluate(self.model, dataset)
-        self.wandblogger.log_eval_metrics(result, head="eval")
-        return result
+        return self._protocol_evaluator.evaluate(model, dataset)
 
 
 def reserve_file(path: str) -> str:
