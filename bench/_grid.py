@@ -130,8 +130,15 @@ def write_json(payload: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
-    """The cell's result: read from ``path`` when cached, else run and cache it there.
+def checkpoint_path(path: Path) -> Path:
+    """Where :func:`run_cell` keeps the checkpoint of the cell cached at ``path`` when asked to."""
+    return path.with_suffix(".pth")
+
+
+def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT, keep_checkpoint: bool = False) -> dict:
+    """The cell's result: read from ``path`` when cached, else run and cache it there; with
+    ``keep_checkpoint`` the run's checkpoint is kept beside it (:func:`checkpoint_path`, named
+    in the result's ``run.checkpoint``) instead of being deleted with the working folder.
 
     Raises :class:`CellFailed` (the output's tail in the message; the whole output in
     :func:`log_path`) when the run fails; a failed cell is not cached and runs again next time.
@@ -190,6 +197,10 @@ def run_cell(cell: Cell, path: Path, cwd: str | Path = ROOT) -> dict:
         "overrides": list(cell.overrides),
         "command": "python run_recbole_music.py " + " ".join(cell.argv()),
     }
+    saved = result.get("run", {}).get("checkpoint")
+    if keep_checkpoint and saved and Path(saved).is_file():
+        os.replace(saved, checkpoint_path(path))
+        result["run"]["checkpoint"] = str(checkpoint_path(path))
     write_json(result, path)
     shutil.rmtree(scratch, ignore_errors=True)
     return result

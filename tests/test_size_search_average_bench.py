@@ -1,0 +1,74 @@
+"""bench/size_search_average.py: the best candidate and the selected average composed from
+candidate runs' checkpoints, on a tiny split; and the grid keeping a cell's checkpoint."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from recbole_music.quick_start import result_payload, run_recbole_music
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import _grid  # noqa: E402
+import size_search_average  # noqa: E402
+
+OVERRIDES = ("--feature_source=interactions", "--user_vectors=history")
+FAST = {"epochs": 3, "stage1_epochs": 1, "state": "ERROR", "show_progress": False}
+
+
+def test_composes_the_plain_choice_and_the_selected_average(tiny_data_root):
+    candidates = size_search_average.candidates_of("tiny", OVERRIDES, 0.2, 1)
+    assert candidates[0] == {
+        "embedding_size": 32,
+        "interaction_vector_dim": 64,
+        "interaction_vector_normalization": "none",
+    }
+    assert len(candidates) == 4  # the dropout entry cannot apply to explicit data
+    runs = []
+    for settings in candidates[:3]:
+        config = {
+            **FAST,
+            "feature_source": "interactions",
+            "user_vectors": "history",
+            "interaction_size_search": [],
+            **settings,
+            "seed": 1,
+        }
+        result = run_recbole_music("MuSiC", "tiny", config_dict=config, saved=True)
+        runs.append((settings, result_payload(result)))
+    outcome = size_search_average.compose("ratings_only", "tiny", OVERRIDES, 0.2, 1, runs)
+    rmse = [run["valid"]["rmse"] for _, run in runs]
+    best = rmse.index(min(rmse))  # RMSE: smaller is better; a tie keeps the earlier
+    assert outcome.best["test"] == runs[best][1]["test"]
+    assert outcome.best["label"] == size_search_average.label_of(candidates[best])
+    assert outcome.average["members"][0] == outcome.best["label"]
+    assert outcome.average["valid"]["rmse"] <= outcome.best["valid"]["rmse"]
+    if len(outcome.average["members"]) == 1:  # the best alone: its own test result again
+        assert outcome.average["test"]["rmse"] == pytest.approx(outcome.best["test"]["rmse"])
+    assert "rmse" in outcome.metrics and "mae" in outcome.metrics
+
+
+def test_a_cell_keeps_its_checkpoint_when_asked(tmp_path, monkeypatch):
+    def fake(command, cwd, log):
+        scratch = Path(next(a for a in command if a.startswith("--checkpoint_dir=")).split("=")[1])
+        scratch.mkdir(parents=True)
+        (scratch / "MuSiC-1.pth").write_bytes(b"weights")
+        out = Path(next(a for a in command if a.startswith("--result_json=")).split("=")[1])
+        run = {"checkpoint": str(scratch / "MuSiC-1.pth")}
+        out.write_text(json.dumps({"valid": {}, "test": {}, "run": run}))
+        return 0
+
+    monkeypatch.setattr(_grid, "execute", fake)
+    cell = _grid.Cell("tiny", "MuSiC", 0.2, 1)
+    path = tmp_path / cell.filename()
+    result = _grid.run_cell(cell, path, keep_checkpoint=True)
+    kept = _grid.checkpoint_path(path)
+    assert kept.read_bytes() == b"weights" and result["run"]["checkpoint"] == str(kept)
+    assert json.loads(path.read_text())["run"]["checkpoint"] == str(kept)
+    other = _grid.Cell("tiny", "MuSiC", 0.2, 2)
+    dropped = _grid.run_cell(other, tmp_path / other.filename())
+    assert not _grid.checkpoint_path(tmp_path / other.filename()).exists()
+    assert not Path(dropped["run"]["checkpoint"]).exists()  # gone with the working folder
