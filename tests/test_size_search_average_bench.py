@@ -72,3 +72,20 @@ def test_a_cell_keeps_its_checkpoint_when_asked(tmp_path, monkeypatch):
     dropped = _grid.run_cell(other, tmp_path / other.filename())
     assert not _grid.checkpoint_path(tmp_path / other.filename()).exists()
     assert not Path(dropped["run"]["checkpoint"]).exists()  # gone with the working folder
+
+
+def test_a_cell_whose_search_averaged_is_not_composed_with_a_candidate():
+    from comparison.compose import compose
+
+    rows = [
+        {"settings": {"embedding_size": 32}, "valid_score": 0.5, "chosen": True, "averaged": True},
+        {"settings": {"embedding_size": 16}, "valid_score": 0.4, "chosen": False, "averaged": True},
+    ]
+    averaged = {"valid": {"ndcg@20": 0.6}, "run": {"size_search": rows}}
+    candidate = {"valid": {"ndcg@20": 0.7}, "run": {}}
+    cell = _grid.Cell("tiny", "MuSiC", 0.2, 1)
+    with pytest.raises(ValueError, match="averaged candidates"):
+        compose(None, averaged, candidate, cell, {"embedding_size": 64})
+    rows[1]["averaged"] = False  # the best alone was selected: still not a plain search
+    with pytest.raises(ValueError, match="averaged candidates"):
+        compose(None, averaged, candidate, cell, {"embedding_size": 64})

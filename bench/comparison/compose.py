@@ -82,6 +82,13 @@ def compose(task: Task, base: dict, candidate: dict, base_cell: Cell, settings: 
     """The cell's result once the candidate joins its search (one it has not met:
     :func:`has_met`); ValueError when either run has no validation score to choose on."""
     run = base.get("run") or {}
+    if any("averaged" in c for c in run.get("size_search") or []):
+        # its search selects an average of candidates, not one: what a new candidate does to
+        # that average only a rerun of the cell can tell
+        raise ValueError(
+            f"{base_cell.describe()}: its search averaged candidates (size_search_average); "
+            "a candidate cannot be composed with it: rerun the cell with the new entry"
+        )
     earlier = run.get(COMPOSED_KEY)
     runs = list(earlier.get("runs", [])) if isinstance(earlier, dict) else []
     metric = selection_metric(task, base)
