@@ -12,8 +12,13 @@ its own with ``--interaction_size_search=[]`` — equal to that candidate inside
   ``size_search_average: True`` does) on the same reloaded candidates and validation users, then
   the selected average on the test users.
 
-Every choice is made on the validation users; the test users only score what was chosen. A
-reloaded candidate must score its run's validation result again (checked, to 4 decimals).
+On implicit data the counterpart is the strongest baseline of the real-data tables,
+``SVDTransfer``: its own search's choice, and the same ensemble selection over the points of its
+search grid (each point a copy of the fitted model at those hyper-parameters), so the average is
+set beside the same idea applied to the baseline. Every choice is made on the validation users;
+the test users only score what was chosen. A reloaded candidate must score its run's validation
+result again (checked, to 4 decimals), and the counterpart's grid must choose what its search
+chose.
 
     python bench/size_search_average.py --tasks food_kitchen kitchen_food --betas 0.2 \\
         --seeds 1 2 3 --jobs 2 --torch_threads=1
@@ -21,8 +26,9 @@ reloaded candidate must score its run's validation result again (checked, to 4 d
 Tasks: ``food_kitchen`` / ``kitchen_food`` (real, implicit; built from ../shared/data when
 absent, skipped when that is absent too) and ``ratings_only_demo`` (the GENERATED demo read as
 ratings alone: interaction vectors, history user vectors). Candidate runs are cached in
-``--work`` (an interrupted bench resumes); the result is ``bench/results/size_search_average.md``
-with its per-seed cells in ``size_search_average_cells.csv``.
+``--work`` (an interrupted bench resumes). The result is ``bench/results/size_search_average.md``
+with its per-seed cells in ``size_search_average_cells.csv``; a cell already in that CSV is read
+from it and not run again, so a grid too long for one sitting is completed cell by cell.
 """
 
 from __future__ import annotations
@@ -30,11 +36,9 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -55,32 +59,44 @@ TASKS = {  # name: (dataset folder, overrides of every run)
     ),
 }
 RESULTS = ROOT / "bench" / "results"
+# the strongest baseline of the real-data tables; its grid gets the same selection
+COUNTERPART = "SVDTransfer"
+
+
+@dataclass
+class Answer:
+    """One row of a cell: what was chosen on the validation users and how it scores."""
+
+    row: str
+    valid: dict  # {metric: value}
+    test: dict
+    members: list[str]  # what the row is made of, best first
+    candidates: int  # how many it was chosen from
 
 
 @dataclass
 class Outcome:
-    """One cell's two answers: the best candidate and the selected average."""
-
     task: str
     beta: float
     seed: int
     metrics: list[str]
-    best: dict  # "valid"/"test": {metric: value}, "label"
-    average: dict  # the same, and "members": labels, best first
+    answers: list[Answer] = field(default_factory=list)
 
 
-def config_of(dataset: str, overrides: tuple[str, ...], beta: float, seed: int):
-    """RecBole's Config of the cell's run (the split and evaluation every candidate shares)."""
+def config_of(model: str, dataset: str, overrides: tuple[str, ...], beta: float, seed: int):
+    """RecBole's Config of the cell's run of ``model`` (the split and evaluation every
+    candidate shares)."""
     from recbole.config import Config
 
     import recbole_music
+    from recbole_music.quick_start import resolve_model
     from recbole_music.settings import parse_value, split_setting
 
     settings = dict(split_setting(o.removeprefix("--")) for o in overrides)
     return Config(
-        model=MODEL,
+        model=resolve_model(model),
         dataset=dataset,
-        config_file_list=recbole_music.config_files(MODEL, dataset),
+        config_file_list=recbole_music.config_files(model, dataset),
         config_dict={
             **{key: parse_value(text) for key, text in settings.items()},
             "state": "ERROR",
@@ -97,7 +113,7 @@ def candidates_of(dataset: str, overrides: tuple[str, ...], beta: float, seed: i
     from recbole_music.quick_start import build_run
     from recbole_music.size_search import candidate_settings
 
-    config = config_of(dataset, overrides, beta, seed)
+    config = config_of(MODEL, dataset, overrides, beta, seed)
     _, valid_set, _, model, _ = build_run(config, MuSiC)
     others = candidate_settings(model, config, valid_set)
     keys = sorted({key for candidate in others for key in candidate})
@@ -109,24 +125,49 @@ def label_of(settings: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
 
 
-def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]]) -> Outcome:
-    """The best candidate and the selected average of one cell's candidate runs."""
+def plain_choice(trained: list, bigger: bool):
+    """The best validation score, a tie keeping the earlier candidate (as every search does)."""
+    best = trained[0]
+    for candidate in trained[1:]:
+        gain = candidate.valid_score - best.valid_score
+        if gain > 0 if bigger else gain < 0:
+            best = candidate
+    return best
+
+
+def selected_average(trained, best, config, valid_set, test_set, evaluator, target_mask):
+    """(members, validation result, test result) of ``select_average`` from ``best``."""
     import logging
 
     from recbole.utils import calculate_valid_score
 
+    from recbole_music.model.score_average import ScoreAverage
+    from recbole_music.size_search import select_average
+
+    def average(members):
+        result = evaluator.evaluate(
+            ScoreAverage([m.model for m in members], target_mask), valid_set
+        )
+        return calculate_valid_score(result, config["valid_metric"].lower()), result
+
+    members, _, valid = select_average(trained, best, average, config, logging.getLogger())
+    test = evaluator.evaluate(ScoreAverage([m.model for m in members], target_mask), test_set)
+    return members, dict(valid), dict(test)
+
+
+def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]]) -> Outcome:
+    """MuSiC's best candidate and selected average from one cell's candidate runs."""
     from recbole_music.checkpoint import config_from_checkpoint, read_checkpoint
     from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
     from recbole_music.inference import rebuilt_model
     from recbole_music.model.music.model import MuSiC
-    from recbole_music.model.score_average import ScoreAverage
     from recbole_music.quick_start import build_run
-    from recbole_music.size_search import TrainedCandidate, select_average
+    from recbole_music.size_search import TrainedCandidate
 
-    config = config_of(dataset, overrides, beta, seed)
+    config = config_of(MODEL, dataset, overrides, beta, seed)
     train_data, valid_set, test_set, _, _ = build_run(config, MuSiC)
     evaluator = ColdStartEvaluator(config)
-    metric, bigger = config["valid_metric"].lower(), config["valid_metric_bigger"]
+    metric = config["valid_metric"].lower()
     trained = []
     for settings, result in runs:
         path = result["run"]["checkpoint"]
@@ -137,102 +178,183 @@ def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]])
         if abs(again[metric] - result["valid"][metric]) > 1e-4:
             raise RuntimeError(
                 f"{task} β={beta} seed={seed} {label_of(settings)}: the reloaded checkpoint "
-                f"scores {metric} {again[metric]} on the validation users, its run {result['valid'][metric]}"
+                f"scores {metric} {again[metric]} on the validation users, its run "
+                f"{result['valid'][metric]}"
             )
         trained.append(TrainedCandidate(model, None, result["valid"][metric], again, settings))
-    best = trained[0]  # the plain search's choice: a tie keeps the earlier candidate
-    for candidate in trained[1:]:
-        gain = candidate.valid_score - best.valid_score
-        if gain > 0 if bigger else gain < 0:
-            best = candidate
-    best_result = runs[[c is best for c in trained].index(True)][1]
-
-    def average(members):
-        model = ScoreAverage([m.model for m in members], train_data._dataset.target_item_mask)
-        result = evaluator.evaluate(model, valid_set)
-        return calculate_valid_score(result, metric), result
-
-    members, _, valid = select_average(trained, best, average, config, logging.getLogger())
-    model = ScoreAverage([m.model for m in members], train_data._dataset.target_item_mask)
-    test = evaluator.evaluate(model, test_set)
+    best = plain_choice(trained, config["valid_metric_bigger"])
+    best_run = runs[[c is best for c in trained].index(True)][1]
+    members, valid, test = selected_average(
+        trained, best, config, valid_set, test_set, evaluator, train_data._dataset.target_item_mask
+    )
     metrics = [m for m in ("ndcg@20", "recall@20", "rmse", "mae") if m in test]
+    n = len(trained)
     return Outcome(
         task,
         beta,
         seed,
         metrics,
-        {
-            "label": label_of(best.settings),
-            "valid": best_result["valid"],
-            "test": best_result["test"],
-        },
-        {
-            "label": f"{len(members)} of {len(trained)}",
-            "members": [label_of(m.settings) for m in members],
-            "valid": dict(valid),
-            "test": dict(test),
-        },
+        [
+            Answer(
+                f"{MODEL}: best candidate",
+                best_run["valid"],
+                best_run["test"],
+                [label_of(best.settings)],
+                n,
+            ),
+            Answer(
+                f"{MODEL}: average (size_search_average)",
+                valid,
+                test,
+                [label_of(m.settings) for m in members],
+                n,
+            ),
+        ],
     )
+
+
+def grid_counterpart(
+    model_name: str, dataset: str, overrides, beta: float, seed: int
+) -> list[Answer]:
+    """A neighbourhood baseline's own search (the grid point chosen on the validation users)
+    and the same ensemble selection over its grid: the average's fair counterpart."""
+    import copy
+
+    from recbole_music.evaluation.cold_start_evaluator import ColdStartEvaluator
+    from recbole_music.quick_start import build_run, resolve_model
+    from recbole_music.size_search import TrainedCandidate
+
+    config = config_of(model_name, dataset, overrides, beta, seed)
+    train_data, valid_set, test_set, model, trainer = build_run(config, resolve_model(model_name))
+    trainer.fit(train_data, valid_set, saved=False, verbose=False)
+    chosen = dict(model.hyper)
+    evaluator = ColdStartEvaluator(config)
+    metric = config["valid_metric"].lower()
+    trained = []
+    for values in model.search_candidates(False):
+        member = copy.deepcopy(model)
+        member.set_hyper(values)
+        result = evaluator.evaluate(member, valid_set)
+        trained.append(TrainedCandidate(member, None, result[metric], result, values))
+    best = plain_choice(trained, config["valid_metric_bigger"])
+    if best.settings != chosen:
+        raise RuntimeError(
+            f"{model_name}: its search chose {chosen}, the grid here {best.settings}"
+        )
+    model.set_hyper(chosen)
+    test = evaluator.evaluate(model, test_set)
+    members, valid, average_test = selected_average(
+        trained, best, config, valid_set, test_set, evaluator, train_data._dataset.target_item_mask
+    )
+    n = len(trained)
+    return [
+        Answer(
+            f"{model_name}: chosen grid point",
+            dict(best.valid_result),
+            dict(test),
+            [label_of(chosen)],
+            n,
+        ),
+        Answer(
+            f"{model_name}: average over its grid (the same selection)",
+            valid,
+            average_test,
+            [label_of(m.settings) for m in members],
+            n,
+        ),
+    ]
+
+
+CSV_HEADER = ["task", "beta", "seed", "row", "metric", "valid", "test", "candidates", "members"]
 
 
 def write_cells(outcomes: list[Outcome], path: Path) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["task", "beta", "seed", "row", "metric", "valid", "test", "members"])
+        writer.writerow(CSV_HEADER)
         for o in outcomes:
-            for row, part in (("best candidate", o.best), ("average", o.average)):
+            for a in o.answers:
                 for metric in o.metrics:
                     writer.writerow(
                         [
                             o.task,
                             o.beta,
                             o.seed,
-                            row,
+                            a.row,
                             metric,
-                            f"{part['valid'][metric]:.4f}",
-                            f"{part['test'][metric]:.4f}",
-                            "; ".join(part.get("members", [part["label"]])),
+                            f"{a.valid[metric]:.4f}",
+                            f"{a.test[metric]:.4f}",
+                            a.candidates,
+                            " | ".join(a.members),
                         ]
                     )
 
 
-def report(outcomes: list[Outcome], command: str, seconds: float) -> str:
+def read_cells(path: Path) -> list[Outcome]:
+    """The outcomes a cells CSV holds (the committed ones: a cell there is not run again)."""
+    if not path.is_file():
+        return []
+    outcomes: dict[tuple, Outcome] = {}
+    with open(path, newline="") as handle:
+        for line in csv.DictReader(handle):
+            key = (line["task"], float(line["beta"]), int(line["seed"]))
+            outcome = outcomes.setdefault(key, Outcome(*key, []))
+            if line["metric"] not in outcome.metrics:
+                outcome.metrics.append(line["metric"])
+            answer = next((a for a in outcome.answers if a.row == line["row"]), None)
+            if answer is None:
+                members = line["members"].split(" | ")
+                answer = Answer(line["row"], {}, {}, members, int(line["candidates"]))
+                outcome.answers.append(answer)
+            answer.valid[line["metric"]] = float(line["valid"])
+            answer.test[line["metric"]] = float(line["test"])
+    return list(outcomes.values())
+
+
+def report(outcomes: list[Outcome], commands: list[str]) -> str:
     lines = [
         "# MuSiC's size search: the best candidate, or the average `size_search_average` selects",
         "",
-        f"Command: `{command}` ({seconds / 60:.0f} min of this run; cached candidate runs are "
-        f"not retrained). Date: {date.today().isoformat()}.",
+        "Command(s), each adding the cells it lacked (cached candidate runs are not retrained; a "
+        "cell already in `size_search_average_cells.csv` is read from it):",
         "",
-        "Both rows come from the same candidate runs of each split (bench/size_search_average.py's "
-        "docstring); every choice is made on the validation users, and the test users score only "
+        *[f"    {c}" for c in commands],
+        "",
+        "Both MuSiC rows come from the same candidate runs of each split "
+        "(bench/size_search_average.py's docstring); on implicit data the neighbourhood baseline "
+        "strongest in the real-data tables gets the same selection over its own search grid as a "
+        "counterpart. Every choice is made on the validation users; the test users score only "
         "what was chosen. Mean ± std over the seeds; per-seed cells in "
         "`size_search_average_cells.csv`.",
     ]
     by_task: dict[tuple[str, float], list[Outcome]] = {}
-    for o in outcomes:
+    for o in sorted(outcomes, key=lambda o: (o.task, o.beta, o.seed)):
         by_task.setdefault((o.task, o.beta), []).append(o)
     for (task, beta), cells in by_task.items():
         generated = " (GENERATED data)" if task == "ratings_only_demo" else " (real data)"
         metrics = cells[0].metrics
-        lines += ["", f"## {task}{generated}, β = {beta:g}, seeds {[c.seed for c in cells]}", ""]
+        seeds = [c.seed for c in cells]
+        lines += ["", f"## {task}{generated}, β = {beta:g}, seeds {seeds}", ""]
         header = ["row", *(f"valid {m}" for m in metrics), *(f"test {m}" for m in metrics)]
         lines += ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
-        for row in ("best", "average"):
+        for row in [a.row for a in cells[0].answers]:
+            answers = [next(a for a in c.answers if a.row == row) for c in cells]
             stats = []
             for split in ("valid", "test"):
                 for m in metrics:
-                    mean, std = summarise([getattr(c, row)[split][m] for c in cells])
-                    stats.append(fmt_stat(Stat(mean, std, len(cells))))
-            name = "best candidate" if row == "best" else "average (size_search_average)"
-            lines.append("| " + " | ".join([name, *stats]) + " |")
-        lines += ["", "Per seed (test " + metrics[0] + "; members of the average, best first):", ""]
+                    mean, std = summarise([getattr(a, split)[m] for a in answers])
+                    stats.append(fmt_stat(Stat(mean, std, len(answers))))
+            lines.append("| " + " | ".join([row, *stats]) + " |")
+        key = metrics[0]
+        lines += ["", f"Per seed, test {key} (what each row is made of, best first):", ""]
         for c in cells:
-            gain = c.average["test"][metrics[0]] - c.best["test"][metrics[0]]
-            lines.append(
-                f"- seed {c.seed}: best candidate {c.best['test'][metrics[0]]:.4f} "
-                f"({c.best['label']}); average {c.average['test'][metrics[0]]:.4f} "
-                f"({gain:+.4f}), {c.average['label']}: " + " | ".join(c.average["members"])
-            )
+            parts = [
+                f"{a.row} {a.test[key]:.4f} ({len(a.members)} of {a.candidates}: "
+                + " | ".join(a.members)
+                + ")"
+                for a in c.answers
+            ]
+            lines.append(f"- seed {c.seed}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
 
 
@@ -245,6 +367,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--jobs", type=int, default=1, help="candidate runs at once")
     parser.add_argument("--torch_threads", type=int, default=None)
+    parser.add_argument("--counterpart", default=COUNTERPART, help="implicit data; '' = none")
     parser.add_argument("--work", default=str(ROOT / "bench" / "_work" / "size_search_average"))
     parser.add_argument("--out", default=str(RESULTS / "size_search_average.md"))
     args = parser.parse_args()
@@ -254,31 +377,30 @@ def main() -> int:
     unknown = [t for t in args.tasks if t not in TASKS]
     if unknown:
         parser.error(f"unknown task(s) {unknown}; choose from {sorted(TASKS)}")
-    started = time.perf_counter()
+    out = Path(args.out)
+    cells_csv = out.with_name(out.stem + "_cells.csv")
+    done = {(o.task, o.beta, o.seed): o for o in read_cells(cells_csv)}
     prep = SimpleNamespace(
         cwd=str(ROOT), report_only=False, shared_data=str(SHARED_DATA), metrics=None
     )
     work = Path(args.work)
     plans = []  # (task, dataset, overrides, beta, seed, [(settings, cell)])
     for task in args.tasks:
+        missing = [(b, s) for b in args.betas for s in args.seeds if (task, b, s) not in done]
         dataset, overrides = TASKS[task]
-        if prepare_task(dataset, prep) is None:
-            continue  # said why
+        if not missing or prepare_task(dataset, prep) is None:
+            continue  # nothing to add, or its data is absent (said why)
         if args.torch_threads:
             overrides = (*overrides, f"--torch_threads={args.torch_threads}")
-        settings = candidates_of(dataset, overrides, args.betas[0], args.seeds[0])
-        for beta in args.betas:
-            for seed in args.seeds:
-                cells = [
-                    (s, Cell(dataset, MODEL, beta, seed, (*overrides, *fixed_size_overrides(s))))
-                    for s in settings
-                ]
-                plans.append((task, dataset, overrides, beta, seed, cells))
-    if not plans:
-        print("nothing to run: no task's data is available")
-        return 0
+        settings = candidates_of(dataset, overrides, *missing[0])
+        for beta, seed in missing:
+            cells = [
+                (s, Cell(dataset, MODEL, beta, seed, (*overrides, *fixed_size_overrides(s))))
+                for s in settings
+            ]
+            plans.append((task, dataset, overrides, beta, seed, cells))
     jobs = [cell for *_, cells in plans for _, cell in cells]
-    print(f"{len(jobs)} candidate runs ({len(plans)} cells), cached in {work}", flush=True)
+    print(f"{len(jobs)} candidate runs ({len(plans)} cells to add), cached in {work}", flush=True)
 
     def run(cell: Cell) -> dict:
         result = run_cell(cell, work / cell.filename(), keep_checkpoint=True)
@@ -287,15 +409,27 @@ def main() -> int:
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = dict(zip([c.key() for c in jobs], pool.map(run, jobs)))
-    outcomes = []
     for task, dataset, overrides, beta, seed, cells in plans:
         runs = [(s, results[cell.key()]) for s, cell in cells]
-        outcomes.append(compose(task, dataset, overrides, beta, seed, runs))
-    out = Path(args.out)
-    write_cells(outcomes, out.with_name(out.stem + "_cells.csv"))
-    out.write_text(report(outcomes, command, time.perf_counter() - started))
-    print(out.read_text())
+        outcome = compose(task, dataset, overrides, beta, seed, runs)
+        if args.counterpart and "ndcg@20" in outcome.metrics and "rmse" not in outcome.metrics:
+            outcome.answers += grid_counterpart(args.counterpart, dataset, overrides, beta, seed)
+        done[(task, beta, seed)] = outcome
+        write_cells(list(done.values()), cells_csv)  # each cell as soon as it is composed
+    commands = _commands_before(out) + ([command] if plans else [])
+    if done:
+        out.write_text(report(list(done.values()), commands))
+        print(out.read_text())
+    else:
+        print("nothing to report: no task's data is available")
     return 0
+
+
+def _commands_before(out: Path) -> list[str]:
+    """The commands an earlier report lists (indented lines under its first paragraph)."""
+    if not out.is_file():
+        return []
+    return [line.strip() for line in out.read_text().splitlines() if line.startswith("    python ")]
 
 
 if __name__ == "__main__":

@@ -40,15 +40,40 @@ def test_composes_the_plain_choice_and_the_selected_average(tiny_data_root):
         result = run_recbole_music("MuSiC", "tiny", config_dict=config, saved=True)
         runs.append((settings, result_payload(result)))
     outcome = size_search_average.compose("ratings_only", "tiny", OVERRIDES, 0.2, 1, runs)
+    best, average = outcome.answers
     rmse = [run["valid"]["rmse"] for _, run in runs]
-    best = rmse.index(min(rmse))  # RMSE: smaller is better; a tie keeps the earlier
-    assert outcome.best["test"] == runs[best][1]["test"]
-    assert outcome.best["label"] == size_search_average.label_of(candidates[best])
-    assert outcome.average["members"][0] == outcome.best["label"]
-    assert outcome.average["valid"]["rmse"] <= outcome.best["valid"]["rmse"]
-    if len(outcome.average["members"]) == 1:  # the best alone: its own test result again
-        assert outcome.average["test"]["rmse"] == pytest.approx(outcome.best["test"]["rmse"])
+    chosen = rmse.index(min(rmse))  # RMSE: smaller is better; a tie keeps the earlier
+    assert best.test == runs[chosen][1]["test"] and best.candidates == 3
+    assert best.members == [size_search_average.label_of(candidates[chosen])]
+    assert average.members[0] == best.members[0]
+    assert average.valid["rmse"] <= best.valid["rmse"]
+    if len(average.members) == 1:  # the best alone: its own test result again
+        assert average.test["rmse"] == pytest.approx(best.test["rmse"], abs=1e-4)
     assert "rmse" in outcome.metrics and "mae" in outcome.metrics
+    # the cells CSV holds what the report needs: a committed cell is read back, not rerun
+    path = tiny_data_root / "cells.csv"
+    size_search_average.write_cells([outcome], path)
+    (again,) = size_search_average.read_cells(path)
+    assert again.metrics == outcome.metrics
+    for old, new in zip(outcome.answers, again.answers):
+        assert (new.row, new.members, new.candidates) == (old.row, old.members, old.candidates)
+        assert new.test == pytest.approx({m: round(old.test[m], 4) for m in outcome.metrics})
+    assert "## ratings_only (real data), β = 0.2, seeds [1]" in size_search_average.report(
+        [again], ["python bench/size_search_average.py"]
+    )
+
+
+def test_the_counterpart_is_the_baselines_own_search_and_its_grid_average(tiny_data_root):
+    chosen, average = size_search_average.grid_counterpart(
+        "SVDTransfer", "tiny_implicit", (), 0.2, 1
+    )
+    alone = run_recbole_music(
+        "SVDTransfer", "tiny_implicit", config_dict={"seed": 1, "state": "ERROR"}, saved=False
+    )
+    assert chosen.test["ndcg@20"] == pytest.approx(alone["test_result"]["ndcg@20"], abs=1e-4)
+    assert chosen.valid["ndcg@20"] == pytest.approx(alone["best_valid_score"], abs=1e-4)
+    assert average.members[0] == chosen.members[0] and average.candidates == chosen.candidates
+    assert average.valid["ndcg@20"] >= chosen.valid["ndcg@20"]
 
 
 def test_a_cell_keeps_its_checkpoint_when_asked(tmp_path, monkeypatch):
