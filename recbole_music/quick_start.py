@@ -371,8 +371,10 @@ def _search_sizes(config, model, model_class, first, candidates, train_data, val
         score, result = _fit(config, label, trainer, loader, valid_set, saved)
         return TrainedCandidate(candidate, trainer, score, result)
 
+    loaded: set[int] = set()  # candidates already at their best epoch
+
     def average(members: list[TrainedCandidate]) -> tuple[float, dict]:
-        model = average_of(members, train_data._dataset)
+        model = average_of(members, train_data._dataset, loaded)
         result = first.trainer.evaluate_model(model, valid_set)
         return calculate_valid_score(result, config["valid_metric"].lower()), result
 
@@ -382,13 +384,19 @@ def _search_sizes(config, model, model_class, first, candidates, train_data, val
     )
 
 
-def average_of(members: list[TrainedCandidate], dataset) -> ScoreAverage:
-    """The score average of the candidates' models, each at its best epoch."""
+def average_of(members: list[TrainedCandidate], dataset, loaded: set | None = None) -> ScoreAverage:
+    """The score average of the candidates' models, each at its best epoch (its checkpoint
+    loaded unless its id is in ``loaded``, which then records it)."""
+    loaded = set() if loaded is None else loaded
     for member in members:
-        if member.trainer.best_epoch is not None and os.path.isfile(
-            member.trainer.saved_model_file
+        path = member.trainer.saved_model_file
+        if (
+            id(member) not in loaded
+            and member.trainer.best_epoch is not None
+            and os.path.isfile(path)
         ):
-            member.trainer.load_checkpoint(member.trainer.saved_model_file)
+            member.trainer.load_checkpoint(path)
+            loaded.add(id(member))
     return ScoreAverage([m.model for m in members], dataset.target_item_mask)
 
 
