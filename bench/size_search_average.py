@@ -345,16 +345,17 @@ def report(outcomes: list[Outcome], commands: list[str]) -> str:
                     mean, std = summarise([getattr(a, split)[m] for a in answers])
                     stats.append(fmt_stat(Stat(mean, std, len(answers))))
             lines.append("| " + " | ".join([row, *stats]) + " |")
-        key = metrics[0]
-        lines += ["", f"Per seed, test {key} (what each row is made of, best first):", ""]
+        keys = ["rmse", "mae"] if "rmse" in metrics else ["ndcg@20", "recall@20"]
+        lines += ["", f"Per seed, test {' / '.join(keys)} (each row's members, best first):", ""]
         for c in cells:
-            parts = [
-                f"{a.row} {a.test[key]:.4f} ({len(a.members)} of {a.candidates}: "
-                + " | ".join(a.members)
-                + ")"
-                for a in c.answers
-            ]
-            lines.append(f"- seed {c.seed}: " + "; ".join(parts))
+            lines.append(f"- seed {c.seed}:")
+            for a in c.answers:
+                values = " / ".join(f"{a.test[k]:.4f}" for k in keys)
+                lines.append(
+                    f"  - {a.row}: {values} ({len(a.members)} of {a.candidates}: "
+                    + " | ".join(a.members)
+                    + ")"
+                )
     return "\n".join(lines) + "\n"
 
 
