@@ -342,8 +342,11 @@ def report(outcomes: list[Outcome], commands: list[str]) -> str:
             stats = []
             for split in ("valid", "test"):
                 for m in metrics:
-                    mean, std = summarise([getattr(a, split)[m] for a in answers])
-                    stats.append(fmt_stat(Stat(mean, std, len(answers))))
+                    values = [getattr(a, split)[m] for a in answers]
+                    if len(values) == 1:  # one seed: no spread to show
+                        stats.append(f"{values[0]:.4f}")
+                    else:
+                        stats.append(fmt_stat(Stat(*summarise(values), len(values))))
             lines.append("| " + " | ".join([row, *stats]) + " |")
         keys = ["rmse", "mae"] if "rmse" in metrics else ["ndcg@20", "recall@20"]
         lines += ["", f"Per seed, test {' / '.join(keys)} (each row's members, best first):", ""]
