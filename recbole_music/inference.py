@@ -313,6 +313,10 @@ class AveragedRecommender(ColdStartRecommender):
         super().__init__(members[0].model, members[0].dataset)
         self.members = members
 
+    def fold_in_path(self, reviews=None) -> str:
+        path = super().fold_in_path(reviews)
+        return f"{path}, in each of the {len(self.members)} models of the average"
+
     def recommend_from_history(
         self, items, ratings=None, topk=10, seed=0, reviews=None
     ) -> Recommendation:

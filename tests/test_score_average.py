@@ -184,6 +184,7 @@ def test_an_averaged_checkpoint_recommends_the_mean_of_its_members(tiny_data_roo
         expected += standardised(scores.view(1, -1), torch.ones(len(scores), dtype=bool))[0] / 2
     assert result.scores == pytest.approx(torch.topk(expected, 5).values.tolist(), abs=1e-5)
     assert result.items == averaged._top(None, expected, 5).items
+    assert averaged.fold_in_path().endswith("in each of the 2 models of the average")
     # the first member alone is what a one-model reader of the file gets
     assert torch.equal(averaged.model.sampling_noise, alone[0].model.sampling_noise)
 
