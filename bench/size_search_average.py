@@ -418,8 +418,11 @@ def main() -> int:
         outcome = compose(task, dataset, overrides, beta, seed, runs)
         if args.counterpart and "ndcg@20" in outcome.metrics and "rmse" not in outcome.metrics:
             outcome.answers += grid_counterpart(args.counterpart, dataset, overrides, beta, seed)
+        # each cell as soon as it is composed, into the CSV as it is now (another invocation
+        # may have added cells since this one read it)
+        done = {(o.task, o.beta, o.seed): o for o in read_cells(cells_csv)}
         done[(task, beta, seed)] = outcome
-        write_cells(list(done.values()), cells_csv)  # each cell as soon as it is composed
+        write_cells(list(done.values()), cells_csv)
     commands = _commands_before(out) + ([command] if plans else [])
     if done:
         out.write_text(report(list(done.values()), commands))
