@@ -43,6 +43,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from _grid import Cell, Stat, fmt_stat, run_cell, summarise
+from _in_process import cell_config
 from _paths import ROOT
 from comparison.plan import fixed_size_overrides
 from comparison.tasks import SHARED_DATA, prepare_task
@@ -85,26 +86,12 @@ class Outcome:
 
 def config_of(model: str, dataset: str, overrides: tuple[str, ...], beta: float, seed: int):
     """RecBole's Config of the cell's run of ``model`` (the split and evaluation every
-    candidate shares)."""
-    from recbole.config import Config
-
-    import recbole_music
-    from recbole_music.quick_start import resolve_model
+    candidate shares); ``overrides`` in the command line's ``--key=value`` form."""
     from recbole_music.settings import parse_value, split_setting
 
     settings = dict(split_setting(o.removeprefix("--")) for o in overrides)
-    return Config(
-        model=resolve_model(model),
-        dataset=dataset,
-        config_file_list=recbole_music.config_files(model, dataset),
-        config_dict={
-            **{key: parse_value(text) for key, text in settings.items()},
-            "state": "ERROR",
-            "show_progress": False,
-            "cold_ratio": beta,
-            "seed": seed,
-        },
-    )
+    parsed = {key: parse_value(text) for key, text in settings.items()}
+    return cell_config(model, dataset, beta, seed, parsed)
 
 
 def candidates_of(dataset: str, overrides: tuple[str, ...], beta: float, seed: int) -> list[dict]:

@@ -268,8 +268,10 @@ def run_recbole_music(
         )
         model_obj, trainer = best.model, best.trainer
         best_valid_score, best_valid_result = best.valid_score, best.valid_result
-        if len(best.members) > 1:
-            model_obj = average_of(best.members, train_data._dataset)
+        if len(best.members) > 1:  # the selection's evaluations left each at its best epoch
+            model_obj = ScoreAverage(
+                [m.model for m in best.members], train_data._dataset.target_item_mask
+            )
             if saved:  # one file holds every member: the new-user command reads it
                 write_average_checkpoint([m.trainer.saved_model_file for m in best.members])
                 for member in best.members[1:]:
@@ -384,10 +386,9 @@ def _search_sizes(config, model, model_class, first, candidates, train_data, val
     )
 
 
-def average_of(members: list[TrainedCandidate], dataset, loaded: set | None = None) -> ScoreAverage:
+def average_of(members: list[TrainedCandidate], dataset, loaded: set) -> ScoreAverage:
     """The score average of the candidates' models, each at its best epoch (its checkpoint
     loaded unless its id is in ``loaded``, which then records it)."""
-    loaded = set() if loaded is None else loaded
     for member in members:
         path = member.trainer.saved_model_file
         if (
