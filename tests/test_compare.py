@@ -947,3 +947,19 @@ def test_compose_candidate_leaves_a_cell_that_searched_nothing(root, monkeypatch
     assert not calls
     assert "not composed: its run searched no sizes" in capsys.readouterr().out
     assert (root / "out" / "tiny" / "main_cells.csv").read_text() == before
+
+
+def test_compose_candidate_leaves_a_cell_whose_search_averaged_untrained(root, monkeypatch, capsys):
+    """A search that selected an average of candidates (size_search_average) cannot take one
+    more by composition: the cell is refused before its candidate's run is trained."""
+    averaged = [{"settings": {"interaction_vector_dim": 64}, "chosen": True, "averaged": True}]
+    calls = _fake_records(
+        monkeypatch,
+        lambda opts: {} if "interaction_size_search" in opts else {"size_search": averaged},
+    )
+    argv = _argv(root, "--models=MuSiC", "--tables=main", "--cells-from-csv")
+    assert cli.main(argv) == 0 and len(calls) == 1
+    calls.clear()
+    assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
+    assert not calls  # the candidate was not trained
+    assert "not composed: its search averaged candidates" in capsys.readouterr().out

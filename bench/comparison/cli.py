@@ -53,11 +53,13 @@ from .catalogue import (
     TABLES,
 )
 from .compose import (
+    AVERAGED_REFUSAL,
     candidate_cell,
     candidate_entries,
     compose,
     has_met,
     parse_candidate,
+    searched_an_average,
     selection_metric,
 )
 from .figures import figures_from_csv
@@ -393,6 +395,9 @@ def compose_candidate(tasks, args) -> dict[str, str]:
                     "(content vectors, no validation users or a --nproc group)",
                     flush=True,
                 )
+                continue
+            if searched_an_average(base):  # refused before its candidate is trained
+                print(f"{_compose_head(task, entry)}: not composed: {AVERAGED_REFUSAL}", flush=True)
                 continue
             to_compose.append((task, entry, base))
     jobs = [

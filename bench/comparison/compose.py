@@ -78,17 +78,25 @@ def has_met(result: dict, settings: dict) -> bool:
     )
 
 
+def searched_an_average(result: dict) -> bool:
+    """Whether the cell's search selected an average of candidates (size_search_average), not
+    one: what a new candidate does to that average only a rerun of the cell can tell."""
+    return any("averaged" in c for c in (result.get("run") or {}).get("size_search") or [])
+
+
+AVERAGED_REFUSAL = (
+    "its search averaged candidates (size_search_average); a candidate cannot be composed "
+    "with it: rerun the cell with the new entry"
+)
+
+
 def compose(task: Task, base: dict, candidate: dict, base_cell: Cell, settings: dict) -> dict:
     """The cell's result once the candidate joins its search (one it has not met:
-    :func:`has_met`); ValueError when either run has no validation score to choose on."""
+    :func:`has_met`); ValueError when either run has no validation score to choose on, or
+    when the search averaged candidates (:func:`searched_an_average`)."""
     run = base.get("run") or {}
-    if any("averaged" in c for c in run.get("size_search") or []):
-        # its search selects an average of candidates, not one: what a new candidate does to
-        # that average only a rerun of the cell can tell
-        raise ValueError(
-            f"{base_cell.describe()}: its search averaged candidates (size_search_average); "
-            "a candidate cannot be composed with it: rerun the cell with the new entry"
-        )
+    if searched_an_average(base):
+        raise ValueError(f"{base_cell.describe()}: {AVERAGED_REFUSAL}")
     earlier = run.get(COMPOSED_KEY)
     runs = list(earlier.get("runs", [])) if isinstance(earlier, dict) else []
     metric = selection_metric(task, base)
