@@ -22,6 +22,7 @@ target items follow from the dot products.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,13 +322,26 @@ class AveragedRecommender(ColdStartRecommender):
         self, items, ratings=None, topk=10, seed=0, reviews=None
     ) -> Recommendation:
         first_target, total = None, None
-        for member in self.members:
-            aux_feature = member.fold_in_aux_feature(items, ratings, reviews)
+        for index, member in enumerate(self.members):
+            # the members read one dataset: what the history lacks is said once, by the first
+            with _warnings_silenced() if index else contextlib.nullcontext():
+                aux_feature = member.fold_in_aux_feature(items, ratings, reviews)
             target, scores = member.target_scores(aux_feature, seed)
             scores = standardised(scores.view(1, -1), torch.ones(len(scores), dtype=torch.bool))
             first_target = target if first_target is None else first_target
             total = scores if total is None else total + scores
         return self._top(first_target, (total / len(self.members))[0], topk)
+
+
+@contextlib.contextmanager
+def _warnings_silenced():
+    """This module's warnings held back (errors still pass) while the block runs."""
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def rebuilt_model(model_class, config, dataset, checkpoint: dict, checkpoint_file):

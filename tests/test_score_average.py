@@ -163,7 +163,7 @@ def test_an_average_is_tested_saved_in_one_file_and_recommends_as_evaluated(
         assert rebuilt[key] == pytest.approx(result["test_result"][key], abs=1e-4)
 
 
-def test_an_averaged_checkpoint_recommends_the_mean_of_its_members(tiny_data_root):
+def test_an_averaged_checkpoint_recommends_the_mean_of_its_members(tiny_data_root, caplog):
     files = []
     for sizes in (
         {"interaction_vector_dim": 4},
@@ -185,6 +185,14 @@ def test_an_averaged_checkpoint_recommends_the_mean_of_its_members(tiny_data_roo
     assert result.scores == pytest.approx(torch.topk(expected, 5).values.tolist(), abs=1e-5)
     assert result.items == averaged._top(None, expected, 5).items
     assert averaged.fold_in_path().endswith("in each of the 2 models of the average")
+    # an unknown item is said once, not once per member
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recbole_music.inference"):
+        again = averaged.recommend_from_history(
+            [*items, "no-such-item"], [*ratings, 4.0], topk=5, seed=1
+        )
+    unknown = [r for r in caplog.records if "unknown to the trained model" in r.getMessage()]
+    assert len(unknown) == 1 and again.items == result.items
     # the first member alone is what a one-model reader of the file gets
     assert torch.equal(averaged.model.sampling_noise, alone[0].model.sampling_noise)
 
