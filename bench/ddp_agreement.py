@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _grid import summarise
 from _paths import ROOT
 from demo_main_job import cpu_model
 
@@ -120,8 +120,8 @@ Every run (mean ± std above over seeds {shown}):
 
 
 def _mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+    mean, spread = summarise(values)
+    return f"{mean:.4f} ± {spread:.4f}"
 
 
 def main() -> None:
