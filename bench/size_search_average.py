@@ -27,8 +27,10 @@ Tasks: ``food_kitchen`` / ``kitchen_food`` (real, implicit; built from ../shared
 absent, skipped when that is absent too) and ``ratings_only_demo`` (the GENERATED demo read as
 ratings alone: interaction vectors, history user vectors). Candidate runs are cached in
 ``--work`` (an interrupted bench resumes). The result is ``bench/results/size_search_average.md``
-with its per-seed cells in ``size_search_average_cells.csv``; a cell already in that CSV is read
-from it and not run again, so a grid too long for one sitting is completed cell by cell.
+with its per-seed cells in ``size_search_average_cells.csv`` (MuSiC's rows with ``seconds``, the
+sum of the cell's candidate runs' seconds: what one search, plain or averaged, costs); a cell
+already in that CSV is read from it and not run again, so a grid too long for one sitting is
+completed cell by cell.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class Answer:
     test: dict
     members: list[str]  # what the row is made of, best first
     candidates: int  # how many it was chosen from
+    # MuSiC's rows: its candidate runs' seconds summed (the search trains them all either way;
+    # evaluating the average adds little); None where not recorded (the counterpart's rows)
+    seconds: float | None = None
 
 
 @dataclass
@@ -176,6 +181,8 @@ def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]])
     )
     metrics = [m for m in ("ndcg@20", "recall@20", "rmse", "mae") if m in test]
     n = len(trained)
+    recorded = [run.get("seconds") for _, run in runs]
+    seconds = None if None in recorded else float(sum(recorded))
     return Outcome(
         task,
         beta,
@@ -188,6 +195,7 @@ def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]])
                 best_run["test"],
                 [label_of(best.settings)],
                 n,
+                seconds,
             ),
             Answer(
                 f"{MODEL}: average (size_search_average)",
@@ -195,6 +203,7 @@ def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]])
                 test,
                 [label_of(m.settings) for m in members],
                 n,
+                seconds,
             ),
         ],
     )
@@ -252,7 +261,18 @@ def grid_counterpart(
     ]
 
 
-CSV_HEADER = ["task", "beta", "seed", "row", "metric", "valid", "test", "candidates", "members"]
+CSV_HEADER = [
+    "task",
+    "beta",
+    "seed",
+    "row",
+    "metric",
+    "valid",
+    "test",
+    "candidates",
+    "members",
+    "seconds",
+]
 
 
 def write_cells(outcomes: list[Outcome], path: Path) -> None:
@@ -273,6 +293,7 @@ def write_cells(outcomes: list[Outcome], path: Path) -> None:
                             f"{a.test[metric]:.4f}",
                             a.candidates,
                             " | ".join(a.members),
+                            "" if a.seconds is None else f"{a.seconds:.1f}",
                         ]
                     )
 
@@ -291,7 +312,8 @@ def read_cells(path: Path) -> list[Outcome]:
             answer = next((a for a in outcome.answers if a.row == line["row"]), None)
             if answer is None:
                 members = line["members"].split(" | ")
-                answer = Answer(line["row"], {}, {}, members, int(line["candidates"]))
+                seconds = float(line["seconds"]) if line.get("seconds") else None
+                answer = Answer(line["row"], {}, {}, members, int(line["candidates"]), seconds)
                 outcome.answers.append(answer)
             answer.valid[line["metric"]] = float(line["valid"])
             answer.test[line["metric"]] = float(line["test"])

@@ -28,7 +28,7 @@ def test_composes_the_plain_choice_and_the_selected_average(tiny_data_root):
     }
     assert len(candidates) == 4  # the dropout entry cannot apply to explicit data
     runs = []
-    for settings in candidates[:3]:
+    for index, settings in enumerate(candidates[:3]):
         config = {
             **FAST,
             "feature_source": "interactions",
@@ -38,7 +38,7 @@ def test_composes_the_plain_choice_and_the_selected_average(tiny_data_root):
             "seed": 1,
         }
         result = run_recbole_music("MuSiC", "tiny", config_dict=config, saved=True)
-        runs.append((settings, result_payload(result)))
+        runs.append((settings, {**result_payload(result), "seconds": 10.0 + index}))
     outcome = size_search_average.compose("ratings_only", "tiny", OVERRIDES, 0.2, 1, runs)
     best, average = outcome.answers
     rmse = [run["valid"]["rmse"] for _, run in runs]
@@ -50,13 +50,19 @@ def test_composes_the_plain_choice_and_the_selected_average(tiny_data_root):
     if len(average.members) == 1:  # the best alone: its own test result again
         assert average.test["rmse"] == pytest.approx(best.test["rmse"], abs=1e-4)
     assert "rmse" in outcome.metrics and "mae" in outcome.metrics
+    assert best.seconds == average.seconds == 33.0  # every candidate run counts
     # the cells CSV holds what the report needs: a committed cell is read back, not rerun
     path = tiny_data_root / "cells.csv"
     size_search_average.write_cells([outcome], path)
     (again,) = size_search_average.read_cells(path)
     assert again.metrics == outcome.metrics
     for old, new in zip(outcome.answers, again.answers):
-        assert (new.row, new.members, new.candidates) == (old.row, old.members, old.candidates)
+        assert (new.row, new.members, new.candidates, new.seconds) == (
+            old.row,
+            old.members,
+            old.candidates,
+            old.seconds,
+        )
         assert new.test == pytest.approx({m: round(old.test[m], 4) for m in outcome.metrics})
     assert "## ratings_only (real data), β = 0.2, seeds [1]" in size_search_average.report(
         [again], ["python bench/size_search_average.py"]
