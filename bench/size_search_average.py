@@ -360,7 +360,9 @@ def report(outcomes: list[Outcome], commands: list[str]) -> str:
         keys = ["rmse", "mae"] if "rmse" in metrics else ["ndcg@20", "recall@20"]
         lines += ["", f"Per seed, test {' / '.join(keys)} (each row's members, best first):", ""]
         for c in cells:
-            lines.append(f"- seed {c.seed}:")
+            seconds = next((a.seconds for a in c.answers if a.seconds is not None), None)
+            cost = "" if seconds is None else f" (MuSiC's candidate runs: {seconds:,.0f} s in all)"
+            lines.append(f"- seed {c.seed}:{cost}")
             for a in c.answers:
                 values = " / ".join(f"{a.test[k]:.4f}" for k in keys)
                 lines.append(

@@ -64,9 +64,9 @@ def test_composes_the_plain_choice_and_the_selected_average(tiny_data_root):
             old.seconds,
         )
         assert new.test == pytest.approx({m: round(old.test[m], 4) for m in outcome.metrics})
-    assert "## ratings_only (real data), β = 0.2, seeds [1]" in size_search_average.report(
-        [again], ["python bench/size_search_average.py"]
-    )
+    text = size_search_average.report([again], ["python bench/size_search_average.py"])
+    assert "## ratings_only (real data), β = 0.2, seeds [1]" in text
+    assert "- seed 1: (MuSiC's candidate runs: 33 s in all)" in text
 
 
 def test_the_counterpart_is_the_baselines_own_search_and_its_grid_average(tiny_data_root):
