@@ -62,6 +62,9 @@ TASKS = {  # name: (dataset folder, overrides of every run)
     ),
 }
 RESULTS = ROOT / "bench" / "results"
+CELLS_CSV = RESULTS / "size_search_average_cells.csv"  # the default --out's cells
+BEST_ROW = f"{MODEL}: best candidate"
+AVERAGE_ROW = f"{MODEL}: average (size_search_average)"
 # the strongest baseline of the real-data tables; its grid gets the same selection
 COUNTERPART = "SVDTransfer"
 
@@ -115,6 +118,12 @@ def candidates_of(dataset: str, overrides: tuple[str, ...], beta: float, seed: i
 
 def label_of(settings: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
+
+
+def settings_of_label(label: str) -> dict:
+    """The inverse of :func:`label_of` (integers back as integers): a member of the CSV."""
+    pairs = (item.split("=", 1) for item in label.split(", ") if "=" in item)
+    return {key: int(value) if value.lstrip("-").isdigit() else value for key, value in pairs}
 
 
 def plain_choice(trained: list, bigger: bool):
@@ -190,7 +199,7 @@ def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]])
         metrics,
         [
             Answer(
-                f"{MODEL}: best candidate",
+                BEST_ROW,
                 best_run["valid"],
                 best_run["test"],
                 [label_of(best.settings)],
@@ -198,7 +207,7 @@ def compose(task, dataset, overrides, beta, seed, runs: list[tuple[dict, dict]])
                 seconds,
             ),
             Answer(
-                f"{MODEL}: average (size_search_average)",
+                AVERAGE_ROW,
                 valid,
                 test,
                 [label_of(m.settings) for m in members],

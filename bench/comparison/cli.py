@@ -134,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
         "switched off (properties/model/MuSiC-paper.yaml; default on)",
     )
     parser.add_argument(
+        "--best-candidate-row",
+        action="store_true",
+        help="the main and dual tables' row 'MuSiC (best candidate)': MuSiC's size search "
+        "keeping its best candidate alone (--size_search_average=False) beside the default, "
+        "which averages the candidates; a second search per cell",
+    )
+    parser.add_argument(
         "--steps",
         nargs="+",
         default=[str(t) for t in DEFAULT_STEPS],

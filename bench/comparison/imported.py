@@ -11,7 +11,16 @@ overrides are not in the file, so the command must be the one that wrote it (the
 **Command**). A variant of the full model (ablation, sweeps) trains at the sizes the full model
 chose; its line is taken only while the file's full-model line of the same β and seed records
 that choice (``chosen``), so a variant whose full model has since chosen otherwise (a composed
-candidate) runs again.
+candidate) runs again. A line of a size search is taken only for a cell that searches the same
+way: averaging its candidates (``size_search_average``, the line's ``averaged`` column names the
+members) or keeping the best alone (that column empty, or absent from older files).
+
+The main table's MuSiC cell with the defaults (no override but ``--torch_threads``) whose search
+averages is also taken from the ``size_search_average`` bench's committed cells
+(bench/results/size_search_average_cells.csv, its "average" row of the same task, β and seed):
+that bench trains the same candidates, one run each, and selects their average as the search
+does (tests/test_size_search.py), so its cell is the cell's own result; the line carries the
+metrics (4 decimals), the members and the candidate runs' seconds summed, no best epoch.
 """
 
 from __future__ import annotations
@@ -21,15 +30,24 @@ from pathlib import Path
 
 from _grid import SECONDS_COUNTED, load_cell, write_json
 
+from .catalogue import OURS
 from .plan import (
     SIZES_FIXED,
     Entry,
+    averages,
     fixed_size_overrides,
     searches_sizes,
     settings_of_text,
     variant_sizes,
 )
-from .tables import CHOSEN, COMPOSED, COMPOSED_KEY, IMPORTED_SUFFIX
+from .tables import (
+    AVERAGED,
+    CHOSEN,
+    COMPOSED,
+    COMPOSED_KEY,
+    IMPORTED_SUFFIX,
+    MEMBERS_JOIN,
+)
 from .tasks import Task
 
 IMPORTED = "imported_from"
@@ -49,7 +67,13 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
         if entry.table not in lines:
             lines[entry.table] = _read(source)
         line = lines[entry.table].get((entry.row, f"{entry.beta:g}", str(entry.seed)))
+        if line is not None and not _searched_alike(entry, line):
+            line = None  # searched otherwise (averaged or not) than the cell will
         if line is None:
+            result = _from_average_bench(task, entry)
+            if result is not None:
+                write_json(result, path)
+                written += 1
             continue
         full_row = full_rows.get((entry.table, entry.beta, entry.seed))
         if full_row is not None and SIZES_FIXED in entry.cell.overrides:
@@ -59,6 +83,53 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
         write_json(_result(line, task.metrics, source), path)
         written += 1
     return written
+
+
+def _searched_alike(entry: Entry, line: dict) -> bool:
+    """Whether a line of a size search (``chosen`` recorded) averaged its candidates exactly
+    when the entry's cell does; a line of no search, or an entry that does not search, has
+    nothing to contradict."""
+    if not line.get(CHOSEN) or not searches_sizes(entry.cell):
+        return True
+    return bool(line.get(AVERAGED)) == averages(entry.cell)
+
+
+def _from_average_bench(task: Task, entry: Entry) -> dict | None:
+    """The main table's averaging MuSiC cell with the defaults from the size_search_average
+    bench's cells (module docstring); None when it is not such a cell or the bench lacks it."""
+    cell = entry.cell
+    plain = all(o.startswith("--torch_threads=") for o in cell.overrides)
+    if (entry.table, entry.row) != ("main", OURS) or not plain or not averages(cell):
+        return None
+    from size_search_average import AVERAGE_ROW, CELLS_CSV, read_cells, settings_of_label
+
+    outcome = next(
+        (
+            o
+            for o in read_cells(CELLS_CSV)
+            if (o.task, o.beta, o.seed) == (task.name, entry.beta, entry.seed)
+        ),
+        None,
+    )
+    answer = outcome and next((a for a in outcome.answers if a.row == AVERAGE_ROW), None)
+    if answer is None:
+        return None
+    members = [settings_of_label(m) for m in answer.members]
+    run = {
+        "model_selection": "best epoch on the validation users (each candidate)",
+        IMPORTED: str(CELLS_CSV),
+        COMPOSED_KEY: f"{COMPOSED}: the average of {len(members)} of {answer.candidates} "
+        "candidates, each its own run (bench/size_search_average.py)",
+        "size_search": [
+            {"settings": m, "chosen": i == 0, "averaged": True} for i, m in enumerate(members)
+        ],
+    }
+    parts = {
+        part: {m: v for m, v in getattr(answer, part).items() if m in task.metrics}
+        for part in ("valid", "test")
+    }
+    seconds = float("nan") if answer.seconds is None else answer.seconds
+    return {**parts, "seconds": seconds, "run": run}
 
 
 def _trained_at(entry: Entry, chosen: str) -> bool:
@@ -97,7 +168,13 @@ def _result(line: dict, metrics, source: Path) -> dict:
         run["stopped_by"] = line["stopped_by"]
     if line.get(COMPOSED):
         run[COMPOSED_KEY] = f"{line[COMPOSED]}{IMPORTED_SUFFIX}{source.name})"
-    if line.get(CHOSEN):  # the size search's choice alone: the other candidates are not kept
+    if line.get(AVERAGED):  # the candidates averaged, best (chosen) first
+        members = line[AVERAGED].split(MEMBERS_JOIN)
+        run["size_search"] = [
+            {"settings": settings_of_text(m), "chosen": i == 0, "averaged": True}
+            for i, m in enumerate(members)
+        ]
+    elif line.get(CHOSEN):  # the size search's choice alone: the other candidates are not kept
         run["size_search"] = [{"settings": settings_of_text(line[CHOSEN]), "chosen": True}]
     result = {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
     if line.get(SECONDS_COUNTED):  # a resumed cell whose earlier tries' seconds are unknown
@@ -106,4 +183,12 @@ def _result(line: dict, metrics, source: Path) -> dict:
 
 
 def imported_count(results: list[dict]) -> int:
-    return sum(1 for r in results if IMPORTED in (r.get("run") or {}))
+    """The runs read from a table's own cells CSV (not from the averaging bench's)."""
+    return sum(1 for r in results if IMPORTED in (r.get("run") or {})) - from_bench_count(results)
+
+
+def from_bench_count(results: list[dict]) -> int:
+    """The runs read from the size_search_average bench's cells."""
+    from size_search_average import CELLS_CSV
+
+    return sum(1 for r in results if (r.get("run") or {}).get(IMPORTED) == str(CELLS_CSV))

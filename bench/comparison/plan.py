@@ -150,6 +150,22 @@ SIZES_FIXED = "--interaction_size_search=[]"  # a variant of the full model sear
 HISTORY_SETTINGS = ("--history_vector_scale=", "--history_dropout=")
 
 
+AVERAGE_SETTING = "size_search_average"
+BEST_CANDIDATE_ROW = "MuSiC (best candidate)"  # the main and dual tables' optional row
+SINGLE_MODEL = f"--{AVERAGE_SETTING}=False"  # a search that keeps its best candidate alone
+
+
+def averages(cell: Cell) -> bool:
+    """Whether the cell's size search averages its candidates (``size_search_average``): its
+    own override when it has one, else MuSiC's default."""
+    from recbole_music.settings import parse_value
+
+    for override in reversed(cell.overrides):
+        if override.startswith(f"--{AVERAGE_SETTING}="):
+            return bool(parse_value(override.split("=", 1)[1]))
+    return bool(music_defaults().get(AVERAGE_SETTING))
+
+
 def searches_sizes(cell: Cell) -> bool:
     """A MuSiC cell that runs its size search: not a variant trained at fixed sizes, not the
     paper's configuration."""
@@ -214,6 +230,14 @@ def plan(
     variants = selected_variants(variants, args.variants)
     music_extra = model_overrides(OURS, args)
     defaults = music_defaults()
+    # the ablation and the sweeps compare single models: where the default search averages its
+    # candidates, their full model keeps its best candidate alone (what each variant changes
+    # one part of); the main table's MuSiC is the default, averaged
+    single = (
+        (SINGLE_MODEL,)
+        if defaults.get(AVERAGE_SETTING) and "--feature_source=multimodal" not in full
+        else ()
+    )
     sweeps = {t: sweep_rows(t, args, defaults) for t in SWEEPS if t in args.tables}
     # the tables of every model: (table, its β values, the overrides it adds)
     model_tables = [
@@ -234,7 +258,11 @@ def plan(
                     overrides = (f"--config_files={PAPER_CONFIG}", *extra, *music_extra)
                     cell = Cell(task.name, OURS, beta, seed, overrides)
                     entries.append(Entry(table, PAPER_ROW, beta, seed, cell))
-            full_cell = Cell(task.name, OURS, beta, seed, (*full, *music_extra))
+                if OURS in models and args.best_candidate_row:
+                    overrides = (*full, SINGLE_MODEL, *extra, *music_extra)
+                    cell = Cell(task.name, OURS, beta, seed, overrides)
+                    entries.append(Entry(table, BEST_CANDIDATE_ROW, beta, seed, cell))
+            full_cell = Cell(task.name, OURS, beta, seed, (*full, *single, *music_extra))
             sizes = chosen_size_overrides(result_of(full_cell))
             rows = []
             if "ablation" in args.tables and beta in args.betas:

@@ -10,8 +10,15 @@ from _grid import data_kind
 
 from .catalogue import OURS, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
-from .imported import imported_count
-from .plan import SIZES_FIXED, SWEEPS, music_variants
+from .imported import from_bench_count, imported_count
+from .plan import (
+    AVERAGE_SETTING,
+    BEST_CANDIDATE_ROW,
+    SINGLE_MODEL,
+    SIZES_FIXED,
+    SWEEPS,
+    music_variants,
+)
 from .tables import (
     AT_LIMIT_MARK,
     add_improvement,
@@ -150,6 +157,15 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 "not over the same seeds."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
+        from_bench = from_bench_count(used)
+        if from_bench:
+            notes.append(
+                f"{from_bench} of the {len(used)} runs (MuSiC's, whose default search averages "
+                "its candidates) were read from bench/results/size_search_average_cells.csv: "
+                "that bench trains the same candidates, one run each, and selects their average "
+                "on the validation users as the search does; seconds = its candidate runs' "
+                "seconds summed, no best epoch recorded."
+            )
         imported = imported_count(used)
         if imported:
             notes.append(
@@ -180,10 +196,11 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             notes.append(
                 "Composed cells: "
                 + ", ".join(f"{row} {n}" for row, n in composed.items())
-                + ". Each is the candidate its size search chooses on the validation users, taken "
-                "from that candidate's own run (the candidates were run one by one); the cells "
-                "CSV's `composed` marks them, and the cell's JSON (`run.composed_from`) names the "
-                "runs and how its seconds were counted."
+                + ". Each is what its size search chooses on the validation users (the best "
+                "candidate, or the average of those the cells CSV's `averaged` names), taken "
+                "from the candidates' own runs (run one by one); the cells CSV's `composed` "
+                "marks them, and the cell's JSON (`run.composed_from`) names the runs and how "
+                "its seconds were counted."
             )
         if name == "dual":
             notes.append(
@@ -210,6 +227,15 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"{label}: `{' '.join(o)}`" if o else f"{label}: the defaults"
                 for label, o in spec.items()
             ]
+        if any(SINGLE_MODEL in e.cell.overrides for e in entries if e.table == name):
+            notes.append(
+                f"MuSiC's default size search averages its candidates (`{AVERAGE_SETTING}`); "
+                "this table compares single models, so its full model keeps the best candidate "
+                f"alone (`{SINGLE_MODEL}`), the run each variant changes one part of."
+                if name != "main" and name != "dual"
+                else f"{BEST_CANDIDATE_ROW}: MuSiC's size search keeping its best candidate "
+                f"alone (`{SINGLE_MODEL}`), beside the default that averages the candidates."
+            )
         if any(SIZES_FIXED in e.cell.overrides for e in entries if e.table == name):
             notes.append(
                 f"The variants of the full model train at the sizes its size search chose on the "

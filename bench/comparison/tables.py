@@ -18,7 +18,7 @@ from _grid import (
 )
 
 from .catalogue import OURS, beta_label, metric_label
-from .plan import Entry, chosen_settings, settings_text
+from .plan import BEST_CANDIDATE_ROW, Entry, chosen_settings, settings_text
 from .tasks import Task
 
 
@@ -42,6 +42,11 @@ IMPORTED_SUFFIX = " (the line of "  # how an imported line's composed_from ends 
 # The settings a run's size search chose on the validation users (``run.size_search``), kept in
 # the cells CSV as ``key=value;key=value`` so that the full model's variants can train at them.
 CHOSEN = "chosen"
+# A search with size_search_average: the candidates it averaged, best first (the first is
+# ``chosen``; one alone when no other improved the average), ``key=value;…`` joined by " | ";
+# empty for a search without it. Importing a line checks it against the cell's own setting.
+AVERAGED = "averaged"
+MEMBERS_JOIN = " | "
 
 
 def counts_last_try_only(result: dict) -> bool:
@@ -79,7 +84,8 @@ def collect(task: Task, entries: list[Entry], results: dict, table: str, betas) 
 
 def add_improvement(table: Table) -> None:
     ours = next((r for r in table.rows if r.label == OURS), None)
-    others = [r for r in table.rows if r.label != OURS]
+    # the best candidate alone is MuSiC's own search without the average, not another model
+    others = [r for r in table.rows if r.label not in (OURS, BEST_CANDIDATE_ROW)]
     if ours is None or not others:
         return
     best_other = best_rows(others, table.columns, metric_of=lambda c: c[1])
@@ -148,6 +154,13 @@ def write_csv(table: Table, path: Path, first_header: str) -> None:
             out.writerow([*line, ""])
 
 
+def averaged_members(run: dict) -> list[dict]:
+    """The settings of the candidates a search with ``size_search_average`` kept, the chosen
+    (best) first (one when no other improved the average); [] for a search without it."""
+    members = [c for c in run.get("size_search") or [] if c.get("averaged")]
+    return [c["settings"] for c in sorted(members, key=lambda c: not c.get("chosen"))]
+
+
 def composed_by_row(by_row: dict[str, set], results: dict) -> dict[str, int]:
     """Row label -> how many of its finished cells were composed (rows with none left out)."""
     counts = {
@@ -191,7 +204,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
     number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
-    header += ["best_epoch", "stopped_by", COMPOSED, CHOSEN, "seconds", SECONDS_COUNTED]
+    header += ["best_epoch", "stopped_by", COMPOSED, CHOSEN, AVERAGED, "seconds", SECONDS_COUNTED]
     lines = []
     for entry in entries:
         result = results.get(f"{task.name}/{entry.cell.key()}")
@@ -206,6 +219,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         line += ["" if epoch is None else epoch, run.get("stopped_by") or ""]
         line.append(composed_text(run))
         line.append(settings_text(chosen_settings(run)))
+        line.append(MEMBERS_JOIN.join(settings_text(m) for m in averaged_members(run)))
         line.append(f"{result.get('seconds', float('nan')):.1f}")
         line.append(LAST_TRY_ONLY if counts_last_try_only(result) else "")
         lines.append(line)
