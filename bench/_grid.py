@@ -12,6 +12,7 @@ an uninterrupted run gives.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -121,13 +122,31 @@ def load_cell(path: Path) -> dict | None:
         return None  # a damaged file is not a result: the cell runs again
 
 
-def write_json(payload: dict, path: Path) -> None:
+@contextlib.contextmanager
+def atomic_writer(path: Path, newline: str | None = None):
+    """A text handle on a temporary sibling of ``path``, renamed onto it when the block ends
+    without an error: a run killed mid-write leaves the previous file, never a truncated one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
+    try:
+        with os.fdopen(fd, "w", newline=newline) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
+def write_json(payload: dict, path: Path) -> None:
+    with atomic_writer(path) as handle:
         json.dump(payload, handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 def checkpoint_path(path: Path) -> Path:

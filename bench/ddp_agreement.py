@@ -28,7 +28,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from _grid import summarise
+from _grid import summarise, write_text_atomic
 from _paths import ROOT
 from demo_main_job import cpu_model
 
@@ -147,7 +147,7 @@ def main() -> None:
                         flush=True,
                     )
     text = report(rows, args)
-    Path(args.out).write_text(text)
+    write_text_atomic(text, Path(args.out))
     print(text)
 
 

@@ -44,7 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
-from _grid import Cell, Stat, fmt_stat, run_cell, summarise
+from _grid import (
+    Cell,
+    Stat,
+    atomic_writer,
+    fmt_stat,
+    run_cell,
+    summarise,
+    write_text_atomic,
+)
 from _in_process import cell_config
 from _paths import ROOT
 from comparison.plan import fixed_size_overrides
@@ -285,7 +293,7 @@ CSV_HEADER = [
 
 
 def write_cells(outcomes: list[Outcome], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic_writer(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_HEADER)
         for o in outcomes:
@@ -445,7 +453,7 @@ def main() -> int:
         write_cells(list(done.values()), cells_csv)
     commands = _commands_before(out) + ([command] if plans else [])
     if done:
-        out.write_text(report(list(done.values()), commands))
+        write_text_atomic(report(list(done.values()), commands), out)
         print(out.read_text())
     else:
         print("nothing to report: no task's data is available")

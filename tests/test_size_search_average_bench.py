@@ -120,3 +120,16 @@ def test_a_cell_whose_search_averaged_is_not_composed_with_a_candidate():
     rows[1]["averaged"] = False  # the best alone was selected: still not a plain search
     with pytest.raises(ValueError, match="averaged candidates"):
         compose(None, averaged, candidate, cell, {"embedding_size": 64})
+
+
+def test_a_write_interrupted_midway_leaves_the_previous_file(tmp_path):
+    """The benches' cells CSVs and reports are replaced whole: an error (or a kill) while the
+    new text is being written leaves the old file and no stray temporary."""
+    path = tmp_path / "cells.csv"
+    _grid.write_text_atomic("old\n", path)
+    with pytest.raises(RuntimeError), _grid.atomic_writer(path, newline="") as handle:
+        handle.write("new, half")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["cells.csv"]
+    _grid.write_text_atomic("new\n", path)
+    assert path.read_text() == "new\n"

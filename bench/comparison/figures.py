@@ -14,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from _grid import smaller_is_better
+from _grid import smaller_is_better, write_text_atomic
 
 from .catalogue import KEY_METRIC, OURS, TITLES, beta_label, metric_label
 from .tables import Table
@@ -183,7 +183,7 @@ def figures_from_csv(folder: Path) -> list[Path]:
         if draw(name, series, png, folder.name, kind, **extra):
             written.append(png)
             if text and f"]({name}.png)" not in text:
-                md_path.write_text(text.rstrip("\n") + "\n" + image_line(name))
+                write_text_atomic(text.rstrip("\n") + "\n" + image_line(name), md_path)
     return written
 
 

@@ -6,7 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
-from _grid import data_kind
+from _grid import data_kind, write_text_atomic
 
 from .catalogue import OURS, TITLES
 from .figures import FIGURE_ALT, draw, image_line, series_of
@@ -257,7 +257,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             if draw(name, series_of(table), png, task.name, kind, task.feedback, **sweep):
                 text += image_line(name)
                 written.append(png)
-        (out / f"{name}.md").write_text(text)
+        write_text_atomic(text, out / f"{name}.md")
         write_csv(table, out / f"{name}.csv", first)
         cells = out / f"{name}_cells.csv"
         write_cells_csv(task, entries, results, name, cells, first)

@@ -11,6 +11,7 @@ from _grid import (
     LAST_TRY_ONLY,
     SECONDS_COUNTED,
     Row,
+    atomic_writer,
     best_rows,
     fmt_stat,
     markdown_table,
@@ -134,7 +135,7 @@ def write_csv(table: Table, path: Path, first_header: str) -> None:
     for beta, metric in table.columns:
         header += [f"{beta:g}/{metric}/mean", f"{beta:g}/{metric}/std"]
     header.append("seconds_per_run")
-    with open(path, "w", newline="") as handle:
+    with atomic_writer(path, newline="") as handle:
         out = csv.writer(handle)
         out.writerow(header)
         for row in table.rows:
@@ -223,7 +224,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         line.append(f"{result.get('seconds', float('nan')):.1f}")
         line.append(LAST_TRY_ONLY if counts_last_try_only(result) else "")
         lines.append(line)
-    with open(path, "w", newline="") as handle:
+    with atomic_writer(path, newline="") as handle:
         out = csv.writer(handle)
         out.writerow(header)
         out.writerows(lines)
