@@ -24,8 +24,11 @@ chose.
         --seeds 1 2 3 --jobs 2 --torch_threads=1
 
 Tasks: ``food_kitchen`` / ``kitchen_food`` (real, implicit; built from ../shared/data when
-absent, skipped when that is absent too) and ``ratings_only_demo`` (the GENERATED demo read as
-ratings alone: interaction vectors, history user vectors). Candidate runs are cached in
+absent, skipped when that is absent too), the same with new items held out as in the dual
+cold-start table (``food_kitchen_dual`` / ``kitchen_food_dual``: ``--cold_item_ratio``; that
+table's β is 0.5) and ``ratings_only_demo`` (the GENERATED demo read as ratings alone:
+interaction vectors, history user vectors). ``bench/compare.py --cells-from-csv`` takes its
+averaged MuSiC cells from this bench's cells (bench/comparison/imported.py). Candidate runs are cached in
 ``--work`` (an interrupted bench resumes). The result is ``bench/results/size_search_average.md``
 with its per-seed cells in ``size_search_average_cells.csv`` (MuSiC's rows with ``seconds``, the
 sum of the cell's candidate runs' seconds: what one search, plain or averaged, costs); a cell
@@ -55,6 +58,7 @@ from _grid import (
 )
 from _in_process import cell_config
 from _paths import ROOT
+from comparison.catalogue import COLD_ITEM_RATIO
 from comparison.plan import fixed_size_overrides
 from comparison.tasks import SHARED_DATA, prepare_task
 
@@ -68,6 +72,9 @@ TASKS = {  # name: (dataset folder, overrides of every run)
         DEMO_DATASET,
         ("--feature_source=interactions", "--user_vectors=history"),
     ),
+    # the dual cold-start table's cells (new items held out as well; its β is 0.5)
+    "food_kitchen_dual": ("food_kitchen", (f"--cold_item_ratio={COLD_ITEM_RATIO}",)),
+    "kitchen_food_dual": ("kitchen_food", (f"--cold_item_ratio={COLD_ITEM_RATIO}",)),
 }
 RESULTS = ROOT / "bench" / "results"
 CELLS_CSV = RESULTS / "size_search_average_cells.csv"  # the default --out's cells

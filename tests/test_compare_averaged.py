@@ -141,14 +141,18 @@ def test_the_ablation_compares_single_models_when_the_default_averages(averaging
         assert variants and all(SINGLE_MODEL not in e.cell.overrides for e in variants)
 
 
-def test_the_main_tables_averaged_cell_is_read_from_the_size_search_average_bench(
+def test_the_averaged_cells_are_read_from_the_size_search_average_bench(
     root,  # noqa: F811
     monkeypatch,
     tmp_path,
     averaging,
 ):
+    """The main table's cell from the bench task of the same dataset with no overrides, the
+    dual table's from the one with its --cold_item_ratio; never one of other overrides."""
     cells_csv = tmp_path / "size_search_average_cells.csv"
     monkeypatch.setattr(bench, "CELLS_CSV", cells_csv)
+    dual = ("--cold_item_ratio=0.2",)
+    monkeypatch.setattr(bench, "TASKS", {"tiny": ("tiny", ()), "tiny_dual": ("tiny", dual)})
     metrics = ["rmse", "mae"]
     answers = [
         bench.Answer(
@@ -168,7 +172,14 @@ def test_the_main_tables_averaged_cell_is_read_from_the_size_search_average_benc
             30.0,
         ),
     ]
-    bench.write_cells([bench.Outcome("tiny", 0.2, 1, metrics, answers)], cells_csv)
+    held_out = [
+        bench.Answer(a.row, a.valid, {"rmse": 1.5, "mae": 1.2}, a.members, 2, 40.0) for a in answers
+    ]
+    outcomes = [
+        bench.Outcome("tiny", 0.2, 1, metrics, answers),
+        bench.Outcome("tiny_dual", 0.5, 1, metrics, held_out),
+    ]
+    bench.write_cells(outcomes, cells_csv)
     calls = _fake_records(monkeypatch, _searches)
     # the bench runs the defaults: a cell with other overrides (here --epochs) is run
     with_epochs = _argv(root, "--models=MuSiC", "--tables=main", "--cells-from-csv")
@@ -190,6 +201,11 @@ def test_the_main_tables_averaged_cell_is_read_from_the_size_search_average_benc
         "interaction_vector_dim=128;embedding_size=64 | interaction_vector_dim=64;embedding_size=32"
     )
     assert line[header.index("composed")] == "composed" and line[header.index("seconds")] == "30.0"
+    # the dual table (β = 50 %, new items held out): the dual bench task's cell
+    dual_argv = [*argv[:-1], "--tables=dual", "--cells-from-csv"]
+    calls.clear()
+    assert cli.main(dual_argv) == 0 and not calls
+    assert _rows((folder / "dual.md").read_text())["MuSiC"][1].startswith("**1.5000")
     # where the default keeps the best candidate, the bench's average is not taken
     shutil.rmtree(root / "work")
     (folder / "main_cells.csv").unlink()

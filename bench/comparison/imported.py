@@ -15,9 +15,10 @@ candidate) runs again. A line of a size search is taken only for a cell that sea
 way: averaging its candidates (``size_search_average``, the line's ``averaged`` column names the
 members) or keeping the best alone (that column empty, or absent from older files).
 
-The main table's MuSiC cell with the defaults (no override but ``--torch_threads``) whose search
-averages is also taken from the ``size_search_average`` bench's committed cells
-(bench/results/size_search_average_cells.csv, its "average" row of the same task, β and seed):
+A MuSiC cell whose search averages is also taken from the ``size_search_average`` bench's
+committed cells (bench/results/size_search_average_cells.csv, the "average" row of the bench task
+of the same dataset and overrides, ``--torch_threads`` aside — the main table's defaults, the
+dual table's ``--cold_item_ratio`` — β and seed):
 that bench trains the same candidates, one run each, and selects their average as the search
 does (tests/test_size_search.py), so its cell is the cell's own result; the line carries the
 metrics (4 decimals), the members and the candidate runs' seconds summed, no best epoch.
@@ -95,19 +96,35 @@ def _searched_alike(entry: Entry, line: dict) -> bool:
 
 
 def _from_average_bench(task: Task, entry: Entry) -> dict | None:
-    """The main table's averaging MuSiC cell with the defaults from the size_search_average
-    bench's cells (module docstring); None when it is not such a cell or the bench lacks it."""
-    cell = entry.cell
-    plain = all(o.startswith("--torch_threads=") for o in cell.overrides)
-    if (entry.table, entry.row) != ("main", OURS) or not plain or not averages(cell):
+    """An averaging MuSiC cell of the main or dual table from the size_search_average bench's
+    cells (module docstring): the bench task of the same dataset and the same overrides
+    (``--torch_threads`` aside); None when there is none or it lacks the cell."""
+    own = tuple(o for o in entry.cell.overrides if not o.startswith("--torch_threads="))
+    if entry.row != OURS or not averages(entry.cell):
         return None
-    from size_search_average import AVERAGE_ROW, CELLS_CSV, read_cells, settings_of_label
+    from size_search_average import (
+        AVERAGE_ROW,
+        CELLS_CSV,
+        TASKS,
+        read_cells,
+        settings_of_label,
+    )
 
+    bench_task = next(
+        (
+            name
+            for name, (data, overrides) in TASKS.items()
+            if (data, overrides) == (task.name, own)
+        ),
+        None,
+    )
+    if bench_task is None:
+        return None
     outcome = next(
         (
             o
             for o in read_cells(CELLS_CSV)
-            if (o.task, o.beta, o.seed) == (task.name, entry.beta, entry.seed)
+            if (o.task, o.beta, o.seed) == (bench_task, entry.beta, entry.seed)
         ),
         None,
     )
