@@ -81,6 +81,18 @@ def counted(monkeypatch):
     return calls
 
 
+@pytest.fixture
+def best_candidate_default(monkeypatch):
+    """MuSiC's defaults with its size search keeping the best candidate alone: then Table 2,
+    the ablation and the sweeps share the full model's cell, as these tests count (with the
+    default that averages the candidates, the ablation's and sweeps' full model is a cell of
+    its own: tests/test_compare_averaged.py)."""
+    from comparison import plan
+
+    defaults = {**plan.music_defaults(), "size_search_average": False}
+    monkeypatch.setattr(plan, "music_defaults", lambda: defaults)
+
+
 def _fake_runs(monkeypatch, metrics_of, fail=()):
     """Replace the subprocess by a stub writing ``metrics_of(model, argv)`` as the test metrics;
     every model counts as registered. Returns the list of commands run."""
@@ -106,7 +118,9 @@ def _fake_runs(monkeypatch, metrics_of, fail=()):
     return calls
 
 
-def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, capsys):
+def test_grid_writes_tables_and_figure_then_resumes(
+    root, counted, monkeypatch, capsys, best_candidate_default
+):
     argv = _argv(
         root,
         "--models=ItemMean,NoSuchModel,MuSiC",
@@ -173,7 +187,9 @@ def test_grid_writes_tables_and_figure_then_resumes(root, counted, monkeypatch, 
     assert (folder / "steps.png").is_file()
 
 
-def test_activation_sweep_passes_each_activation_and_shares_the_default_cell(root, monkeypatch):
+def test_activation_sweep_passes_each_activation_and_shares_the_default_cell(
+    root, monkeypatch, best_candidate_default
+):
     def metrics(model, opts):
         # a distinct RMSE per activation, so the rows show which run each came from
         rmse = {"relu": 1.2, "softmax": 1.4}.get(opts.get("activation"), 1.0)
@@ -382,7 +398,7 @@ def test_a_resumed_cell_whose_first_try_was_not_recorded_says_so(root, monkeypat
     assert "were not recorded), so s/run understates them: TargetMF 1." in rebuilt
 
 
-def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys):
+def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys, best_candidate_default):
     seen = []
 
     def metrics(model, opts):
@@ -557,7 +573,7 @@ def test_jobs_run_cells_at_once_with_the_same_tables(root, monkeypatch):
     assert _rows(serial)["MuSiC"][0].startswith("**0.8000")
 
 
-def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch):
+def test_model_arg_reaches_only_its_model_and_is_noted(root, monkeypatch, best_candidate_default):
     seen = []
 
     def metrics(model, opts):
@@ -863,7 +879,7 @@ def _fake_search(monkeypatch, valid_of, chosen=None) -> list[list[str]]:
 
 
 def test_compose_candidate_keeps_the_better_on_validation_and_never_composes_twice(
-    root, monkeypatch
+    root, monkeypatch, best_candidate_default
 ):
     """Seed 1: the candidate's validation RMSE is lower, it replaces the cell; seed 2: a tie,
     the earlier choice stays. Both count both runs' seconds and say which candidate joined; a
