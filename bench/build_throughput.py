@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 
 DEFAULT_WORK = ROOT / "bench" / "_work" / "build_throughput"
@@ -98,7 +99,7 @@ def generate(work: Path, scale: float, activities: list[float], seed: int) -> di
                 "items": {r: summary["items"][cat] for r, cat in DOMAINS.items()},
                 "seconds": round(time.time() - started, 1),
             }
-            marker.write_text(json.dumps(done, indent=2))
+            write_text_atomic(json.dumps(done, indent=2), marker)
         key = f"{activity:g}"
         info["lines"][key], info["bytes"][key] = done["lines"], done["bytes"]
         info["users"], info["items"] = done["users"], done["items"]
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_from:
         results = json.loads(args.report_from.read_text())
         before = json.loads(args.compare_to.read_text()) if args.compare_to else None
-        args.results.write_text(render(results, before))
+        write_text_atomic(render(results, before), args.results)
         print(f"wrote {args.results}")
         return
     command = "python bench/build_throughput.py " + " ".join(
@@ -463,7 +464,7 @@ def main(argv: list[str] | None = None) -> None:
         "sizes": per_size,
     }
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (args.work / f"results-{stamp}.json").write_text(json.dumps(results, indent=2))
+    write_text_atomic(json.dumps(results, indent=2), args.work / f"results-{stamp}.json")
     before = json.loads(args.compare_to.read_text()) if args.compare_to else None
     report = render(results, before)
     if args.quick:
@@ -471,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"(quick run: report not written; results in {args.work}/results-{stamp}.json)")
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(report)
+    write_text_atomic(report, args.results)
     print(report)
     print(f"wrote {args.results} and {args.work}/results-{stamp}.json")
 

@@ -21,6 +21,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 
 from dataset_prep.layout import DEMO_DATASET
@@ -94,7 +95,7 @@ built-ins (BPR, LightGCN) output ranking scores, not star ratings, so they have 
 {table.strip()}
 ```
 """
-    Path(args.out).write_text(report)
+    write_text_atomic(report, Path(args.out))
     print(report)
 
 

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 
 from dataset_prep.layout import DEMO_DATASET
@@ -118,7 +119,7 @@ def main() -> int:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), args.out)
     print("\n".join(lines))
     return 0
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _grid import write_text_atomic
 from _paths import ROOT
 
 WORK = ROOT / "bench" / "_work" / "feature_table_load"
@@ -163,7 +164,7 @@ def main() -> int:
     lines.append(f"Load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.")
     lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), args.out)
     print("\n".join(lines))
     return 0
 

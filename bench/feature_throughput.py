@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _grid import write_text_atomic
 from _paths import ROOT  # noqa: F401  (puts the repository root on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -179,7 +180,7 @@ def main() -> int:
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
+    write_text_atomic("\n".join(lines), args.out)
     print("\n".join(lines))
     print(json.dumps({"median": med, "ratio": ratio}))
     return 0

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 
 # (row name, model, extra settings)
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
         names = [n for n in VARIANTS if any(r["variant"] == n for r in runs)]
         seeds = sorted({r["seed"] for r in runs})
         total = sum(r["wall_seconds"] for r in runs)
-        Path(args.out).write_text(report(ran, names, seeds, runs, total))
+        write_text_atomic(report(ran, names, seeds, runs, total), Path(args.out))
         print(Path(args.out).read_text())
         return 0
     if not (ROOT / "dataset" / args.dataset / f"{args.dataset}.inter").is_file():
@@ -226,8 +227,10 @@ def main(argv=None) -> int:
 def write(args, names, seeds, runs, total) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
-    out.write_text(report(args, names, seeds, runs, total))
+    write_text_atomic(
+        json.dumps({"args": vars(args), "runs": runs}, indent=2), out.with_suffix(".json")
+    )
+    write_text_atomic(report(args, names, seeds, runs, total), out)
 
 
 def leader_line(by: dict, seeds: list) -> list[str]:

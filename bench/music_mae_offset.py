@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from _grid import write_text_atomic
 from _in_process import trained_model
 from _paths import ROOT
 
@@ -121,10 +122,7 @@ def main() -> None:
         means = {m: statistics.mean(s[m] for s in all_stats) for m in metrics}
         lines.append(f"| {beta:.0%} | mean | {name} | {_cells(means)} |")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("\n".join(lines) + "\n")
-    partial.replace(out)  # atomic: a killed run leaves the previous table whole
+    write_text_atomic("\n".join(lines) + "\n", out)  # a killed run leaves the previous table
     print("\n".join(lines))
 
 

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
+from _grid import write_text_atomic
 from _paths import ROOT
 
 from dataset_prep.layout import DEMO_DATASET
@@ -209,7 +210,7 @@ Interleaved measurements (machine shared: medians).
   a BPR epoch, the floor under any stage 2 that trains the diffusion.
 - cold-start inference for {args.users:,} users at T={args.steps}: MuSiC / BPR = **{infer_ratio:.2f}×**.
 """
-    Path(args.out).write_text(report)
+    write_text_atomic(report, Path(args.out))
     print(report)
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _grid import write_text_atomic
 from _paths import ROOT  # noqa: F401  (puts the repository on sys.path)
 
 HISTORY_BUCKETS = ((1, 1), (2, 2), (3, 4), (5, 9), (10, None))  # auxiliary items, inclusive
@@ -266,10 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         + f" --metric {metric} --out {args.out}"
     )
     text = report(rows, names, metric, command, args.about)
-    partial = args.out.with_suffix(args.out.suffix + ".partial")
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(args.out)  # atomic: a killed run leaves the previous report whole
+    write_text_atomic(text, args.out)  # a killed run leaves the previous report whole
     print(text)
     return 0
 

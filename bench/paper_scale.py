@@ -40,6 +40,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 
 # The paper's Table 1, Task 2 (Book -> Movie)
@@ -323,10 +324,7 @@ def run_step(step: str, args) -> dict:
     if done.returncode:
         return {"failed": f"exit code {done.returncode} (see the output above)"}
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, cache)
+    write_text_atomic(json.dumps(result, indent=2), cache)
     return result
 
 
@@ -443,10 +441,7 @@ def main() -> None:
         elif (cached := cache_file(step, args)).is_file():
             results[step] = json.loads(cached.read_text())  # in the table, not rerun
     text = report(results, args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, args.out)
+    write_text_atomic(text, args.out)
     print(text)
 
 

@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 
 import torch
-from _grid import Stat, fmt_stat, summarise
+from _grid import Stat, fmt_stat, summarise, write_text_atomic
 from _in_process import trained_model
 from _paths import ROOT
 
@@ -126,10 +126,7 @@ def main() -> None:
     ]
     text = "\n".join(lines).replace("{seconds}", f"{time.time() - started:.0f}") + "\n"
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text(text)
-    partial.replace(out)  # atomic: a killed run leaves the previous table whole
+    write_text_atomic(text, out)  # a killed run leaves the previous table whole
     print(text)
 
 

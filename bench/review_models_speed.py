@@ -26,6 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 from demo_main_job import cpu_model
 
@@ -122,7 +123,7 @@ def main() -> None:
                 r = rows[-1]
                 print(f"{model} seed {seed}: {r['wall']:.1f} s, best epoch {r['best_epoch']}")
     text = report(rows, args)
-    Path(args.out).write_text(text)
+    write_text_atomic(text, Path(args.out))
     print(text)
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from _grid import write_text_atomic
 from _paths import ROOT
 
 MODELS = ("GRU4Rec", "SASRec", "LLMEMF")
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
             "",
         ]
     )
-    Path(args.out).write_text(text)
+    write_text_atomic(text, Path(args.out))
     print(text)
     return 0
 
