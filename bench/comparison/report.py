@@ -232,7 +232,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"MuSiC's default size search averages its candidates (`{AVERAGE_SETTING}`); "
                 "this table compares single models, so its full model keeps the best candidate "
                 f"alone (`{SINGLE_MODEL}`), the run each variant changes one part of."
-                if name != "main" and name != "dual"
+                if name not in ("main", "dual")
                 else f"{BEST_CANDIDATE_ROW}: MuSiC's size search keeping its best candidate "
                 f"alone (`{SINGLE_MODEL}`), beside the default that averages the candidates."
             )
