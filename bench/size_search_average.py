@@ -59,7 +59,7 @@ from _grid import (
 from _in_process import cell_config
 from _paths import ROOT
 from comparison.catalogue import COLD_ITEM_RATIO
-from comparison.plan import fixed_size_overrides
+from comparison.plan import fixed_size_overrides, settings_of_text
 from comparison.tasks import SHARED_DATA, prepare_task
 
 from dataset_prep.layout import DEMO_DATASET
@@ -137,8 +137,7 @@ def label_of(settings: dict) -> str:
 
 def settings_of_label(label: str) -> dict:
     """The inverse of :func:`label_of` (integers back as integers): a member of the CSV."""
-    pairs = (item.split("=", 1) for item in label.split(", ") if "=" in item)
-    return {key: int(value) if value.lstrip("-").isdigit() else value for key, value in pairs}
+    return settings_of_text(";".join(label.split(", ")))
 
 
 def plain_choice(trained: list, bigger: bool):

@@ -27,6 +27,7 @@ metrics (4 decimals), the members and the candidate runs' seconds summed, no bes
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 from _grid import SECONDS_COUNTED, load_cell, write_json
@@ -58,6 +59,7 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
     """Write the cache file of every entry of ``task`` not cached whose line is in its table's
     committed cells CSV; returns how many were written."""
     lines: dict[str, dict[tuple[str, str, str], dict]] = {}
+    bench_cells = functools.cache(_average_bench_cells)  # read once, and only if needed
     full_rows = {(e.table, e.beta, e.seed): e.row for e in entries if searches_sizes(e.cell)}
     written = 0
     for entry in entries:
@@ -71,7 +73,7 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
         if line is not None and not _searched_alike(entry, line):
             line = None  # searched otherwise (averaged or not) than the cell will
         if line is None:
-            result = _from_average_bench(task, entry)
+            result = _from_average_bench(task, entry, bench_cells)
             if result is not None:
                 write_json(result, path)
                 written += 1
@@ -95,20 +97,26 @@ def _searched_alike(entry: Entry, line: dict) -> bool:
     return bool(line.get(AVERAGED)) == averages(entry.cell)
 
 
-def _from_average_bench(task: Task, entry: Entry) -> dict | None:
+def _average_bench_cells() -> list:
+    """The size_search_average bench's committed outcomes."""
+    from size_search_average import CELLS_CSV, read_cells
+
+    return read_cells(CELLS_CSV)
+
+
+def _averaged_search(members: list[dict]) -> list[dict]:
+    """A run's ``size_search`` record of an average of ``members`` (best, the chosen, first)."""
+    return [{"settings": m, "chosen": i == 0, "averaged": True} for i, m in enumerate(members)]
+
+
+def _from_average_bench(task: Task, entry: Entry, bench_cells) -> dict | None:
     """An averaging MuSiC cell of the main or dual table from the size_search_average bench's
-    cells (module docstring): the bench task of the same dataset and the same overrides
-    (``--torch_threads`` aside); None when there is none or it lacks the cell."""
+    cells (``bench_cells()``; module docstring): the bench task of the same dataset and the same
+    overrides (``--torch_threads`` aside); None when there is none or it lacks the cell."""
     own = tuple(o for o in entry.cell.overrides if not o.startswith("--torch_threads="))
     if entry.row != OURS or not averages(entry.cell):
         return None
-    from size_search_average import (
-        AVERAGE_ROW,
-        CELLS_CSV,
-        TASKS,
-        read_cells,
-        settings_of_label,
-    )
+    from size_search_average import AVERAGE_ROW, CELLS_CSV, TASKS, settings_of_label
 
     bench_task = next(
         (
@@ -123,7 +131,7 @@ def _from_average_bench(task: Task, entry: Entry) -> dict | None:
     outcome = next(
         (
             o
-            for o in read_cells(CELLS_CSV)
+            for o in bench_cells()
             if (o.task, o.beta, o.seed) == (bench_task, entry.beta, entry.seed)
         ),
         None,
@@ -137,9 +145,7 @@ def _from_average_bench(task: Task, entry: Entry) -> dict | None:
         IMPORTED: str(CELLS_CSV),
         COMPOSED_KEY: f"{COMPOSED}: the average of {len(members)} of {answer.candidates} "
         "candidates, each its own run (bench/size_search_average.py)",
-        "size_search": [
-            {"settings": m, "chosen": i == 0, "averaged": True} for i, m in enumerate(members)
-        ],
+        "size_search": _averaged_search(members),
     }
     parts = {
         part: {m: v for m, v in getattr(answer, part).items() if m in task.metrics}
@@ -186,11 +192,8 @@ def _result(line: dict, metrics, source: Path) -> dict:
     if line.get(COMPOSED):
         run[COMPOSED_KEY] = f"{line[COMPOSED]}{IMPORTED_SUFFIX}{source.name})"
     if line.get(AVERAGED):  # the candidates averaged, best (chosen) first
-        members = line[AVERAGED].split(MEMBERS_JOIN)
-        run["size_search"] = [
-            {"settings": settings_of_text(m), "chosen": i == 0, "averaged": True}
-            for i, m in enumerate(members)
-        ]
+        members = [settings_of_text(m) for m in line[AVERAGED].split(MEMBERS_JOIN)]
+        run["size_search"] = _averaged_search(members)
     elif line.get(CHOSEN):  # the size search's choice alone: the other candidates are not kept
         run["size_search"] = [{"settings": settings_of_text(line[CHOSEN]), "chosen": True}]
     result = {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
