@@ -760,6 +760,28 @@ def _cells_survive_a_fresh_machine(root, monkeypatch, run_of_model, check):
     check(folder)
 
 
+def test_a_narrower_rebuild_keeps_the_cells_it_did_not_plan(root, monkeypatch):
+    """Rebuilding a table with fewer models (or a row the data cannot have) rewrites its cells
+    CSV without losing the other rows' committed lines; the table names them, and planning them
+    again takes them back instead of doubling them."""
+    calls = _fake_records(monkeypatch, lambda opts: {"best_epoch": 1})
+    argv = _argv(root, "--tables=main", "--cells-from-csv")
+    assert cli.main([*argv, "--models=TargetMF,CMF"]) == 0 and len(calls) == 2
+    path = root / "out" / "tiny" / "main_cells.csv"
+    before = _read_csv(path)
+    shutil.rmtree(root / "work")  # a fresh machine: the committed CSV alone
+    assert cli.main([*argv, "--models=TargetMF", "--report-only"]) == 0
+    after = _read_csv(path)
+    assert sorted(after) == sorted(before)  # the CMF line kept, unchanged
+    text = (root / "out" / "tiny" / "main.md").read_text()
+    assert "main_cells.csv also keeps 1 earlier lines" in text and "CMF (1)" in text
+    assert "| CMF |" not in text
+    calls.clear()
+    assert cli.main([*argv, "--models=TargetMF,CMF"]) == 0 and not calls
+    assert sorted(_read_csv(path)) == sorted(before)
+    assert "also keeps" not in (root / "out" / "tiny" / "main.md").read_text()
+
+
 def test_a_run_that_ended_at_its_epoch_limit_is_marked_and_survives_the_cells_csv(
     root, monkeypatch
 ):

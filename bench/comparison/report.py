@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections import Counter
 from pathlib import Path
 
 from _grid import data_kind, write_text_atomic
@@ -25,6 +26,7 @@ from .tables import (
     collect,
     composed_by_row,
     counts_last_try_only,
+    lines_outside_plan,
     render_markdown,
     write_cells_csv,
     write_csv,
@@ -243,6 +245,16 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 f"`{SIZES_FIXED}` and those sizes added to their overrides: each changes one "
                 "part of the model and nothing else."
             )
+        cells = out / f"{name}_cells.csv"
+        kept = lines_outside_plan(entries, name, cells, first)
+        if kept:
+            outside = ", ".join(
+                f"{row} ({n})" for row, n in Counter(line.get(first) for line in kept).items()
+            )
+            notes.append(
+                f"{name}_cells.csv also keeps {len(kept)} earlier lines of rows, β or seeds this "
+                f"invocation did not plan, not in the table: {outside}."
+            )
         notes.append(
             f"Every run's validation and test metrics, seed by seed: [{name}_cells.csv]({name}_cells.csv)."
         )
@@ -259,7 +271,6 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 written.append(png)
         write_text_atomic(text, out / f"{name}.md")
         write_csv(table, out / f"{name}.csv", first)
-        cells = out / f"{name}_cells.csv"
-        write_cells_csv(task, entries, results, name, cells, first)
+        write_cells_csv(task, entries, results, name, cells, first, kept)
         written += [out / f"{name}.md", out / f"{name}.csv", cells]
     return written

@@ -199,10 +199,28 @@ def composed_text(run: dict) -> str:
     return COMPOSED_WITH + " | ".join(candidates) if candidates else COMPOSED
 
 
-def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, first: str) -> int:
+def lines_outside_plan(entries, table: str, path: Path, first: str) -> list[dict]:
+    """The lines of the committed cells CSV at ``path`` whose row, β and seed this invocation
+    does not plan in ``table`` (a narrower ``--models``/``--betas``/``--seeds``, or a row its
+    data cannot have, such as content vectors without ``features/``): rewriting the file keeps
+    them, so a rebuild never drops cells it did not look at."""
+    if not path.exists():
+        return []
+    planned = {(e.row, f"{e.beta:g}", str(e.seed)) for e in entries if e.table == table}
+    with open(path, newline="") as handle:
+        return [
+            line
+            for line in csv.DictReader(handle)
+            if (line.get(first, ""), line.get("beta", ""), line.get("seed", "")) not in planned
+        ]
+
+
+def write_cells_csv(
+    task: Task, entries, results: dict, table: str, path: Path, first: str, kept=()
+) -> int:
     """One line per finished run of ``table`` (row, β, seed): its validation and test metrics,
-    best epoch and seconds, so that pairs of rows can be compared seed by seed. Returns the
-    number of lines written."""
+    best epoch and seconds, so that pairs of rows can be compared seed by seed; then the
+    ``kept`` lines (``lines_outside_plan``) as they were. Returns the number of lines written."""
     header = [first, "beta", "seed"]
     header += [f"{part}/{metric}" for part in ("valid", "test") for metric in task.metrics]
     header += ["best_epoch", "stopped_by", COMPOSED, CHOSEN, AVERAGED, "seconds", SECONDS_COUNTED]
@@ -224,6 +242,7 @@ def write_cells_csv(task: Task, entries, results: dict, table: str, path: Path, 
         line.append(f"{result.get('seconds', float('nan')):.1f}")
         line.append(LAST_TRY_ONLY if counts_last_try_only(result) else "")
         lines.append(line)
+    lines += [[old.get(name) or "" for name in header] for old in kept]
     with atomic_writer(path, newline="") as handle:
         out = csv.writer(handle)
         out.writerow(header)
