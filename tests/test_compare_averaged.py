@@ -185,15 +185,15 @@ def test_the_averaged_cells_are_read_from_the_size_search_average_bench(
     with_epochs = _argv(root, "--models=MuSiC", "--tables=main", "--cells-from-csv")
     assert cli.main(with_epochs) == 0 and len(calls) == 1
     shutil.rmtree(root / "work")
-    (root / "out" / "tiny" / "main_cells.csv").unlink()  # that run's line would be taken first
     calls.clear()
     argv = [a for a in with_epochs if not a.startswith("--epochs")]
-    assert cli.main(argv) == 0 and not calls
     folder = root / "out" / "tiny"
-    assert _rows((folder / "main.md").read_text())["MuSiC"][1].startswith("**1.0500")
-    assert (
-        "read from bench/results/size_search_average_cells.csv" in (folder / "main.md").read_text()
-    )
+    for _ in range(2):  # the bench's cell before the table's own line, again on a fresh machine
+        assert cli.main(argv) == 0 and not calls
+        assert _rows((folder / "main.md").read_text())["MuSiC"][1].startswith("**1.0500")
+        text = (folder / "main.md").read_text()
+        assert "read from bench/results/size_search_average_cells.csv" in text
+        shutil.rmtree(root / "work")
     cells = {r[0]: r for r in _read_csv(folder / "main_cells.csv")}
     header = cells["model"]
     line = cells["MuSiC"]

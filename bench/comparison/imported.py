@@ -15,7 +15,7 @@ candidate) runs again. A line of a size search is taken only for a cell that sea
 way: averaging its candidates (``size_search_average``, the line's ``averaged`` column names the
 members) or keeping the best alone (that column empty, or absent from older files).
 
-A MuSiC cell whose search averages is also taken from the ``size_search_average`` bench's
+A MuSiC cell whose search averages is taken first from the ``size_search_average`` bench's
 committed cells (bench/results/size_search_average_cells.csv, the "average" row of the bench task
 of the same dataset and overrides, ``--torch_threads`` aside — the main table's defaults, the
 dual table's ``--cold_item_ratio`` — β and seed):
@@ -66,18 +66,17 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
         path = work / task.name / entry.cell.filename()
         if load_cell(path) is not None:
             continue
+        result = _from_average_bench(task, entry, bench_cells)
+        if result is not None:  # the bench's cell first: a rebuild keeps saying where it is from
+            write_json(result, path)
+            written += 1
+            continue
         source = out / task.name / f"{entry.table}_cells.csv"
         if entry.table not in lines:
             lines[entry.table] = _read(source)
         line = lines[entry.table].get((entry.row, f"{entry.beta:g}", str(entry.seed)))
-        if line is not None and not _searched_alike(entry, line):
-            line = None  # searched otherwise (averaged or not) than the cell will
-        if line is None:
-            result = _from_average_bench(task, entry, bench_cells)
-            if result is not None:
-                write_json(result, path)
-                written += 1
-            continue
+        if line is None or not _searched_alike(entry, line):
+            continue  # none, or searched otherwise (averaged or not) than the cell will
         full_row = full_rows.get((entry.table, entry.beta, entry.seed))
         if full_row is not None and SIZES_FIXED in entry.cell.overrides:
             full_line = lines[entry.table].get((full_row, f"{entry.beta:g}", str(entry.seed)))
@@ -141,7 +140,7 @@ def _from_average_bench(task: Task, entry: Entry, bench_cells) -> dict | None:
         return None
     members = [settings_of_label(m) for m in answer.members]
     run = {
-        "model_selection": "best epoch on the validation users (each candidate)",
+        "model_selection": "best epoch on the validation users",  # as a run of its own records
         IMPORTED: str(CELLS_CSV),
         COMPOSED_KEY: f"{COMPOSED}: the average of {len(members)} of {answer.candidates} "
         "candidates, each its own run (bench/size_search_average.py)",
