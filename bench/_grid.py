@@ -294,7 +294,9 @@ def best_rows(rows: list[Row], columns: list, metric_of=lambda c: c) -> dict:
 def fmt_stat(stat: Stat | None, bold: bool = False, digits: int = 4) -> str:
     if stat is None:
         return "n/a"
-    text = f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
+    text = f"{stat.mean:.{digits}f}"
+    if stat.n > 1:  # one run has no spread to show (its row says how many seeds it has)
+        text += f" ± {stat.std:.{digits}f}"
     return f"**{text}**" if bold else text
 
 

@@ -1001,3 +1001,10 @@ def test_compose_candidate_leaves_a_cell_whose_search_averaged_untrained(root, m
     assert cli.main([*argv, f"--compose-candidate={CANDIDATE}"]) == 0
     assert not calls  # the candidate was not trained
     assert "not composed: its search averaged candidates" in capsys.readouterr().out
+
+
+def test_a_single_run_shows_its_value_without_a_spread():
+    """One seed has no standard deviation to show: "± 0.0000" would read as a measured one."""
+    assert _grid.fmt_stat(_grid.Stat(0.05491, 0.0, 1)) == "0.0549"
+    assert _grid.fmt_stat(_grid.Stat(0.05491, 0.0, 3), bold=True) == "**0.0549 ± 0.0000**"
+    assert _grid.fmt_stat(None) == "n/a"
