@@ -26,7 +26,6 @@ metrics (4 decimals), the members and the candidate runs' seconds summed, no bes
 
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 
@@ -49,6 +48,8 @@ from .tables import (
     COMPOSED_KEY,
     IMPORTED_SUFFIX,
     MEMBERS_JOIN,
+    line_key,
+    read_cells_lines,
 )
 from .tasks import Task
 
@@ -73,13 +74,13 @@ def import_cells(task: Task, entries: list[Entry], out: Path, work: Path) -> int
             continue
         source = out / task.name / f"{entry.table}_cells.csv"
         if entry.table not in lines:
-            lines[entry.table] = _read(source)
-        line = lines[entry.table].get((entry.row, f"{entry.beta:g}", str(entry.seed)))
+            lines[entry.table] = read_cells_lines(source)
+        line = lines[entry.table].get(line_key(entry.row, entry.beta, entry.seed))
         if line is None or not _searched_alike(entry, line):
             continue  # none, or searched otherwise (averaged or not) than the cell will
         full_row = full_rows.get((entry.table, entry.beta, entry.seed))
         if full_row is not None and SIZES_FIXED in entry.cell.overrides:
-            full_line = lines[entry.table].get((full_row, f"{entry.beta:g}", str(entry.seed)))
+            full_line = lines[entry.table].get(line_key(full_row, entry.beta, entry.seed))
             if full_line is not None and not _trained_at(entry, full_line.get(CHOSEN) or ""):
                 continue  # the line was trained at another choice of the full model
         write_json(_result(line, task.metrics, source), path)
@@ -159,17 +160,6 @@ def _trained_at(entry: Entry, chosen: str) -> bool:
     (nothing recorded: nothing to contradict)."""
     sizes = variant_sizes(entry.cell.overrides, fixed_size_overrides(settings_of_text(chosen)))
     return all(size in entry.cell.overrides for size in sizes)
-
-
-def _read(path: Path) -> dict[tuple[str, str, str], dict]:
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return {}
-    first = next(iter(rows[0]))  # the row label's column: model, variant, T, ...
-    return {(row[first], row["beta"], row["seed"]): row for row in rows}
 
 
 def _result(line: dict, metrics, source: Path) -> dict:

@@ -246,7 +246,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
                 "part of the model and nothing else."
             )
         cells = out / f"{name}_cells.csv"
-        kept = lines_outside_plan(entries, name, cells, first)
+        kept = lines_outside_plan(entries, name, cells)
         if kept:
             outside = ", ".join(
                 f"{row} ({n})" for row, n in Counter(line.get(first) for line in kept).items()

@@ -199,20 +199,30 @@ def composed_text(run: dict) -> str:
     return COMPOSED_WITH + " | ".join(candidates) if candidates else COMPOSED
 
 
-def lines_outside_plan(entries, table: str, path: Path, first: str) -> list[dict]:
+def line_key(row: str, beta: float, seed) -> tuple[str, str, str]:
+    """How a cells CSV line is found: its row label, β and seed as the file writes them."""
+    return row, f"{beta:g}", str(seed)
+
+
+def read_cells_lines(path: Path) -> dict[tuple[str, str, str], dict]:
+    """The lines of a committed ``<table>_cells.csv`` by ``line_key``; {} when there is none."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    first = next(iter(rows[0]))  # the row label's column: model, variant, T, ...
+    return {(row[first], row["beta"], row["seed"]): row for row in rows}
+
+
+def lines_outside_plan(entries, table: str, path: Path) -> list[dict]:
     """The lines of the committed cells CSV at ``path`` whose row, β and seed this invocation
     does not plan in ``table`` (a narrower ``--models``/``--betas``/``--seeds``, or a row its
     data cannot have, such as content vectors without ``features/``): rewriting the file keeps
     them, so a rebuild never drops cells it did not look at."""
-    if not path.exists():
-        return []
-    planned = {(e.row, f"{e.beta:g}", str(e.seed)) for e in entries if e.table == table}
-    with open(path, newline="") as handle:
-        return [
-            line
-            for line in csv.DictReader(handle)
-            if (line.get(first, ""), line.get("beta", ""), line.get("seed", "")) not in planned
-        ]
+    planned = {line_key(e.row, e.beta, e.seed) for e in entries if e.table == table}
+    return [line for key, line in read_cells_lines(path).items() if key not in planned]
 
 
 def write_cells_csv(
