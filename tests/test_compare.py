@@ -427,7 +427,10 @@ def test_ablation_rows_failures_and_retry(root, monkeypatch, capsys, best_candid
     assert ablation["w/o side"][0].startswith("0.9000 ± 0.0000")
     main_md = (folder / "main.md").read_text()
     assert "failed: `TargetMF β=0.2 seed=1" in main_md
-    assert "2 of 4 runs not finished (failed, skipped or not run yet): TargetMF 0 of 2." in main_md
+    assert (
+        "2 of 4 runs not finished (failed, skipped or not run yet): TargetMF 0 of 2 finished."
+        in main_md
+    )
     assert list(_rows(main_md)) == ["MuSiC"]
     # the failed run's output stays in its log, which the failure message names
     logs = list((root / "work" / "tiny").glob("TargetMF*.log"))

@@ -149,7 +149,7 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
         finished = planned & set(results)
         if finished != planned:  # name each row that lacks runs: a row with none is not shown
             lacking = "; ".join(
-                f"{row} {len(keys & finished)} of {len(keys)}"
+                f"{row} {len(keys & finished)} of {len(keys)} finished"
                 for row, keys in by_row.items()
                 if not keys <= finished
             )
