@@ -295,7 +295,7 @@ def fmt_stat(stat: Stat | None, bold: bool = False, digits: int = 4) -> str:
     if stat is None:
         return "n/a"
     text = f"{stat.mean:.{digits}f}"
-    if stat.n > 1:  # one run has no spread to show (its row says how many seeds it has)
+    if stat.n > 1:  # one run has no spread to show
         text += f" ± {stat.std:.{digits}f}"
     return f"**{text}**" if bold else text
 

@@ -327,6 +327,16 @@ def test_a_partial_row_is_not_bolded_even_with_the_best_mean():
     assert "**0.0800" in markdown and "**0.0500" not in markdown
 
 
+def test_a_cell_short_of_seeds_says_so_and_its_complete_neighbours_do_not():
+    full, short = (0.5, "ndcg@20"), (0.8, "ndcg@20")
+    rows = [_grid.Row(OURS, {full: [0.05, 0.06, 0.07], short: [0.04]})]
+    markdown = render_markdown(Table(rows, [full, short], {}), "model", n_seeds=3)
+    line = next(x for x in markdown.splitlines() if x.startswith(f"| {OURS} |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "**0.0600 ± 0.0100**"  # three seeds: no note
+    assert cells[2] == "**0.0400** (1/3 seeds)"  # the only row in its column, yet one seed
+
+
 def _dies_once_then_finishes(monkeypatch, forget_tries: bool = False) -> list[dict]:
     """Cell runs whose first try saves a training state 100 s in and is killed, and whose
     second finishes; ``forget_tries`` deletes the working folder's record of the tries, as in a

@@ -104,10 +104,13 @@ def add_improvement(table: Table) -> None:
         table.improvement[column] = relative_improvement(mine.mean, other.mean, column[1])
 
 
-def seeds_note(row: Row, columns, n_seeds: int) -> str:
-    counts = [s.n for c in columns if (s := row.stat(c)) is not None]
-    low = min(counts) if counts else 0
-    return "" if low >= n_seeds else f" ({low}/{n_seeds} seeds)"
+def fmt_cell(stat, bold: bool, n_seeds: int) -> str:
+    """A cell's mean ± std; a cell short of seeds says how many it has (its row's other
+    columns may be complete)."""
+    text = fmt_stat(stat, bold)
+    if stat is not None and stat.n < n_seeds:
+        text += f" ({stat.n}/{n_seeds} seeds)"
+    return text
 
 
 def render_markdown(table: Table, first_header: str, n_seeds: int) -> str:
@@ -116,11 +119,11 @@ def render_markdown(table: Table, first_header: str, n_seeds: int) -> str:
     header.append("s/run")
     lines = []
     for row in table.rows:
-        cells = [fmt_stat(row.stat(c), best.get(c) == row.label) for c in table.columns]
+        cells = [fmt_cell(row.stat(c), best.get(c) == row.label, n_seeds) for c in table.columns]
         secs = [s for s in table.seconds.get(row.label, []) if s == s]
         cells.append(f"{sum(secs) / len(secs):.0f}" if secs else "n/a")
         mark = f" {AT_LIMIT_MARK}" if table.at_epoch_limit.get(row.label) else ""
-        lines.append([row.label + mark + seeds_note(row, table.columns, n_seeds), *cells])
+        lines.append([row.label + mark, *cells])
     if table.improvement is not None:
         cells = [
             "n/a" if (v := table.improvement.get(c)) is None else f"{v:+.2f}%"
