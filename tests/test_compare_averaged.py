@@ -5,6 +5,7 @@ averaged cell read from the size_search_average bench's cells."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -172,8 +173,9 @@ def test_the_averaged_cells_are_read_from_the_size_search_average_bench(
             30.0,
         ),
     ]
-    held_out = [
-        bench.Answer(a.row, a.valid, {"rmse": 1.5, "mae": 1.2}, a.members, 2, 40.0) for a in answers
+    held_out = [  # the dual task's: the best candidate 1.6, the average 1.5
+        bench.Answer(a.row, a.valid, {"rmse": rmse, "mae": 1.2}, a.members, 2, 40.0)
+        for a, rmse in zip(answers, (1.6, 1.5), strict=True)
     ]
     outcomes = [
         bench.Outcome("tiny", 0.2, 1, metrics, answers),
@@ -201,11 +203,21 @@ def test_the_averaged_cells_are_read_from_the_size_search_average_bench(
         "interaction_vector_dim=128;embedding_size=64 | interaction_vector_dim=64;embedding_size=32"
     )
     assert line[header.index("composed")] == "composed" and line[header.index("seconds")] == "30.0"
-    # the dual table (β = 50 %, new items held out): the dual bench task's cell
-    dual_argv = [*argv[:-1], "--tables=dual", "--cells-from-csv"]
+    # the dual table (β = 50 %, new items held out): the dual bench task's cells, the row
+    # "MuSiC (best candidate)" from the bench's best candidate (the same candidate runs)
+    dual_argv = [*argv[:-1], "--tables=dual", "--best-candidate-row", "--cells-from-csv"]
     calls.clear()
     assert cli.main(dual_argv) == 0 and not calls
-    assert _rows((folder / "dual.md").read_text())["MuSiC"][1].startswith("**1.5000")
+    dual_text = (folder / "dual.md").read_text()
+    dual_rows = _rows(dual_text)
+    assert dual_rows["MuSiC"][1].startswith("**1.5000")
+    assert dual_rows[BEST_CANDIDATE_ROW][1].startswith("1.6000")
+    dual_cells = {r[0]: r for r in _read_csv(folder / "dual_cells.csv")}
+    best_line = dual_cells[BEST_CANDIDATE_ROW]
+    assert best_line[header.index("chosen")] == "interaction_vector_dim=128;embedding_size=64"
+    assert best_line[header.index("averaged")] == ""
+    counted = re.search(r"(\d+) of the \d+ runs \(MuSiC's size searches\)", dual_text)
+    assert counted and counted.group(1) == "2"  # both rows counted as the bench's
     # where the default keeps the best candidate, the bench's average is not taken
     shutil.rmtree(root / "work")
     (folder / "main_cells.csv").unlink()

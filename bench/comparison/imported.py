@@ -15,13 +15,15 @@ candidate) runs again. A line of a size search is taken only for a cell that sea
 way: averaging its candidates (``size_search_average``, the line's ``averaged`` column names the
 members) or keeping the best alone (that column empty, or absent from older files).
 
-A MuSiC cell whose search averages is taken first from the ``size_search_average`` bench's
-committed cells (bench/results/size_search_average_cells.csv, the "average" row of the bench task
-of the same dataset and overrides, ``--torch_threads`` aside — the main table's defaults, the
-dual table's ``--cold_item_ratio`` — β and seed):
-that bench trains the same candidates, one run each, and selects their average as the search
-does (tests/test_size_search.py), so its cell is the cell's own result; the line carries the
-metrics (4 decimals), the members and the candidate runs' seconds summed, no best epoch.
+A MuSiC cell of a size search is taken first from the ``size_search_average`` bench's
+committed cells (bench/results/size_search_average_cells.csv, the bench task of the same dataset
+and overrides, ``--torch_threads`` and ``--size_search_average`` aside — the main table's
+defaults, the dual table's ``--cold_item_ratio`` — β and seed): the "average" row for the row
+"MuSiC" whose search averages, the "best candidate" row for the row "MuSiC (best candidate)".
+That bench trains the same candidates, one run each, and selects as the search does
+(tests/test_size_search.py), so its cell is the cell's own result with the current code, and
+both rows come from the same candidate runs; the line carries the metrics (4 decimals), the
+members and the candidate runs' seconds summed, no best epoch.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from _grid import SECONDS_COUNTED, load_cell, write_json
 
 from .catalogue import OURS
 from .plan import (
+    AVERAGE_SETTING,
+    BEST_CANDIDATE_ROW,
     SIZES_FIXED,
     Entry,
     averages,
@@ -110,14 +114,24 @@ def _averaged_search(members: list[dict]) -> list[dict]:
 
 
 def _from_average_bench(task: Task, entry: Entry, bench_cells) -> dict | None:
-    """An averaging MuSiC cell of the main or dual table from the size_search_average bench's
-    cells (``bench_cells()``; module docstring): the bench task of the same dataset and the same
-    overrides (``--torch_threads`` aside); None when there is none or it lacks the cell."""
-    own = tuple(o for o in entry.cell.overrides if not o.startswith("--torch_threads="))
-    if entry.row != OURS or not averages(entry.cell):
-        return None
-    from size_search_average import AVERAGE_ROW, CELLS_CSV, TASKS, settings_of_label
+    """A size-searching MuSiC cell of the main or dual table from the size_search_average
+    bench's cells (``bench_cells()``; module docstring): the bench task of the same dataset and
+    the same overrides (``--torch_threads`` and ``--size_search_average`` aside); None when
+    there is none, it lacks the cell, or the entry is not the row "MuSiC" whose search averages
+    nor the row "MuSiC (best candidate)"."""
+    from size_search_average import AVERAGE_ROW, BEST_ROW, CELLS_CSV, TASKS, settings_of_label
 
+    if entry.row == OURS and averages(entry.cell):
+        bench_row = AVERAGE_ROW
+    elif entry.row == BEST_CANDIDATE_ROW and not averages(entry.cell):
+        bench_row = BEST_ROW
+    else:
+        return None
+    own = tuple(
+        o
+        for o in entry.cell.overrides
+        if not o.startswith(("--torch_threads=", f"--{AVERAGE_SETTING}="))
+    )
     bench_task = next(
         (
             name
@@ -136,16 +150,21 @@ def _from_average_bench(task: Task, entry: Entry, bench_cells) -> dict | None:
         ),
         None,
     )
-    answer = outcome and next((a for a in outcome.answers if a.row == AVERAGE_ROW), None)
+    answer = outcome and next((a for a in outcome.answers if a.row == bench_row), None)
     if answer is None:
         return None
     members = [settings_of_label(m) for m in answer.members]
+    if bench_row == AVERAGE_ROW:
+        search = _averaged_search(members)
+        how = f"the average of {len(members)} of {answer.candidates} candidates"
+    else:
+        search = [{"settings": members[0], "chosen": True}]
+        how = f"the best of {answer.candidates} candidates"
     run = {
         "model_selection": "best epoch on the validation users",  # as a run of its own records
         IMPORTED: str(CELLS_CSV),
-        COMPOSED_KEY: f"{COMPOSED}: the average of {len(members)} of {answer.candidates} "
-        "candidates, each its own run (bench/size_search_average.py)",
-        "size_search": _averaged_search(members),
+        COMPOSED_KEY: f"{COMPOSED}: {how}, each its own run (bench/size_search_average.py)",
+        "size_search": search,
     }
     parts = {
         part: {m: v for m, v in getattr(answer, part).items() if m in task.metrics}

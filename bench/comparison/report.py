@@ -155,18 +155,18 @@ def write_reports(task: Task, entries, results, failures, args, wall: float) -> 
             )
             notes.append(
                 f"{len(planned - finished)} of {len(planned)} runs not finished (failed, skipped "
-                f"or not run yet): {lacking}. A row with fewer seeds is not bolded: its mean is "
-                "not over the same seeds."
+                f"or not run yet): {lacking}. A cell with fewer seeds than its column's others is "
+                "not bolded: its mean is not over the same seeds."
             )
         notes += [f"failed: `{failures[k]}`" for k in sorted(planned & set(failures))]
         from_bench = from_bench_count(used)
         if from_bench:
             notes.append(
-                f"{from_bench} of the {len(used)} runs (MuSiC's, whose default search averages "
-                "its candidates) were read from bench/results/size_search_average_cells.csv: "
-                "that bench trains the same candidates, one run each, and selects their average "
-                "on the validation users as the search does; seconds = its candidate runs' "
-                "seconds summed, no best epoch recorded."
+                f"{from_bench} of the {len(used)} runs (MuSiC's size searches) were read from "
+                "bench/results/size_search_average_cells.csv: that bench trains the same "
+                "candidates, one run each, and selects on the validation users as the search "
+                "does (their average for the row MuSiC, the best candidate alone for its row); "
+                "seconds = its candidate runs' seconds summed, no best epoch recorded."
             )
         imported = imported_count(used)
         if imported:
