@@ -108,6 +108,11 @@ def _average_bench_cells() -> list:
     return read_cells(CELLS_CSV)
 
 
+def _chosen_search(settings: dict) -> list[dict]:
+    """A run's ``size_search`` record of its best candidate alone (the others are not kept)."""
+    return [{"settings": settings, "chosen": True}]
+
+
 def _averaged_search(members: list[dict]) -> list[dict]:
     """A run's ``size_search`` record of an average of ``members`` (best, the chosen, first)."""
     return [{"settings": m, "chosen": i == 0, "averaged": True} for i, m in enumerate(members)]
@@ -158,7 +163,7 @@ def _from_average_bench(task: Task, entry: Entry, bench_cells) -> dict | None:
         search = _averaged_search(members)
         how = f"the average of {len(members)} of {answer.candidates} candidates"
     else:
-        search = [{"settings": members[0], "chosen": True}]
+        search = _chosen_search(members[0])
         how = f"the best of {answer.candidates} candidates"
     run = {
         "model_selection": "best epoch on the validation users",  # as a run of its own records
@@ -202,8 +207,8 @@ def _result(line: dict, metrics, source: Path) -> dict:
     if line.get(AVERAGED):  # the candidates averaged, best (chosen) first
         members = [settings_of_text(m) for m in line[AVERAGED].split(MEMBERS_JOIN)]
         run["size_search"] = _averaged_search(members)
-    elif line.get(CHOSEN):  # the size search's choice alone: the other candidates are not kept
-        run["size_search"] = [{"settings": settings_of_text(line[CHOSEN]), "chosen": True}]
+    elif line.get(CHOSEN):  # the size search's choice alone
+        run["size_search"] = _chosen_search(settings_of_text(line[CHOSEN]))
     result = {**parts, "seconds": float(line.get("seconds") or "nan"), "run": run}
     if line.get(SECONDS_COUNTED):  # a resumed cell whose earlier tries' seconds are unknown
         result.update({"resumed": True, SECONDS_COUNTED: line[SECONDS_COUNTED]})
